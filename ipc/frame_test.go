@@ -1,0 +1,146 @@
+package ipc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"reflect"
+	"testing"
+)
+
+// pipe is an in-memory stream: what is written can be read back.
+type pipe struct{ bytes.Buffer }
+
+func TestRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		kind Kind
+		in   any
+		out  any
+	}{
+		{"hello", KindHello, &Hello{Version: Version, Role: "coreworker", Proc: "worker-1", CPU: 1,
+			Engine: EngineConfig{CacheDir: "/var/cache/hyper-sched", MemoryLimitPages: 16}}, &Hello{}},
+		{"load", KindLoad, &Load{Name: "fib.wasm", SHA256: "ab", Wasm: []byte{0, 'a', 's', 'm'}}, &Load{}},
+		{"loaded", KindLoaded, &Loaded{Name: "fib.wasm", CompileNs: 5, Exports: []Export{{Name: "fib", Params: []uint8{1}, Results: []uint8{1}}}}, &Loaded{}},
+		{"job", KindJob, &Job{ID: 7, Module: []byte("fib.wasm"), Export: []byte("fib_r"), Params: []uint64{30, 1 << 63}}, &Job{}},
+		{"job without params", KindJob, &Job{ID: 1, Module: []byte("m"), Export: []byte("noop")}, &Job{}},
+		{"result", KindResult, &Result{ID: 7, Results: []uint64{832040}, InstNs: 10, ExecNs: -1, Trap: "unreachable"}, &Result{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p pipe
+			c := NewConn(&p, 0)
+			if err := c.Write(tt.kind, tt.in); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			k, err := c.Read()
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			if k != tt.kind {
+				t.Fatalf("got kind %v, want %v", k, tt.kind)
+			}
+			if err := c.Decode(tt.out); err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !reflect.DeepEqual(tt.out, tt.in) {
+				t.Errorf("got %+v, want %+v", tt.out, tt.in)
+			}
+			if _, err := c.Read(); err != io.EOF {
+				t.Errorf("after last frame: got %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+func TestFrameCap(t *testing.T) {
+	var p pipe
+	c := NewConn(&p, 16)
+	err := c.Write(KindLoad, &Load{Wasm: make([]byte, 32)})
+	if !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("write over cap: got %v, want ErrFrameTooLarge", err)
+	}
+	if p.Len() != 0 {
+		t.Errorf("write over cap wrote %d bytes, want 0", p.Len())
+	}
+	// A length prefix claiming 4 GiB is refused before any allocation.
+	binary.Write(&p, binary.BigEndian, uint32(0xFFFFFFFF))
+	if _, err := c.Read(); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("read over cap: got %v, want ErrFrameTooLarge", err)
+	}
+}
+
+func TestBadFrames(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"empty", []byte{0, 0, 0, 0}, ErrEmptyFrame},
+		{"not an array", []byte{0, 0, 0, 1, 0x01}, ErrBadEnvelope},
+		{"array of 3", []byte{0, 0, 0, 4, 0x93, 1, 2, 3}, ErrBadEnvelope},
+		{"truncated body", []byte{0, 0, 0, 9, 0x92, 1}, io.ErrUnexpectedEOF},
+		{"truncated header", []byte{0, 0}, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewConn(&pipe{*bytes.NewBuffer(tt.raw)}, 0)
+			if _, err := c.Read(); !errors.Is(err, tt.want) {
+				t.Errorf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostileLengths(t *testing.T) {
+	// A job whose module name claims 4 GiB, inside a small frame.
+	body := []byte{0x92, byte(KindJob), 0x94, 0x01, 0xc6, 0xff, 0xff, 0xff, 0xff}
+	raw := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	c := NewConn(&pipe{*bytes.NewBuffer(append(raw, body...))}, 0)
+	if _, err := c.Read(); err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	var j Job
+	if err := c.Decode(&j); err == nil {
+		t.Fatalf("got nil error decoding a 4 GiB name, want one")
+	}
+}
+
+func TestReadHello(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go NewConn(a, 0).Write(KindHello, &Hello{Version: Version + 1})
+	if _, err := ReadHello(NewConn(b, 0)); !errors.Is(err, ErrVersion) {
+		t.Errorf("got %v, want ErrVersion", err)
+	}
+	go NewConn(a, 0).Write(KindJob, &Job{})
+	if _, err := ReadHello(NewConn(b, 0)); err == nil {
+		t.Errorf("a job as first frame: got nil error, want one")
+	}
+}
+
+// TestNoAllocs checks the hot path: a steady stream of jobs and results is
+// encoded and decoded without allocating.
+func TestNoAllocs(t *testing.T) {
+	var p pipe
+	c := NewConn(&p, 0)
+	job := &Job{ID: 1, Module: []byte("fib.wasm"), Export: []byte("fib_r"), Params: []uint64{30}}
+	res := &Result{ID: 1, Results: []uint64{832040}, InstNs: 1000, ExecNs: 5000}
+	var j Job
+	var r Result
+	roundTrip := func() {
+		c.Write(KindJob, job)
+		c.Read()
+		c.Decode(&j)
+		c.Write(KindResult, res)
+		c.Read()
+		c.Decode(&r)
+	}
+	roundTrip() // warm the buffers
+	if n := testing.AllocsPerRun(100, roundTrip); n != 0 {
+		t.Errorf("got %v allocs per job+result, want 0", n)
+	}
+}

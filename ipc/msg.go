@@ -1,0 +1,288 @@
+package ipc
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Version is the protocol version carried in every Hello. A peer with another
+// version is refused: supervisor and children are one binary, so a mismatch
+// means a stale executable (replaced on disk while running).
+const Version = 1
+
+// Kind says what a frame's payload is.
+type Kind uint8
+
+// Frame kinds. Numbers are wire values: append, never renumber.
+const (
+	KindHello      Kind = 1  // both ways, first frame: Hello
+	KindLoad       Kind = 2  // supervisor → child: Load (module bytes)
+	KindLoaded     Kind = 3  // child → supervisor: Loaded
+	KindUnload     Kind = 4  // supervisor → child: Unload
+	KindJob        Kind = 5  // supervisor → coreworker: Job
+	KindResult     Kind = 6  // coreworker → supervisor: Result
+	KindCalibrate  Kind = 7  // supervisor → benchd: Calibrate
+	KindCalibrated Kind = 8  // benchd → supervisor: Calibrated
+	KindProgress   Kind = 9  // benchd → supervisor: Progress
+	KindRequest    Kind = 10 // hyper-schedctl → supervisor: Request
+	KindResponse   Kind = 11 // supervisor → hyper-schedctl: Response
+)
+
+var kindNames = [...]string{"", "hello", "load", "loaded", "unload", "job", "result",
+	"calibrate", "calibrated", "progress", "request", "response"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ErrVersion is returned by ReadHello for a peer speaking another Version.
+var ErrVersion = errors.New("ipc: protocol version mismatch")
+
+// EngineConfig is the engine configuration a child must use; it travels in
+// the supervisor's Hello so that benchd and every worker compile identically.
+type EngineConfig struct {
+	CacheDir         string `msgpack:"cache_dir"`
+	MemoryLimitPages uint32 `msgpack:"memory_limit_pages"`
+}
+
+// Hello is the first frame each way. The supervisor's carries the child's
+// settings (STYLE.md: settings travel in the hello, not argv); the child's
+// answer carries its pid.
+type Hello struct {
+	Version int          `msgpack:"version"`
+	Role    string       `msgpack:"role"` // "supervisor", "coreworker", "benchd", "ctl"
+	Proc    string       `msgpack:"proc"` // "worker-1", "benchd"
+	Pid     int          `msgpack:"pid"`
+	CPU     int          `msgpack:"cpu"` // worker CPU; -1 for benchd
+	Engine  EngineConfig `msgpack:"engine"`
+}
+
+// Load hands a module to a child, which compiles it (a cache hit when benchd
+// compiled it first) and answers Loaded.
+type Load struct {
+	Name   string `msgpack:"name"`
+	SHA256 string `msgpack:"sha256"`
+	Wasm   []byte `msgpack:"wasm"`
+}
+
+// Export is one exported function and its signature, as wasmval.Type values.
+type Export struct {
+	Name    string  `msgpack:"name"`
+	Params  []uint8 `msgpack:"params"`
+	Results []uint8 `msgpack:"results"`
+}
+
+// Loaded answers Load. Err is empty on success.
+type Loaded struct {
+	Name      string   `msgpack:"name"`
+	SHA256    string   `msgpack:"sha256"`
+	CompileNs int64    `msgpack:"compile_ns"`
+	Exports   []Export `msgpack:"exports"`
+	Err       string   `msgpack:"err"`
+}
+
+// Unload tells a child to drop a module.
+type Unload struct {
+	Name string `msgpack:"name"`
+}
+
+// ReadHello reads the peer's Hello from c and checks its version.
+func ReadHello(c *Conn) (Hello, error) {
+	var h Hello
+	k, err := c.Read()
+	if err != nil {
+		return h, fmt.Errorf("ipc: read hello: %w", err)
+	}
+	if k != KindHello {
+		return h, fmt.Errorf("ipc: read hello: got %v frame", k)
+	}
+	if err := c.Decode(&h); err != nil {
+		return h, err
+	}
+	if h.Version != Version {
+		return h, fmt.Errorf("%w: peer %d, mine %d", ErrVersion, h.Version, Version)
+	}
+	return h, nil
+}
+
+// Job is one call for a coreworker. Module and Export are byte slices so that
+// decoding into a reused Job does not allocate; the worker looks them up with
+// map[string(b)], which Go does without allocating either.
+type Job struct {
+	ID     uint64
+	Module []byte
+	Export []byte
+	Params []uint64
+}
+
+// Result answers a Job. Trap is empty on success; Err is set for failures
+// that are not traps (an unknown module, a wrong parameter count).
+type Result struct {
+	ID      uint64
+	Results []uint64
+	InstNs  int64
+	ExecNs  int64
+	Trap    string
+	Err     string
+}
+
+// EncodeMsgpack writes j as a fixed array, without reflection.
+func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(4); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint64(j.ID); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(j.Module); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(j.Export); err != nil {
+		return err
+	}
+	return encodeUints(enc, j.Params)
+}
+
+// DecodeMsgpack reads j, reusing its slices.
+func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
+	if err := expectArray(dec, 4); err != nil {
+		return err
+	}
+	var err error
+	if j.ID, err = dec.DecodeUint64(); err != nil {
+		return err
+	}
+	if j.Module, err = decodeBytesInto(dec, j.Module); err != nil {
+		return err
+	}
+	if j.Export, err = decodeBytesInto(dec, j.Export); err != nil {
+		return err
+	}
+	j.Params, err = decodeUints(dec, j.Params)
+	return err
+}
+
+// EncodeMsgpack writes r as a fixed array, without reflection.
+func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
+	if err := enc.EncodeArrayLen(6); err != nil {
+		return err
+	}
+	if err := enc.EncodeUint64(r.ID); err != nil {
+		return err
+	}
+	if err := encodeUints(enc, r.Results); err != nil {
+		return err
+	}
+	if err := enc.EncodeInt(r.InstNs); err != nil {
+		return err
+	}
+	if err := enc.EncodeInt(r.ExecNs); err != nil {
+		return err
+	}
+	if err := enc.EncodeString(r.Trap); err != nil {
+		return err
+	}
+	return enc.EncodeString(r.Err)
+}
+
+// DecodeMsgpack reads r, reusing its Results slice.
+func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
+	if err := expectArray(dec, 6); err != nil {
+		return err
+	}
+	var err error
+	if r.ID, err = dec.DecodeUint64(); err != nil {
+		return err
+	}
+	if r.Results, err = decodeUints(dec, r.Results); err != nil {
+		return err
+	}
+	if r.InstNs, err = dec.DecodeInt64(); err != nil {
+		return err
+	}
+	if r.ExecNs, err = dec.DecodeInt64(); err != nil {
+		return err
+	}
+	if r.Trap, err = dec.DecodeString(); err != nil {
+		return err
+	}
+	r.Err, err = dec.DecodeString()
+	return err
+}
+
+// maxUints bounds Params and Results; wasm functions have few of either and
+// the cap keeps a hostile length prefix from costing memory.
+const maxUints = 1024
+
+var errTooMany = errors.New("ipc: value too long")
+
+func expectArray(dec *msgpack.Decoder, want int) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("ipc: got %d fields, want %d", n, want)
+	}
+	return nil
+}
+
+func encodeUints(enc *msgpack.Encoder, v []uint64) error {
+	if err := enc.EncodeArrayLen(len(v)); err != nil {
+		return err
+	}
+	for _, x := range v {
+		if err := enc.EncodeUint64(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func decodeUints(dec *msgpack.Decoder, buf []uint64) ([]uint64, error) {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return buf[:0], err
+	}
+	if n > maxUints {
+		return buf[:0], errTooMany
+	}
+	buf = buf[:0]
+	for i := 0; i < n; i++ {
+		x, err := dec.DecodeUint64()
+		if err != nil {
+			return buf, err
+		}
+		buf = append(buf, x)
+	}
+	return buf, nil
+}
+
+// maxName bounds a module or export name on the wire, so a hostile length
+// prefix cannot make the reader allocate more than this.
+const maxName = 4096
+
+// decodeBytesInto reads a msgpack bin or str of at most maxName bytes into
+// buf's storage.
+func decodeBytesInto(dec *msgpack.Decoder, buf []byte) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil {
+		return buf[:0], err
+	}
+	if n < 0 { // nil
+		return buf[:0], nil
+	}
+	if n > maxName {
+		return buf[:0], errTooMany
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	return buf, dec.ReadFull(buf)
+}
