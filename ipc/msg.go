@@ -286,3 +286,40 @@ func decodeBytesInto(dec *msgpack.Decoder, buf []byte) ([]byte, error) {
 	buf = buf[:n]
 	return buf, dec.ReadFull(buf)
 }
+
+// Calibrate asks benchd to measure one call of a module it has loaded:
+// warm-up, then runs until the median is stable or a budget is spent.
+type Calibrate struct {
+	Module   string   `msgpack:"module"`
+	Export   string   `msgpack:"export"`
+	Params   []uint64 `msgpack:"params"`
+	BudgetNs int64    `msgpack:"budget_ns"` // stop measuring after this long
+	MinRuns  int      `msgpack:"min_runs"`
+	MaxRuns  int      `msgpack:"max_runs"`
+}
+
+// Progress is sent by benchd while a calibration runs.
+type Progress struct {
+	Runs      int   `msgpack:"runs"`
+	ElapsedNs int64 `msgpack:"elapsed_ns"`
+	MedianNs  int64 `msgpack:"median_ns"`
+}
+
+// Calibrated answers Calibrate. Run times are per job as a worker sees
+// them: instantiate plus call. Err (or Trap) is set when the call failed.
+type Calibrated struct {
+	Module        string   `msgpack:"module"`
+	Export        string   `msgpack:"export"`
+	Runs          int      `msgpack:"runs"`
+	Warmup        int      `msgpack:"warmup"`
+	MinNs         int64    `msgpack:"min_ns"`
+	MedianNs      int64    `msgpack:"median_ns"`
+	P99Ns         int64    `msgpack:"p99_ns"`
+	MaxNs         int64    `msgpack:"max_ns"`
+	InstantiateNs int64    `msgpack:"instantiate_ns"` // median instantiate (warm start)
+	TotalNs       int64    `msgpack:"total_ns"`       // wall time of the calibration
+	Stable        bool     `msgpack:"stable"`
+	Results       []uint64 `msgpack:"results"`
+	Trap          string   `msgpack:"trap"`
+	Err           string   `msgpack:"err"`
+}

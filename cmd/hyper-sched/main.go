@@ -1,0 +1,137 @@
+// Command hyper-sched runs the hyper-sched daemon: the supervisor, which
+// serves the HTTP API and re-executes this binary with a hidden role
+// argument to start benchd and one coreworker per worker CPU.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/benchd"
+	"github.com/hyper-sched/hyper-sched/coreworker"
+	"github.com/hyper-sched/hyper-sched/isolate"
+	"github.com/hyper-sched/hyper-sched/supervisor"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == supervisor.RoleWorker || args[0] == supervisor.RoleBenchd) {
+		return child(ctx, args[0], stderr)
+	}
+	cfg, logLevel, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hyper-sched:", err)
+		return 2
+	}
+	if cfg.Log == nil { // --version
+		fmt.Fprintln(stdout, "hyper-sched", version)
+		return 0
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	s, err := supervisor.New(cfg)
+	if err != nil {
+		cfg.Log.Error("start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := s.Run(ctx); err != nil {
+		cfg.Log.Error("run", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// child runs a hidden role on the socket the supervisor passed as fd 3.
+// Children log to stderr, which the supervisor forwards with their name.
+func child(ctx context.Context, role string, stderr io.Writer) int {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	conn := os.NewFile(3, "supervisor")
+	if conn == nil {
+		fmt.Fprintln(stderr, "hyper-sched: no supervisor socket on fd 3; this role is started by the supervisor")
+		return 2
+	}
+	// The supervisor closing the socket is the stop signal; SIGTERM from a
+	// process-group kill is ignored so that in-flight work ends cleanly.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if role == supervisor.RoleWorker {
+		return coreworker.Run(ctx, conn, log)
+	}
+	return benchd.Run(ctx, conn, log)
+}
+
+// parseFlags reads flags, each also settable as HYPER_SCHED_<FLAG>.
+func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level, error) {
+	var cfg supervisor.Config
+	fs := flag.NewFlagSet("hyper-sched", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv("HYPER_SCHED_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&cfg.Listen, "listen", env("listen", "127.0.0.1:3001"), "HTTP listen address")
+	fs.StringVar(&cfg.StateDir, "state-dir", env("state-dir", "/var/lib/hyper-sched"), "registered modules and calibrations")
+	fs.StringVar(&cfg.CacheDir, "cache-dir", env("cache-dir", "/var/cache/hyper-sched"), "wazero compilation cache")
+	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", env("runtime-dir", "/run/hyper-sched"), "control socket directory")
+	cpus := fs.String("cpus", env("cpus", ""), "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
+	grace := fs.Duration("grace", mustDuration(env("grace", "2ms")), "how long past its deadline a job may run before its worker is killed")
+	beCap := fs.Duration("best-effort-cap", mustDuration(env("best-effort-cap", "1s")), "runtime cap of a call without a deadline")
+	calib := fs.Duration("calibration-budget", mustDuration(env("calibration-budget", "2s")), "time spent measuring one call in benchd")
+	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
+	level := fs.String("log-level", env("log-level", "info"), "debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return cfg, 0, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *showVersion {
+		return cfg, 0, nil
+	}
+	if *cpus != "" {
+		list, err := isolate.ParseList(*cpus)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("--cpus: %w", err)
+		}
+		if len(list) == 0 {
+			return cfg, 0, errors.New("--cpus: empty list")
+		}
+		cfg.CPUs = list
+	}
+	cfg.Grace, cfg.BestEffortCap, cfg.CalibrationBudget, cfg.MaxUpload = *grace, *beCap, *calib, *maxUpload
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return cfg, 0, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Log = slog.Default() // replaced by the caller; non-nil means "run"
+	return cfg, lv, nil
+}
+
+func mustDuration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0 // flag default 0 means the supervisor's default
+	}
+	return d
+}

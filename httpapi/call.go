@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/hyper-sched/hyper-sched/wasmval"
+)
+
+// callBody is the /call and /test JSON. Every number may arrive as a JSON
+// string (the seed's clients) or a JSON number.
+type callBody struct {
+	WasmName      string          `json:"wasm_name"`
+	TaskName      string          `json:"task_unique_name"`
+	ExportFunc    string          `json:"export_func"`
+	ParamType     json.RawMessage `json:"param_type"`
+	Params        json.RawMessage `json:"params"`
+	ResultsLength wasmval.Flex    `json:"results_length"`
+	Expected      wasmval.Flex    `json:"expected_execution_time"`
+	Deadline      wasmval.Flex    `json:"expected_deadline"`
+}
+
+// DecodeCall decodes a /call or /test body. arrived is the request's
+// arrival, the zero of its deadline clock.
+func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
+	var b callBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&b); err != nil {
+		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "request body is not the expected JSON object: %v", err)
+	}
+	if dec.More() {
+		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "request body has data after the JSON object")
+	}
+	if b.WasmName == "" {
+		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "wasm_name is missing")
+	}
+	if b.ExportFunc == "" {
+		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "export_func is missing")
+	}
+	spec := CallSpec{Arrived: arrived, Module: b.WasmName, Export: b.ExportFunc, TaskName: b.TaskName,
+		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1}
+	if n, ok, err := b.ResultsLength.Int64(); err != nil || (ok && (n < 0 || n > 1<<16)) {
+		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Invalid_params", "results_length must be a small non-negative integer")
+	} else if ok {
+		spec.ResultsLength = int(n)
+	}
+	var err error
+	if spec.Declared, err = millis("expected_execution_time", b.Expected); err != nil {
+		return CallSpec{}, err
+	}
+	if spec.Deadline, err = millis("expected_deadline", b.Deadline); err != nil {
+		return CallSpec{}, err
+	}
+	return spec, nil
+}
+
+// maxMillis bounds a time field: a day is far beyond any deadline.
+const maxMillis = 24 * 3600 * 1000
+
+// millis converts a milliseconds field (integer or fractional) to a
+// duration; absent or zero is 0.
+func millis(field string, f wasmval.Flex) (time.Duration, error) {
+	v, ok, err := f.Float64()
+	if err != nil || (ok && (math.IsNaN(v) || v < 0 || v > maxMillis)) {
+		return 0, errorf(http.StatusBadRequest, "Error_Invalid_params", "%s must be milliseconds between 0 and %d", field, maxMillis)
+	}
+	return time.Duration(v * float64(time.Millisecond)), nil
+}
+
+// readBody reads at most max bytes of r's body.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "Error_Too_large", "request body is larger than %d bytes", max)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "Error_Bad_request", "read request body: %v", err)
+	}
+	return b, nil
+}
+
+type timings struct {
+	Queue       int64 `json:"queue"`
+	Instantiate int64 `json:"instantiate"`
+	Exec        int64 `json:"exec"`
+	Total       int64 `json:"total"`
+}
+
+type callAnswer struct {
+	Status         string          `json:"status"`
+	Result         string          `json:"result"`
+	Results        []wasmval.Value `json:"results"`
+	TaskID         string          `json:"task_id"`
+	TaskName       string          `json:"task_unique_name"`
+	Worker         string          `json:"worker"`
+	CPU            int             `json:"cpu"`
+	DeadlineMet    *bool           `json:"deadline_met,omitempty"`
+	DeadlineMs     float64         `json:"deadline_ms,omitempty"`
+	EstimateMs     float64         `json:"estimate_ms,omitempty"`
+	EstimateSource string          `json:"estimate_source,omitempty"`
+	TimingsUs      timings         `json:"timings_us"`
+}
+
+func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	arrived := time.Now()
+	body, err := readBody(w, r, h.o.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	spec, err := DecodeCall(body, arrived)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := h.b.Call(r.Context(), spec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, callAnswer{
+		Status: "Success", Result: wasmval.Seed(res.Types, res.Results), Results: wasmval.JSON(res.Types, res.Results),
+		TaskID: strconv.FormatUint(res.TaskID, 10), TaskName: res.TaskName, Worker: res.Worker, CPU: res.CPU,
+		DeadlineMet: res.DeadlineMet, DeadlineMs: ms(res.Deadline), EstimateMs: ms(res.Estimate),
+		EstimateSource: res.EstimateSource,
+		TimingsUs: timings{Queue: res.Queue.Microseconds(), Instantiate: res.Instantiate.Microseconds(),
+			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds()},
+	})
+}
+
+type testAnswer struct {
+	Status      string  `json:"status"`
+	Result      string  `json:"result"` // estimate, whole ms rounded up
+	EstimateMs  float64 `json:"estimate_ms"`
+	Calibration any     `json:"calibration"`
+}
+
+func (h *handler) test(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	body, err := readBody(w, r, h.o.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	spec, err := DecodeCall(body, time.Now())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	res, err := h.b.Test(r.Context(), spec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, testAnswer{Status: "Success", Result: CeilMs(res.Estimate),
+		EstimateMs: ms(res.Estimate), Calibration: res.Calibration})
+}
+
+func ms(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+
+// CeilMs formats d as whole milliseconds rounded up, at least 1: the seed's
+// clients read expected_execution_time and /test's result as integers.
+func CeilMs(d time.Duration) string {
+	return strconv.FormatInt(max(1, int64(math.Ceil(float64(d)/float64(time.Millisecond)))), 10)
+}

@@ -1,0 +1,157 @@
+// Package httpapi is hyper-sched's HTTP interface (DESIGN.md §5): it
+// decodes requests, including the seed prototype's string-typed JSON, calls
+// the Backend (the supervisor), and writes JSON answers whose status field
+// and HTTP status always agree (errors.go).
+//
+// It holds no state and makes no scheduling decision.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/hyper-sched/hyper-sched/wasmval"
+)
+
+// Backend is what the handlers need from the supervisor.
+type Backend interface {
+	Register(ctx context.Context, spec RegisterSpec) ([]Registered, error)
+	Call(ctx context.Context, spec CallSpec) (*CallResult, error)
+	Test(ctx context.Context, spec CallSpec) (*Tested, error)
+	DeleteModule(name string) error
+	Module(name string) (any, error)
+	Modules() any
+	Status() any
+	Timeline(name string) (any, error)
+	WarmStart() string
+	Healthy() (ok bool, detail string)
+}
+
+// Options configures the handler. Zero values mean defaults.
+type Options struct {
+	MaxUpload int64        // bytes of one module; default 64 MiB
+	MaxBody   int64        // bytes of a JSON body; default 1 MiB
+	URL       string       // this server's base URL, for the register answer
+	Log       *slog.Logger // default: discard
+}
+
+// CallSpec is a decoded /call or /test body.
+type CallSpec struct {
+	Arrived       time.Time // when the request arrived: the deadline clock's zero
+	Module        string
+	Export        string
+	TaskName      string
+	ParamTypes    json.RawMessage // absent: the export's signature
+	Params        json.RawMessage
+	ResultsLength int           // -1: not given
+	Declared      time.Duration // expected_execution_time; 0: none
+	Deadline      time.Duration // expected_deadline; 0: best effort
+}
+
+// CallResult is a successful call.
+type CallResult struct {
+	TaskID         uint64
+	TaskName       string
+	CPU            int
+	Worker         string
+	Types          []wasmval.Type
+	Results        []uint64
+	DeadlineMet    *bool // nil for best effort
+	Deadline       time.Duration
+	Estimate       time.Duration
+	EstimateSource string
+	Queue          time.Duration // arrival → start on the worker
+	Instantiate    time.Duration
+	Exec           time.Duration
+	Total          time.Duration // arrival → result
+}
+
+// Upload is one module file of a register form.
+type Upload struct {
+	Name string // the form field name
+	Wasm []byte
+}
+
+// RegisterSpec is a decoded /register form.
+type RegisterSpec struct {
+	Modules    []Upload
+	Export     string          // export_func to calibrate; "" = every parameterless export
+	ParamTypes json.RawMessage // param_type, as JSON
+	Params     json.RawMessage // params, as a JSON list
+	Replace    bool            // replace=true: other bytes may take a registered name
+}
+
+// Registered is one registered module.
+type Registered struct {
+	Name         string
+	SHA256       string
+	Size         int
+	Unchanged    bool // identical bytes were registered already
+	Exports      any
+	Compile      time.Duration
+	Calibrations any
+	Expected     time.Duration // the largest estimate among the calibrated calls
+}
+
+// Tested is a /test answer.
+type Tested struct {
+	Estimate    time.Duration
+	Calibration any
+	ResultTypes []wasmval.Type
+	Results     []uint64
+}
+
+// New returns the API handler on b.
+func New(b Backend, o Options) http.Handler {
+	if o.MaxUpload <= 0 {
+		o.MaxUpload = 64 << 20
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = 1 << 20
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{b: b, o: o}
+	r := httprouter.New()
+	r.POST("/register", h.register)
+	r.POST("/call", h.call)
+	r.POST("/test", h.test)
+	r.GET("/status", h.status)
+	r.GET("/uname", h.uname)
+	r.GET("/warm-start-latency", h.warmStart)
+	r.GET("/modules", h.modules)
+	r.GET("/modules/:name", h.module)
+	r.DELETE("/modules/:name", h.deleteModule)
+	r.GET("/healthz", h.healthz)
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "Error_Bad_request", "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusMethodNotAllowed, "Error_Bad_request", "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+	r.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		o.Log.Error("handler panic", "path", r.URL.Path, "err", v)
+		writeError(w, errorf(http.StatusInternalServerError, "Error_Internal", "internal error"))
+	}
+	return r
+}
+
+type handler struct {
+	b Backend
+	o Options
+}
+
+// writeJSON writes v with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}

@@ -1,0 +1,65 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+type okAnswer struct {
+	Status string `json:"status"`
+	Result any    `json:"result,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, h.b.Status())
+}
+
+func (h *handler) uname(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	name := r.URL.Query().Get("uname")
+	if name == "" {
+		writeError(w, errorf(http.StatusBadRequest, "Error_Bad_request", "give the task name: /uname?uname=NAME"))
+		return
+	}
+	tl, err := h.b.Timeline(name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, okAnswer{Status: "Success", Result: tl})
+}
+
+func (h *handler) warmStart(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, okAnswer{Status: "Success", Result: h.b.WarmStart()})
+}
+
+func (h *handler) modules(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	writeJSON(w, http.StatusOK, okAnswer{Status: "Success", Result: h.b.Modules()})
+}
+
+func (h *handler) module(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	m, err := h.b.Module(p.ByName("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, okAnswer{Status: "Success", Result: m})
+}
+
+func (h *handler) deleteModule(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
+	if err := h.b.DeleteModule(p.ByName("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, okAnswer{Status: "Success"})
+}
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	ok, detail := h.b.Healthy()
+	if !ok {
+		writeError(w, errorf(http.StatusServiceUnavailable, "Error_Worker_lost", "not ready: %s", detail))
+		return
+	}
+	writeJSON(w, http.StatusOK, okAnswer{Status: "Success", Detail: detail})
+}

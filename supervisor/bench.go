@@ -1,0 +1,175 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/ipc"
+)
+
+// benchClient sends requests to benchd one at a time and waits for their
+// answers, killing benchd when one takes longer than its limit.
+type benchClient struct {
+	s  *Supervisor
+	mu sync.Mutex // one request at a time; held across the wait
+
+	rmu    sync.Mutex
+	cur    chan any          // the waiting request's replies; nil when idle
+	gen    int               // benchd generation the loaded set belongs to
+	loaded map[string]string // module → sha256 compiled in that generation
+}
+
+// lost is benchd's exit reason, delivered to a waiting request.
+type lost struct{ why string }
+
+// reply hands a frame from benchd to the waiting request.
+func (b *benchClient) reply(v any) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	if b.cur == nil {
+		return // an answer to a request that gave up (benchd was killed)
+	}
+	select {
+	case b.cur <- v:
+	default: // progress beyond the buffer is dropped; answers fit
+	}
+}
+
+// deliver decodes a Calibrated or Progress frame for the waiting request.
+func (b *benchClient) deliver(k ipc.Kind, conn *ipc.Conn) error {
+	var v any
+	switch k {
+	case ipc.KindCalibrated:
+		v = &ipc.Calibrated{}
+	default:
+		v = &ipc.Progress{}
+	}
+	if err := conn.Decode(v); err != nil {
+		return err
+	}
+	b.reply(v)
+	return nil
+}
+
+// lost tells a waiting request that benchd is gone; s.mu held.
+func (b *benchClient) lost(why string) { b.reply(lost{why}) }
+
+// do sends one request and returns benchd's answer. progress, if not nil,
+// sees Progress frames. After limit, benchd is killed (and restarted by its
+// supervise loop) and do fails.
+func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Duration, progress func(*ipc.Progress)) (any, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out, gen, err := b.s.benchdUp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan any, 16)
+	b.rmu.Lock()
+	b.cur = ch
+	if b.gen != gen {
+		b.gen, b.loaded = gen, map[string]string{}
+	}
+	b.rmu.Unlock()
+	defer func() {
+		b.rmu.Lock()
+		b.cur = nil
+		b.rmu.Unlock()
+	}()
+	out.push(k, req)
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		select {
+		case v := <-ch:
+			switch v := v.(type) {
+			case *ipc.Progress:
+				if progress != nil {
+					progress(v)
+				}
+				continue
+			case lost:
+				return nil, apierr.New(apierr.WorkerLost, "benchd exited during the request (%s); it is being restarted", v.why)
+			}
+			return v, nil
+		case <-timer.C:
+			b.s.killBenchd(gen)
+			return nil, apierr.New(apierr.DeadlineExceeded, "benchd did not finish within %v; it was killed and is being restarted", limit)
+		}
+	}
+}
+
+// ensureLoaded compiles m in benchd unless this generation has it.
+func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded, error) {
+	b.rmu.Lock()
+	have := b.loaded[m.Name] == m.SHA256 && b.loaded != nil
+	b.rmu.Unlock()
+	if have {
+		return nil, nil
+	}
+	v, err := b.do(ctx, ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm}, compileLimit, nil)
+	if err != nil {
+		return nil, err
+	}
+	l, ok := v.(*ipc.Loaded)
+	if !ok {
+		return nil, fmt.Errorf("benchd answered a load with %T", v)
+	}
+	if l.Err != "" {
+		return l, apierr.New(apierr.InvalidWasm, "%s", l.Err)
+	}
+	b.rmu.Lock()
+	if b.loaded != nil {
+		b.loaded[m.Name] = m.SHA256
+	}
+	b.rmu.Unlock()
+	return l, nil
+}
+
+// compileLimit bounds a compile in benchd. A large Go module compiles in a
+// few seconds under wazero's compiler; a start function that never returns
+// is not run at compile time, so this only guards against a stuck benchd.
+const compileLimit = 60 * time.Second
+
+// benchdUp waits until benchd is RUNNING and returns its outbox and
+// generation.
+func (s *Supervisor) benchdUp(ctx context.Context) (*outbox, int, error) {
+	deadline := time.After(30 * time.Second)
+	for {
+		s.mu.Lock()
+		c := s.benchd
+		if c.state == Running && c.out != nil {
+			out, gen := c.out, c.gen
+			s.mu.Unlock()
+			return out, gen, nil
+		}
+		if s.shutting {
+			s.mu.Unlock()
+			return nil, 0, apierrShutdown()
+		}
+		state, wake := c.state, s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-deadline:
+			return nil, 0, apierr.New(apierr.WorkerLost, "benchd is not running (%s)", state)
+		}
+	}
+}
+
+// killBenchd kills generation gen of benchd.
+func (s *Supervisor) killBenchd(gen int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.benchd
+	if c.gen == gen && c.proc != nil {
+		c.killedJob = 1 // an ordinary restart, not a failed start
+		c.log.Warn("killing benchd: request over its limit")
+		c.proc.Kill()
+	}
+}

@@ -1,0 +1,153 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hyper-sched/hyper-sched/ipc"
+	"github.com/hyper-sched/hyper-sched/isolate"
+	"github.com/hyper-sched/hyper-sched/sched"
+)
+
+// Roles are the hidden first arguments with which the supervisor re-executes
+// its own binary.
+const (
+	RoleWorker = "__coreworker"
+	RoleBenchd = "__benchd"
+)
+
+// startSecs is supervisord's startsecs: an exit sooner than this after the
+// start counts as a failed start. startRetries failed starts in a row make
+// the child FATAL.
+const (
+	startSecs    = time.Second
+	startRetries = 5
+	helloTimeout = 10 * time.Second
+)
+
+// child is one supervised process: benchd or a worker. Fields below mu are
+// guarded by the Supervisor's mu.
+type child struct {
+	name string // "benchd", "worker-<cpu>"
+	role string
+	cpu  int   // worker CPU; -1 for benchd
+	cpus []int // affinity
+	core int   // index into the scheduler's cores; -1 for benchd
+	log  *slog.Logger
+	errs ring // last stderr lines
+
+	// guarded by Supervisor.mu
+	state     State
+	wanted    bool
+	gen       int // incremented per spawn; stale exits are ignored
+	pid       int
+	conn      *ipc.Conn
+	out       *outbox
+	nc        net.Conn
+	proc      *os.Process
+	started   time.Time
+	failures  int // quick failures in a row
+	restarts  int
+	lastExit  string
+	running   *task       // the job on this worker, if any
+	pending   []sched.Job // queued jobs waiting for this worker's restart
+	killedJob uint64
+	upAt      time.Time
+}
+
+// spawned is a child process that answered its hello.
+type spawned struct {
+	conn *ipc.Conn
+	nc   net.Conn
+	proc *os.Process
+	wait chan error // receives cmd.Wait's result once
+}
+
+// spawn starts the child process with one end of a socketpair as fd 3,
+// sends the hello and waits for the child's. The child does nothing before
+// the hello, so placing it (affinity, cgroup) first leaves no unconfined
+// window.
+func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: socketpair: %w", c.name, err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), c.name+"-supervisor")
+	theirs := os.NewFile(uintptr(fds[1]), c.name)
+	defer theirs.Close()
+	nc, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
+	}
+	cmd := exec.Command(s.cfg.Exe, c.role)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Env = []string{} // settings travel in the hello, not the environment
+	// Pdeathsig fires when the forking thread exits; spawn runs on an
+	// ordinary, never-locked goroutine, whose thread lives as long as the
+	// process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
+	}
+	cmd.Stdout = nil
+	if err := cmd.Start(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
+	}
+	go forward(c, stderr)
+	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1)}
+	go func() { sp.wait <- cmd.Wait() }()
+
+	fail := func(err error) (*spawned, error) {
+		cmd.Process.Kill()
+		nc.Close()
+		<-sp.wait
+		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
+	}
+	if err := s.place(c, cmd.Process.Pid); err != nil {
+		c.log.Warn("place child", "pid", cmd.Process.Pid, "err", err)
+	}
+	nc.SetDeadline(time.Now().Add(helloTimeout))
+	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
+		Proc: c.name, Pid: os.Getpid(), CPU: c.cpu, Engine: s.engineConfig()}); err != nil {
+		return fail(err)
+	}
+	if _, err := ipc.ReadHello(sp.conn); err != nil {
+		return fail(err)
+	}
+	nc.SetDeadline(time.Time{})
+	return sp, nil
+}
+
+// forward copies a child's stderr lines into the supervisor's log, tagged
+// with the child's name, and into its ring for status and tail.
+func forward(c *child, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	for sc.Scan() {
+		line := sc.Text()
+		c.errs.add(line)
+		c.log.Info("child stderr", "line", line)
+	}
+}
+
+// place confines a freshly started child before its hello: affinity, the
+// floor of the isolation ladder. Workers pin themselves again on the hello,
+// which also catches threads created while this walked /proc/PID/task.
+func (s *Supervisor) place(c *child, pid int) error {
+	return isolate.SetAffinity(pid, c.cpus)
+}

@@ -1,0 +1,239 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/ipc"
+)
+
+// supervise keeps c running until ctx ends or c is stopped: spawn, bring
+// up, serve frames, and on exit decide with Next what comes after.
+func (s *Supervisor) supervise(ctx context.Context, c *child) {
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		if !c.wanted {
+			s.mu.Unlock()
+			if !s.waitWanted(ctx, c) {
+				return
+			}
+			continue
+		}
+		s.transition(c, EvStart)
+		c.gen++
+		gen := c.gen
+		c.started = time.Now()
+		s.mu.Unlock()
+
+		sp, err := s.spawn(ctx, c)
+		var loaded map[string]string
+		if err == nil {
+			loaded, err = s.bringUp(c, sp)
+		}
+		if err != nil {
+			c.log.Error("start", "err", err)
+			if sp != nil {
+				sp.proc.Kill()
+				sp.nc.Close()
+				<-sp.wait
+			}
+			s.exited(c, gen, err.Error())
+		} else {
+			out := newOutbox()
+			go func() {
+				if err := out.run(sp.conn); err != nil {
+					sp.nc.Close() // the reader sees it and the exit path runs
+				}
+			}()
+			s.mu.Lock()
+			c.pid, c.conn, c.nc, c.proc, c.out = sp.proc.Pid, sp.conn, sp.nc, sp.proc, out
+			c.upAt = time.Now()
+			if c.core >= 0 {
+				// Modules registered while this worker was loading.
+				for _, m := range s.store.all() {
+					if loaded[m.Name] != m.SHA256 {
+						out.push(ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm})
+					}
+				}
+			}
+			s.transition(c, EvUp)
+			s.childUp(c)
+			s.mu.Unlock()
+			c.log.Info("running", "pid", sp.proc.Pid)
+
+			rerr := s.serveChild(c, sp.conn)
+			out.close()
+			sp.nc.Close()
+			sp.proc.Kill() // a child whose socket failed is of no use
+			werr := <-sp.wait
+			s.exited(c, gen, describeExit(rerr, werr))
+		}
+		if !s.backoff(ctx, c) {
+			return
+		}
+	}
+}
+
+// bringUp finishes a start: a worker compiles every registered module
+// before it joins admission, so its first job never waits for a compile.
+// It returns what was loaded (name → sha256).
+func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
+	loaded := map[string]string{}
+	if c.core < 0 {
+		return loaded, nil
+	}
+	for _, m := range s.store.all() {
+		if err := sp.conn.Write(ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm}); err != nil {
+			return nil, fmt.Errorf("load %s: %w", m.Name, err)
+		}
+		k, err := sp.conn.Read()
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", m.Name, err)
+		}
+		var l ipc.Loaded
+		if k != ipc.KindLoaded {
+			return nil, fmt.Errorf("load %s: got %v frame", m.Name, k)
+		}
+		if err := sp.conn.Decode(&l); err != nil {
+			return nil, err
+		}
+		if l.Err != "" {
+			c.log.Error("load module", "module", m.Name, "err", l.Err)
+		}
+		loaded[m.Name] = m.SHA256
+	}
+	return loaded, nil
+}
+
+// serveChild reads c's frames until its connection fails.
+func (s *Supervisor) serveChild(c *child, conn *ipc.Conn) error {
+	var res ipc.Result
+	for {
+		k, err := conn.Read()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case ipc.KindResult:
+			if err := conn.Decode(&res); err != nil {
+				return err
+			}
+			s.onResult(c, &res)
+		case ipc.KindCalibrated, ipc.KindProgress:
+			if err := s.bench.deliver(k, conn); err != nil {
+				return err
+			}
+		case ipc.KindLoaded:
+			var l ipc.Loaded
+			if err := conn.Decode(&l); err != nil {
+				return err
+			}
+			if c.core < 0 {
+				s.bench.reply(&l)
+			} else if l.Err != "" {
+				c.log.Error("load module", "module", l.Name, "err", l.Err)
+			}
+		default:
+			return fmt.Errorf("unexpected %v frame from %s", k, c.name)
+		}
+	}
+}
+
+func describeExit(rerr, werr error) string {
+	var ee interface{ ExitCode() int }
+	switch {
+	case werr != nil && errors.As(werr, &ee):
+		return werr.Error()
+	case rerr != nil && !errors.Is(rerr, io.EOF):
+		return "connection: " + rerr.Error()
+	case werr != nil:
+		return werr.Error()
+	}
+	return "exit status 0"
+}
+
+// exited records that generation gen of c is gone and fails over its work.
+func (s *Supervisor) exited(c *child, gen int, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	c.lastExit = why
+	c.pid, c.conn, c.nc, c.proc, c.out = 0, nil, nil, nil, nil
+	quick := time.Since(c.started) < startSecs && c.killedJob == 0
+	if quick {
+		c.failures++
+	} else {
+		c.failures = 0
+	}
+	if c.killedJob == 0 {
+		c.log.Warn("exited", "why", why)
+	}
+	s.transition(c, EvExit)
+	s.childDown(c, why)
+	c.killedJob = 0
+	c.restarts++
+}
+
+// backoff waits before the next start as Next decided: none after an
+// ordinary exit (a deadline kill must come back fast), growing delays after
+// quick failures, and FATAL after startRetries of them.
+func (s *Supervisor) backoff(ctx context.Context, c *child) bool {
+	s.mu.Lock()
+	state, failures := c.state, c.failures
+	if state == Backoff && failures >= startRetries {
+		s.transition(c, EvGiveUp)
+		c.log.Error("giving up", "failures", failures, "last", c.lastExit)
+		c.wanted = false
+		s.losePending(c, "it is FATAL")
+		s.mu.Unlock()
+		return s.waitWanted(ctx, c)
+	}
+	s.mu.Unlock()
+	if state != Backoff {
+		return ctx.Err() == nil
+	}
+	delay := time.Duration(1<<min(failures, 6)) * 50 * time.Millisecond
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(delay):
+	}
+	s.mu.Lock()
+	s.transition(c, EvRetry)
+	s.mu.Unlock()
+	return true
+}
+
+// waitWanted blocks until c is wanted again (hyper-schedctl start) or ctx ends.
+func (s *Supervisor) waitWanted(ctx context.Context, c *child) bool {
+	for {
+		s.mu.Lock()
+		w := c.wanted
+		ch := s.wake
+		s.mu.Unlock()
+		if w {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ch:
+		}
+	}
+}
+
+// transition applies e to c; s.mu must be held.
+func (s *Supervisor) transition(c *child, e Event) {
+	quick := e == EvExit && c.failures > 0
+	next, ok := Next(c.state, e, c.wanted, quick)
+	if !ok {
+		c.log.Debug("ignored transition", "state", c.state, "event", e)
+		return
+	}
+	c.state = next
+}

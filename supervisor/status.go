@@ -1,0 +1,163 @@
+package supervisor
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/isolate"
+)
+
+// ProcStatus is one child in /status and hyper-schedctl status.
+type ProcStatus struct {
+	Name      string     `json:"name"`
+	State     string     `json:"state"`
+	Pid       int        `json:"pid"`
+	CPU       int        `json:"cpu"`
+	Affinity  string     `json:"affinity"`
+	Isolation string     `json:"isolation"`
+	Uptime    string     `json:"uptime,omitempty"`
+	Restarts  int        `json:"restarts"`
+	LastExit  string     `json:"last_exit,omitempty"`
+	Stderr    []string   `json:"stderr_tail,omitempty"`
+	Queue     *CoreQueue `json:"queue,omitempty"`
+}
+
+// CoreQueue is a worker core's scheduling state.
+type CoreQueue struct {
+	Available bool    `json:"available"`
+	Queued    int     `json:"queued"`
+	Running   uint64  `json:"running_task,omitempty"`
+	BacklogMs float64 `json:"backlog_ms"`  // planned work from now
+	Busy      float64 `json:"utilisation"` // share of time since start spent running jobs
+	Admitted  uint64  `json:"admitted"`
+	Completed uint64  `json:"completed"`
+	Rejected  uint64  `json:"infeasible"` // admission tests this core failed
+}
+
+// Status is GET /status.
+type Status struct {
+	Status       string       `json:"status"`
+	Ready        bool         `json:"ready"`
+	Uptime       string       `json:"uptime"`
+	WorkerCPUs   string       `json:"worker_cpus"`
+	Housekeeping string       `json:"housekeeping_cpus"`
+	CPUsFrom     string       `json:"cpus_from"`
+	Procs        []ProcStatus `json:"processes"`
+	BestEffort   int          `json:"best_effort_queued"`
+	InFlight     int          `json:"in_flight"`
+	Modules      []string     `json:"modules"`
+	Counters     counters     `json:"counters"`
+}
+
+// Status snapshots the daemon for GET /status.
+func (s *Supervisor) Status() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	st := s.sched.Stats(now)
+	out := Status{Status: "Success", Ready: s.ready, Uptime: time.Since(s.epoch).Round(time.Millisecond).String(),
+		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
+		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count}
+	for _, c := range append([]*child{s.benchd}, s.workers...) {
+		p := s.procStatus(c)
+		if c.core >= 0 {
+			cs := st.Cores[c.core]
+			q := &CoreQueue{Available: cs.Available, Queued: cs.Queued, Running: cs.RunningID,
+				BacklogMs: ms(time.Duration(cs.Backlog)), Admitted: cs.Admitted, Completed: cs.Completed, Rejected: cs.Infeasible}
+			if now > 0 {
+				q.Busy = float64(cs.Busy) / float64(now)
+			}
+			p.Queue = q
+		}
+		out.Procs = append(out.Procs, p)
+	}
+	for _, m := range s.store.all() {
+		out.Modules = append(out.Modules, m.Name)
+	}
+	return out
+}
+
+// procStatus describes c; s.mu held.
+func (s *Supervisor) procStatus(c *child) ProcStatus {
+	p := ProcStatus{Name: c.name, State: c.state.String(), Pid: c.pid, CPU: c.cpu, Restarts: c.restarts,
+		LastExit: c.lastExit, Isolation: "affinity"}
+	if c.pid > 0 {
+		if a, err := isolate.Affinity(c.pid); err == nil {
+			p.Affinity = isolate.FormatList(a)
+		}
+		p.Uptime = time.Since(c.upAt).Round(time.Millisecond).String()
+	}
+	if c.state != Running {
+		p.Stderr, _ = c.errs.last(10)
+	}
+	return p
+}
+
+// Healthy reports whether every worker is RUNNING (GET /healthz).
+func (s *Supervisor) Healthy() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	up := 0
+	for _, w := range s.workers {
+		if w.state == Running {
+			up++
+		}
+	}
+	if s.shutting {
+		return false, "shutting down"
+	}
+	return up == len(s.workers), fmt.Sprintf("%d of %d workers running", up, len(s.workers))
+}
+
+// Modules lists the registered modules (GET /modules).
+func (s *Supervisor) Modules() any {
+	var out []*Module
+	out = append(out, s.store.all()...)
+	return out
+}
+
+// Module describes one module (GET /modules/:name).
+func (s *Supervisor) Module(name string) (any, error) {
+	m, ok := s.store.get(name)
+	if !ok {
+		return nil, apierr.New(apierr.InvalidWasmName, "no module named %q is registered", name)
+	}
+	return m, nil
+}
+
+// Timeline returns a task's timeline, in flight or recently finished
+// (GET /uname).
+func (s *Supervisor) Timeline(name string) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.names[name]; ok {
+		state := "queued"
+		if !t.started.IsZero() {
+			state = "running"
+		}
+		tl := t.timeline(state)
+		if t.core >= 0 {
+			tl.CPU = s.workers[t.core].cpu
+		}
+		return tl, nil
+	}
+	if tl, ok := s.recent.m[name]; ok {
+		return tl, nil
+	}
+	return nil, apierr.New(apierr.InvalidUniqueName, "no task named %q is in flight or among the last %d finished", name, recentKeep)
+}
+
+// WarmStart is the seed's GET /warm-start-latency line: the mean time from
+// a request's arrival to its job being sent to a worker, and the mean
+// instantiate time on the worker.
+func (s *Supervisor) WarmStart() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.warm.n
+	if n == 0 {
+		return "cnt: 0, start_latency: 0µs, sched_latency: 0µs"
+	}
+	return fmt.Sprintf("cnt: %d, start_latency: %dµs, sched_latency: %dµs", n,
+		(s.warm.startSum / time.Duration(n)).Microseconds(), (s.warm.schedSum / time.Duration(n)).Microseconds())
+}

@@ -1,0 +1,275 @@
+// Package supervisor is hyper-sched's main process: it chooses the worker
+// CPUs, starts and restarts benchd and one coreworker per CPU, owns every
+// piece of scheduling state (admission, per-core EDF queues, estimates),
+// kills a worker whose job passes its firm deadline, keeps the module store,
+// and serves the HTTP API.
+//
+// Workers and benchd are executors; nothing they hold is needed to answer a
+// call, so losing one loses at most its running job.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/httpapi"
+	"github.com/hyper-sched/hyper-sched/ipc"
+	"github.com/hyper-sched/hyper-sched/isolate"
+	"github.com/hyper-sched/hyper-sched/sched"
+)
+
+// Config is the supervisor's configuration. The zero value of each field
+// means its default.
+type Config struct {
+	Listen     string // HTTP address; default 127.0.0.1:3001
+	StateDir   string // modules and calibrations; default /var/lib/hyper-sched
+	CacheDir   string // wazero compilation cache; default /var/cache/hyper-sched
+	RuntimeDir string // control socket; default /run/hyper-sched
+	CPUs       []int  // worker CPUs; nil = DESIGN.md §1 rules
+	Exe        string // binary re-executed for children; default /proc/self/exe
+
+	// Grace is how long past its deadline a running job may go before its
+	// worker is killed. Default 2ms.
+	Grace time.Duration
+	// BestEffortCap bounds a call without a deadline. Default 1s.
+	BestEffortCap time.Duration
+	// MemoryLimitPages caps each instance's linear memory (64 KiB pages).
+	// Default 4096 (256 MiB).
+	MemoryLimitPages uint32
+	// MaxUpload bounds a module upload. Default 32 MiB; it must stay below
+	// the IPC frame cap, since modules travel to children in one frame.
+	MaxUpload int64
+	// CalibrationBudget bounds the measuring of one call in benchd; a call
+	// still running at twice this (plus a second) gets benchd killed.
+	// Default 2s.
+	CalibrationBudget time.Duration
+
+	Log *slog.Logger // default: discard
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:3001"
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/hyper-sched"
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = "/var/cache/hyper-sched"
+	}
+	if c.RuntimeDir == "" {
+		c.RuntimeDir = "/run/hyper-sched"
+	}
+	if c.Exe == "" {
+		c.Exe = "/proc/self/exe"
+	}
+	if c.Grace == 0 {
+		c.Grace = 2 * time.Millisecond
+	}
+	if c.BestEffortCap == 0 {
+		c.BestEffortCap = time.Second
+	}
+	if c.MemoryLimitPages == 0 {
+		c.MemoryLimitPages = 4096
+	}
+	if c.MaxUpload == 0 {
+		c.MaxUpload = 32 << 20
+	}
+	if c.CalibrationBudget == 0 {
+		c.CalibrationBudget = 2 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Grace < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
+		return c, errors.New("config: durations and sizes must not be negative")
+	}
+	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {
+		return c, fmt.Errorf("config: max upload %d exceeds the IPC frame cap", c.MaxUpload)
+	}
+	return c, nil
+}
+
+// Supervisor is the running daemon. Create it with New, run it with Run.
+type Supervisor struct {
+	cfg    Config
+	log    *slog.Logger
+	epoch  time.Time
+	choice isolate.Choice
+	store  *store
+	bench  benchClient
+
+	mu       sync.Mutex // guards everything below, and child fields
+	sched    *sched.Scheduler
+	est      *sched.Estimator
+	workers  []*child // by core index
+	benchd   *child
+	tasks    map[uint64]*task // in flight
+	names    map[string]*task // in-flight unique names
+	recent   recentTasks      // finished, for /uname
+	nextID   uint64
+	wake     chan struct{} // closed and replaced when a child changes state
+	shutting bool
+	count    counters
+	warm     warmStats
+	ready    bool
+	// calibrating holds one channel per estimator key being calibrated,
+	// closed when done, so concurrent first calls share one calibration.
+	calibrating map[string]chan struct{}
+}
+
+// New validates cfg, chooses CPUs and opens the state dir. Nothing is
+// started until Run.
+func New(cfg Config) (*Supervisor, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	allowed, err := isolate.Allowed()
+	if err != nil {
+		return nil, err
+	}
+	choice, err := isolate.Choose(cfg.CPUs, isolate.Isolated(), allowed)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{cfg.StateDir, cfg.CacheDir, cfg.RuntimeDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	st, errs := openStore(cfg.StateDir)
+	for _, e := range errs {
+		cfg.Log.Error("module store", "err", e)
+	}
+	sc, err := sched.New(len(choice.Workers), sched.Config{
+		BestEffortCap: cfg.BestEffortCap.Nanoseconds(),
+		Grace:         cfg.Grace.Nanoseconds(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	est, err := sched.NewEstimator(sched.EstimatorConfig{})
+	if err != nil {
+		return nil, err
+	}
+	s := &Supervisor{
+		cfg: cfg, log: cfg.Log, epoch: time.Now(), choice: choice, store: st,
+		sched: sc, est: est, tasks: map[uint64]*task{}, names: map[string]*task{},
+		wake: make(chan struct{}),
+	}
+	s.bench.s = s
+	s.recent.init(recentKeep)
+	for i, cpu := range choice.Workers {
+		name := fmt.Sprintf("worker-%d", cpu)
+		s.workers = append(s.workers, &child{name: name, role: RoleWorker, cpu: cpu, cpus: []int{cpu},
+			core: i, log: cfg.Log.With("proc", name, "cpu", cpu), wanted: true})
+		sc.SetAvailable(i, false) // until it is RUNNING
+	}
+	s.benchd = &child{name: "benchd", role: RoleBenchd, cpu: -1, cpus: choice.Housekeeping, core: -1,
+		log: cfg.Log.With("proc", "benchd"), wanted: true}
+	for _, m := range st.all() {
+		s.seedEstimates(m)
+	}
+	return s, nil
+}
+
+// Run starts the children and serves HTTP until ctx ends, then shuts down:
+// new calls are refused, admitted calls are answered, children stopped.
+func (s *Supervisor) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
+	s.log.Info("starting", "listen", ln.Addr().String(), "workers", isolate.FormatList(s.choice.Workers),
+		"housekeeping", isolate.FormatList(s.choice.Housekeeping), "cpus_from", s.choice.Source,
+		"modules", s.store.len())
+	if err := isolate.SetAffinity(os.Getpid(), s.choice.Housekeeping); err != nil {
+		s.log.Warn("pin supervisor to housekeeping cpus", "err", err)
+	}
+	childCtx, stopChildren := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, c := range append([]*child{s.benchd}, s.workers...) {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
+	}
+	srv := &http.Server{
+		Handler:           httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String()}),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+	case err := <-srvErr:
+		stopChildren()
+		wg.Wait()
+		return fmt.Errorf("serve http: %w", err)
+	}
+	s.log.Info("shutting down")
+	s.mu.Lock()
+	s.shutting = true
+	s.mu.Unlock()
+	// Admitted calls finish (they are bounded by their deadlines or the
+	// best-effort cap); the HTTP server waits for their handlers.
+	shCtx, cancel := context.WithTimeout(context.Background(), s.cfg.BestEffortCap+10*time.Second)
+	defer cancel()
+	srv.Shutdown(shCtx)
+	s.mu.Lock()
+	s.abortAll(apierrShutdown())
+	s.benchd.wanted = false
+	for _, w := range s.workers {
+		w.wanted = false
+	}
+	s.mu.Unlock()
+	stopChildren()
+	s.killChildren()
+	wg.Wait()
+	return nil
+}
+
+func (s *Supervisor) engineConfig() ipc.EngineConfig {
+	return ipc.EngineConfig{CacheDir: filepath.Join(s.cfg.CacheDir, "wazero"), MemoryLimitPages: s.cfg.MemoryLimitPages}
+}
+
+// now is the scheduler's clock: monotonic nanoseconds since start.
+func (s *Supervisor) now() int64 { return time.Since(s.epoch).Nanoseconds() }
+
+// at converts a wall time.Time (with its monotonic reading) to the
+// scheduler's clock.
+func (s *Supervisor) at(t time.Time) int64 { return t.Sub(s.epoch).Nanoseconds() }
+
+// broadcast wakes everyone waiting on a child state change; s.mu held.
+func (s *Supervisor) broadcast() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// killChildren kills every child still running.
+func (s *Supervisor) killChildren() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range append([]*child{s.benchd}, s.workers...) {
+		if c.nc != nil {
+			c.nc.Close() // EOF: a clean stop for the child
+		}
+		if c.proc != nil {
+			c.proc.Kill()
+		}
+	}
+}

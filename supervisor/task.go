@@ -1,0 +1,132 @@
+package supervisor
+
+import (
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/wasmval"
+)
+
+// task is one admitted call, from admission to its one answer.
+type task struct {
+	id       uint64
+	name     string
+	module   *Module
+	export   string
+	params   []uint64
+	results  []wasmval.Type
+	key      string // estimator key
+	arrived  time.Time
+	deadline time.Time // zero: best effort
+	estimate time.Duration
+	source   string // "declared", "learned"
+	core     int    // -1 until admitted
+	started  time.Time
+	timer    *time.Timer // firm deadline or best-effort cap
+	events   []Step
+	answered bool
+	done     chan outcome // buffered 1; receives exactly one outcome
+}
+
+// Step is one step of a task's timeline, as /uname shows it.
+type Step struct {
+	At     time.Time `json:"at"`
+	SinceU int64     `json:"since_arrival_us"`
+	What   string    `json:"event"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+func (t *task) event(what, detail string) {
+	now := time.Now()
+	t.events = append(t.events, Step{At: now, SinceU: now.Sub(t.arrived).Microseconds(), What: what, Detail: detail})
+}
+
+// outcome is how a task ended.
+type outcome struct {
+	err      error
+	results  []uint64
+	cpu      int
+	worker   string
+	started  time.Time
+	finished time.Time
+	instNs   int64
+	execNs   int64
+}
+
+// recentKeep is how many finished tasks /uname remembers.
+const recentKeep = 10000
+
+// recentTasks remembers the timelines of the last finished tasks by name,
+// bounded, for /uname after the call returned.
+type recentTasks struct {
+	ring []slot
+	next int
+	m    map[string]Timeline
+}
+
+type slot struct {
+	name string
+	id   uint64
+}
+
+func (r *recentTasks) init(n int) {
+	r.ring = make([]slot, n)
+	r.m = make(map[string]Timeline, n)
+}
+
+func (r *recentTasks) add(tl Timeline) {
+	// The evicted slot's name may since belong to a newer task: keep that.
+	if old := r.ring[r.next]; old.name != "" && r.m[old.name].ID == old.id {
+		delete(r.m, old.name)
+	}
+	r.ring[r.next] = slot{tl.Name, tl.ID}
+	r.m[tl.Name] = tl
+	r.next = (r.next + 1) % len(r.ring)
+}
+
+// Timeline is one task's history, for GET /uname.
+type Timeline struct {
+	ID          uint64   `json:"task_id"`
+	Name        string   `json:"task_unique_name"`
+	Module      string   `json:"wasm_name"`
+	Export      string   `json:"export_func"`
+	State       string   `json:"state"`
+	CPU         int      `json:"cpu"`
+	DeadlineMs  float64  `json:"deadline_ms,omitempty"`
+	EstimateMs  float64  `json:"estimate_ms"`
+	Source      string   `json:"estimate_source"`
+	DeadlineMet *bool    `json:"deadline_met,omitempty"`
+	Events      []Step `json:"events"`
+}
+
+func (t *task) timeline(state string) Timeline {
+	tl := Timeline{ID: t.id, Name: t.name, Module: t.module.Name, Export: t.export, State: state,
+		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source, Events: append([]Step(nil), t.events...)}
+	if !t.deadline.IsZero() {
+		tl.DeadlineMs = ms(t.deadline.Sub(t.arrived))
+	}
+	return tl
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// counters are the supervisor's lifetime totals, shown by /status.
+type counters struct {
+	Calls        uint64 `json:"calls"`
+	Admitted     uint64 `json:"admitted"`
+	Rejected     uint64 `json:"rejected"`
+	Met          uint64 `json:"deadline_met"`
+	Missed       uint64 `json:"deadline_missed"`
+	Killed       uint64 `json:"killed_at_deadline"`
+	Traps        uint64 `json:"traps"`
+	WorkerLost   uint64 `json:"worker_lost"`
+	BestEffort   uint64 `json:"best_effort"`
+	Completed    uint64 `json:"completed"`
+	Calibrations uint64 `json:"calibrations"`
+}
+
+// warmStats feeds /warm-start-latency: the seed's figures, as means.
+type warmStats struct {
+	n         int64
+	startSum  time.Duration // arrival → queued on a worker
+	schedSum  time.Duration // admission + instantiate
+}
