@@ -20,6 +20,7 @@ const (
 	InvalidWasmName
 	InvalidExportFunc
 	InvalidUniqueName
+	UnknownTask
 	TooLarge
 	InvalidDeadline
 	InvalidWasm

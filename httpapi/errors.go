@@ -38,6 +38,7 @@ var classes = map[apierr.Code]struct {
 	apierr.InvalidWasmName:   {http.StatusNotFound, "Error_Invalid_wasm_name"},
 	apierr.InvalidExportFunc: {http.StatusNotFound, "Error_Invalid_export_func"},
 	apierr.InvalidUniqueName: {http.StatusConflict, "Error_Invalid_unique_name"},
+	apierr.UnknownTask:       {http.StatusNotFound, "Error_Invalid_unique_name"},
 	apierr.Conflict:          {http.StatusConflict, "Error_Invalid_wasm_name"}, // the seed's code for a taken name
 	apierr.TooLarge:          {http.StatusRequestEntityTooLarge, "Error_Too_large"},
 	apierr.InvalidDeadline:   {http.StatusUnprocessableEntity, "Error_Invalid_deadline"},

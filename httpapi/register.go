@@ -108,8 +108,8 @@ func jsonList(v string) json.RawMessage {
 }
 
 type registerAnswer struct {
-	Status   string `json:"status"`
-	URL      string `json:"url"`
+	Status string `json:"status"`
+	URL    string `json:"url"`
 	moduleAnswer
 	Modules []moduleAnswer `json:"modules"`
 }

@@ -29,12 +29,12 @@ type Event uint8
 
 // Events.
 const (
-	EvStart   Event = iota // spawn requested (boot, restart, `start`)
-	EvUp                   // hello answered and modules loaded
-	EvExit                 // process exited (or its socket closed)
-	EvRetry                // backoff delay elapsed
-	EvStop                 // `stop` requested
-	EvGiveUp               // retries exhausted
+	EvStart  Event = iota // spawn requested (boot, restart, `start`)
+	EvUp                  // hello answered and modules loaded
+	EvExit                // process exited (or its socket closed)
+	EvRetry               // backoff delay elapsed
+	EvStop                // `stop` requested
+	EvGiveUp              // retries exhausted
 )
 
 // Next is the one place where state transitions are decided. It returns the

@@ -145,7 +145,7 @@ func (s *Supervisor) Timeline(name string) (any, error) {
 	if tl, ok := s.recent.m[name]; ok {
 		return tl, nil
 	}
-	return nil, apierr.New(apierr.InvalidUniqueName, "no task named %q is in flight or among the last %d finished", name, recentKeep)
+	return nil, apierr.New(apierr.UnknownTask, "no task named %q is in flight or among the last %d finished", name, recentKeep)
 }
 
 // WarmStart is the seed's GET /warm-start-latency line: the mean time from

@@ -1,0 +1,236 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string // the hyper-sched binary built by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hyper-sched-it")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "hyper-sched")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/hyper-sched")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build hyper-sched:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a running hyper-sched.
+type daemon struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	url   string
+	dir   string
+	log   *bytes.Buffer
+	flags []string
+}
+
+// start runs hyper-sched on a free port with its state under dir, and
+// waits until /healthz says every worker is up.
+func start(t *testing.T, dir string, flags ...string) *daemon {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	d := &daemon{t: t, url: "http://" + addr, dir: dir, log: &bytes.Buffer{}, flags: flags}
+	args := append([]string{"--listen", addr, "--state-dir", filepath.Join(dir, "state"),
+		"--cache-dir", filepath.Join(dir, "cache"), "--runtime-dir", filepath.Join(dir, "run")}, flags...)
+	d.cmd = exec.Command(binary, args...)
+	d.cmd.Stderr = &syncWriter{w: d.log}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop() })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(d.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hyper-sched not healthy after 60s; log:\n%s", d.logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) logs() string {
+	return d.cmd.Stderr.(*syncWriter).String()
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			d.t.Errorf("hyper-sched exited with %v; log:\n%s", err, d.logs())
+		}
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+		d.t.Errorf("hyper-sched did not stop within 30s of SIGTERM; log:\n%s", d.logs())
+	}
+}
+
+// answer is a decoded JSON answer with its HTTP status.
+type answer struct {
+	code int
+	body map[string]any
+	raw  string
+}
+
+func (a answer) str(key string) string {
+	s, _ := a.body[key].(string)
+	return s
+}
+
+func (d *daemon) do(req *http.Request) answer {
+	d.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	a := answer{code: resp.StatusCode, raw: string(raw)}
+	if err := json.Unmarshal(raw, &a.body); err != nil {
+		d.t.Fatalf("%s %s: answer is not JSON: %q", req.Method, req.URL, raw)
+	}
+	if _, ok := a.body["status"].(string); !ok {
+		d.t.Fatalf("%s %s: answer has no status field: %s", req.Method, req.URL, raw)
+	}
+	return a
+}
+
+func (d *daemon) get(path string) answer {
+	req, _ := http.NewRequest(http.MethodGet, d.url+path, nil)
+	return d.do(req)
+}
+
+func (d *daemon) post(path, body string) answer {
+	req, _ := http.NewRequest(http.MethodPost, d.url+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return d.do(req)
+}
+
+// register uploads testdata files: field name → file, plus plain fields.
+func (d *daemon) register(files map[string]string, fields map[string]string) answer {
+	d.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for name, file := range files {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", file))
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		fw, _ := mw.CreateFormFile(name, file)
+		fw.Write(data)
+	}
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/register", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return d.do(req)
+}
+
+// workerPids returns the pid of every worker-N in /status.
+func (d *daemon) procs() map[string]float64 {
+	st := d.get("/status")
+	out := map[string]float64{}
+	procs, _ := st.body["processes"].([]any)
+	for _, p := range procs {
+		m := p.(map[string]any)
+		if m["state"] == "RUNNING" {
+			out[m["name"].(string)] = m["pid"].(float64)
+		}
+	}
+	return out
+}
+
+// waitHealthy waits until /healthz answers 200.
+func (d *daemon) waitHealthy() {
+	d.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for d.get("/healthz").code != http.StatusOK {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("not healthy again after 30s; log:\n%s", d.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitRestarted waits until every worker in before runs with a new pid.
+func (d *daemon) waitRestarted(before map[string]float64) {
+	d.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		now := d.procs()
+		done := true
+		for name, pid := range before {
+			if strings.HasPrefix(name, "worker-") && (now[name] == 0 || now[name] == pid) {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("workers not restarted after 30s; log:\n%s", d.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
