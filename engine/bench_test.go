@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"testing"
+)
+
+func BenchmarkCall(b *testing.B) {
+	ctx := context.Background()
+	e := newEngine(b, Config{})
+	m := compile(b, e, "fib.wasm")
+	for _, bb := range []struct {
+		name, export string
+		params       []uint64
+	}{
+		{"noop", "noop", nil},
+		{"fib20", "fib_r", []uint64{20}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			var inst, exec int64
+			for b.Loop() {
+				res, err := m.Call(ctx, bb.export, bb.params)
+				if err != nil {
+					b.Fatal(err)
+				}
+				inst += int64(res.Instantiate)
+				exec += int64(res.Exec)
+			}
+			b.ReportMetric(float64(inst)/float64(b.N), "inst-ns/op")
+			b.ReportMetric(float64(exec)/float64(b.N), "exec-ns/op")
+		})
+	}
+}
+
+// withCustomSection returns wasm with a custom section holding n appended,
+// so that every n gives bytes no cache has seen but the same code.
+func withCustomSection(wasm []byte, n uint64) []byte {
+	payload := binary.AppendUvarint([]byte{1, 'x'}, n)
+	out := append([]byte(nil), wasm...)
+	out = append(out, 0, byte(len(payload)))
+	return append(out, payload...)
+}
+
+func BenchmarkCompile(b *testing.B) {
+	ctx := context.Background()
+	wasm := fixture(b, "fib.wasm")
+	b.Run("cold", func(b *testing.B) {
+		e := newEngine(b, Config{})
+		var n uint64
+		for b.Loop() {
+			n++
+			m, err := e.Compile(ctx, withCustomSection(wasm, n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Close(ctx)
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		// Every Compile misses the Engine's own map and wazero's in-memory
+		// copy (both released by Close) and loads from the on-disk cache.
+		e := newEngine(b, Config{CacheDir: b.TempDir()})
+		m, err := e.Compile(ctx, wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close(ctx)
+		for b.Loop() {
+			m, err := e.Compile(ctx, wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Close(ctx)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
+)
+
+func TestDecodeCall(t *testing.T) {
+	at := time.Unix(100, 0)
+	tests := []struct {
+		name string
+		body string
+		want CallSpec
+		code string // Error_* when decoding must fail
+	}{
+		{"seed call", `{"wasm_name":"fib.wasm","task_unique_name":"fibabc","export_func":"fib_r","param_type":"i32","params":["30"],"results_length":"1","expected_execution_time":"5","expected_deadline":"35"}`,
+			CallSpec{Module: "fib.wasm", TaskName: "fibabc", Export: "fib_r", ResultsLength: 1,
+				Declared: 5 * time.Millisecond, Deadline: 35 * time.Millisecond}, ""},
+		{"seed test", `{"wasm_name":"fib.wasm","export_func":"fib","param_type":"i32","params":["32"],"results_length":"1","expected_deadline":"30"}`,
+			CallSpec{Module: "fib.wasm", Export: "fib", ResultsLength: 1, Deadline: 30 * time.Millisecond}, ""},
+		{"numbers", `{"wasm_name":"m","export_func":"f","results_length":1,"expected_execution_time":0.5,"expected_deadline":2}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: 1, Declared: 500 * time.Microsecond, Deadline: 2 * time.Millisecond}, ""},
+		{"best effort", `{"wasm_name":"m","export_func":"f"}`, CallSpec{Module: "m", Export: "f", ResultsLength: -1}, ""},
+		{"zero deadline is best effort", `{"wasm_name":"m","export_func":"f","expected_deadline":"0"}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1}, ""},
+		{"no module", `{"export_func":"f"}`, CallSpec{}, "Error_Bad_request"},
+		{"no export", `{"wasm_name":"m"}`, CallSpec{}, "Error_Bad_request"},
+		{"not json", `wasm`, CallSpec{}, "Error_Bad_request"},
+		{"trailing data", `{"wasm_name":"m","export_func":"f"} {}`, CallSpec{}, "Error_Bad_request"},
+		{"negative deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"-1"}`, CallSpec{}, "Error_Invalid_params"},
+		{"deadline not a number", `{"wasm_name":"m","export_func":"f","expected_deadline":"soon"}`, CallSpec{}, "Error_Invalid_params"},
+		{"huge deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"1e12"}`, CallSpec{}, "Error_Invalid_params"},
+		{"negative results_length", `{"wasm_name":"m","export_func":"f","results_length":"-1"}`, CallSpec{}, "Error_Invalid_params"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeCall([]byte(tt.body), at)
+			if tt.code != "" {
+				if _, code := StatusOf(err); err == nil || code != tt.code {
+					t.Fatalf("got %v (%s), want %s", err, code, tt.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got %v, want no error", err)
+			}
+			if !got.Arrived.Equal(at) {
+				t.Errorf("arrived: got %v, want %v", got.Arrived, at)
+			}
+			got.Arrived, got.ParamTypes, got.Params = time.Time{}, nil, nil
+			if got.Module != tt.want.Module || got.Export != tt.want.Export || got.TaskName != tt.want.TaskName ||
+				got.ResultsLength != tt.want.ResultsLength || got.Declared != tt.want.Declared || got.Deadline != tt.want.Deadline {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEveryClassMapped makes sure no failure class falls through to 500.
+func TestEveryClassMapped(t *testing.T) {
+	for c := apierr.Internal; c <= apierr.Conflict; c++ {
+		if _, ok := classes[c]; !ok {
+			t.Errorf("class %d has no HTTP mapping", c)
+		}
+	}
+	status, code := StatusOf(&apierr.Error{Code: apierr.Unschedulable})
+	if status != http.StatusServiceUnavailable || code != "Error_Unschedulable" {
+		t.Errorf("Unschedulable: got %d %s, want 503 Error_Unschedulable", status, code)
+	}
+	if status, code := StatusOf(errors.New("boom")); status != 500 || code != "Error_Internal" {
+		t.Errorf("plain error: got %d %s, want 500 Error_Internal", status, code)
+	}
+}
+
+func TestCeilMs(t *testing.T) {
+	for _, tt := range []struct {
+		d    time.Duration
+		want string
+	}{{0, "1"}, {time.Microsecond, "1"}, {time.Millisecond, "1"}, {time.Millisecond + 1, "2"}, {22992 * time.Microsecond, "23"}} {
+		if got := CeilMs(tt.d); got != tt.want {
+			t.Errorf("CeilMs(%v): got %s, want %s", tt.d, got, tt.want)
+		}
+	}
+}
+
+// FuzzDecodeCall: any body decodes to a spec or to a 4xx error, never a
+// panic or a 500.
+func FuzzDecodeCall(f *testing.F) {
+	f.Add([]byte(`{"wasm_name":"fib.wasm","task_unique_name":"fibabc","export_func":"fib_r","param_type":"i32","params":["30"],"results_length":"1","expected_execution_time":"5","expected_deadline":"35"}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e300}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","results_length":[1]}`))
+	f.Add([]byte(`[[[[[[`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		spec, err := DecodeCall(body, time.Time{})
+		if err != nil {
+			if status, _ := StatusOf(err); status >= 500 {
+				t.Fatalf("body %q: got status %d, want 4xx", body, status)
+			}
+			return
+		}
+		if spec.Declared < 0 || spec.Deadline < 0 || spec.Module == "" || spec.Export == "" {
+			t.Fatalf("body %q: got invalid spec %+v", body, spec)
+		}
+	})
+}
