@@ -73,7 +73,9 @@ func TestSeedClients(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	d := start(t, t.TempDir())
+	// wazero grows the stack to ~400 MB before reporting an overflow: ~2 s
+	// under the race detector, past the default best-effort cap.
+	d := start(t, t.TempDir(), "--best-effort-cap", "20s")
 	for _, f := range []string{"fib.wasm", "trap.wasm"} {
 		if a := d.register(map[string]string{f: f}, nil); a.code != 200 {
 			t.Fatalf("register %s: %d %s", f, a.code, a.raw)

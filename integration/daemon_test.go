@@ -20,6 +20,10 @@ import (
 
 var binary string // the hyper-sched binary built by TestMain
 
+// client bounds every request: an answer that never comes fails the test
+// with the daemon's state instead of hanging it.
+var client = &http.Client{Timeout: 30 * time.Second}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hyper-sched-it")
 	if err != nil {
@@ -27,7 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "hyper-sched")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/hyper-sched")
+	args := append(append([]string{"build"}, raceFlags...), "-o", binary, "../cmd/hyper-sched")
+	build := exec.Command("go", args...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build hyper-sched:", err)
@@ -38,7 +43,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// daemon is a running hyper-sched.
+// daemon is a running hyper-sched. Its stderr is kept; a data race the
+// race-enabled binary reports there fails the test.
 type daemon struct {
 	t     *testing.T
 	cmd   *exec.Cmd
@@ -97,6 +103,9 @@ func (d *daemon) stop() {
 	go func() { done <- d.cmd.Wait() }()
 	select {
 	case err := <-done:
+		if strings.Contains(d.logs(), "WARNING: DATA RACE") {
+			d.t.Errorf("the daemon reported a data race; log:\n%s", d.logs())
+		}
 		if err != nil {
 			d.t.Errorf("hyper-sched exited with %v; log:\n%s", err, d.logs())
 		}
@@ -121,9 +130,15 @@ func (a answer) str(key string) string {
 
 func (d *daemon) do(req *http.Request) answer {
 	d.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		d.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		st, _ := http.Get(d.url + "/status")
+		var status []byte
+		if st != nil {
+			status, _ = io.ReadAll(st.Body)
+			st.Body.Close()
+		}
+		d.t.Fatalf("%s %s: %v\nstatus: %s\nlog:\n%s", req.Method, req.URL, err, status, d.logs())
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)

@@ -157,6 +157,11 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	} else {
 		j.Estimate = s.cfg.BestEffortCap.Nanoseconds()
 	}
+	if j.Deadline == 0 && !s.anyWorkerWanted() {
+		s.count.Rejected++
+		s.mu.Unlock()
+		return nil, apierr.New(apierr.WorkerLost, "no worker is running or restarting; see hyper-schedctl status")
+	}
 	core, err := s.sched.Admit(s.now(), j)
 	if err != nil {
 		s.count.Rejected++
@@ -350,6 +355,7 @@ func (s *Supervisor) finish(t *task, o outcome) {
 		return
 	}
 	t.answered = true
+	s.count.Answered++
 	if t.timer != nil {
 		t.timer.Stop()
 	}
@@ -451,6 +457,31 @@ func (s *Supervisor) losePending(c *child, why string) {
 		}
 	}
 	c.pending = nil
+}
+
+// anyWorkerWanted reports whether some worker runs or will run again
+// (not FATAL, not stopped); s.mu held.
+func (s *Supervisor) anyWorkerWanted() bool {
+	for _, w := range s.workers {
+		if w.wanted {
+			return true
+		}
+	}
+	return false
+}
+
+// loseBestEffortIfNoWorker answers the queued best-effort calls when no
+// worker will ever take them; s.mu held.
+func (s *Supervisor) loseBestEffortIfNoWorker() {
+	if s.anyWorkerWanted() {
+		return
+	}
+	for _, t := range s.tasks {
+		if t.deadline.IsZero() && t.started.IsZero() && s.sched.Cancel(t.id) {
+			s.count.WorkerLost++
+			s.finish(t, outcome{err: apierr.New(apierr.WorkerLost, "every worker is FATAL or stopped")})
+		}
+	}
 }
 
 // abortAll answers every call still in flight with err; s.mu held.

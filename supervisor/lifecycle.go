@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/ipc"
@@ -40,7 +42,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 				sp.nc.Close()
 				<-sp.wait
 			}
-			s.exited(c, gen, err.Error())
+			s.exited(c, gen, err.Error(), false)
 		} else {
 			out := newOutbox()
 			go func() {
@@ -48,7 +50,13 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 					sp.nc.Close() // the reader sees it and the exit path runs
 				}
 			}()
+			// Shutdown (ctx) or stop may have come while this child started:
+			// closing its socket is its stop signal, now or later.
+			stopOnCancel := context.AfterFunc(ctx, func() { sp.nc.Close() })
 			s.mu.Lock()
+			if !c.wanted {
+				sp.nc.Close()
+			}
 			c.pid, c.conn, c.nc, c.proc, c.out = sp.proc.Pid, sp.conn, sp.nc, sp.proc, out
 			c.upAt = time.Now()
 			if c.core >= 0 {
@@ -65,11 +73,12 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			c.log.Info("running", "pid", sp.proc.Pid)
 
 			rerr := s.serveChild(c, sp.conn)
+			stopOnCancel()
 			out.close()
 			sp.nc.Close()
 			sp.proc.Kill() // a child whose socket failed is of no use
 			werr := <-sp.wait
-			s.exited(c, gen, describeExit(rerr, werr))
+			s.exited(c, gen, describeExit(rerr, werr), killed(werr))
 		}
 		if !s.backoff(ctx, c) {
 			return
@@ -155,8 +164,23 @@ func describeExit(rerr, werr error) string {
 	return "exit status 0"
 }
 
+// killed reports whether a child died of SIGKILL: our deadline kill, an
+// operator's kill -9 or the OOM killer, never a failure to start.
+func killed(werr error) bool {
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+			return ws.Signaled() && ws.Signal() == syscall.SIGKILL
+		}
+	}
+	return false
+}
+
 // exited records that generation gen of c is gone and fails over its work.
-func (s *Supervisor) exited(c *child, gen int, why string) {
+// An exit counts as a failed start (supervisord's startsecs) when the child
+// never reached RUNNING, or exited on its own within startSecs of starting;
+// a SIGKILL after RUNNING is an ordinary exit, restarted at once.
+func (s *Supervisor) exited(c *child, gen int, why string, sigkill bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen != c.gen {
@@ -164,7 +188,7 @@ func (s *Supervisor) exited(c *child, gen int, why string) {
 	}
 	c.lastExit = why
 	c.pid, c.conn, c.nc, c.proc, c.out = 0, nil, nil, nil, nil
-	quick := time.Since(c.started) < startSecs && c.killedJob == 0
+	quick := c.state == Starting || (time.Since(c.started) < startSecs && !sigkill)
 	if quick {
 		c.failures++
 	} else {
@@ -190,6 +214,7 @@ func (s *Supervisor) backoff(ctx context.Context, c *child) bool {
 		c.log.Error("giving up", "failures", failures, "last", c.lastExit)
 		c.wanted = false
 		s.losePending(c, "it is FATAL")
+		s.loseBestEffortIfNoWorker()
 		s.mu.Unlock()
 		return s.waitWanted(ctx, c)
 	}

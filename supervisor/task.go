@@ -121,6 +121,7 @@ type counters struct {
 	WorkerLost   uint64 `json:"worker_lost"`
 	BestEffort   uint64 `json:"best_effort"`
 	Completed    uint64 `json:"completed"`
+	Answered     uint64 `json:"answered"` // admitted calls that got their one answer
 	Calibrations uint64 `json:"calibrations"`
 }
 

@@ -1,0 +1,152 @@
+package integration
+
+import (
+	"fmt"
+	"math/rand"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestUnschedulable fills every worker core with a long deadline job, then
+// asks for a call whose deadline no core can meet: 503 with Retry-After.
+func TestUnschedulable(t *testing.T) {
+	d := start(t, t.TempDir())
+	if a := d.register(map[string]string{"loop.wasm": "loop.wasm"},
+		map[string]string{"export_func": "spin", "params": "1000"}); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	workers := 0
+	for name := range d.procs() {
+		if strings.HasPrefix(name, "worker-") {
+			workers++
+		}
+	}
+	var wg sync.WaitGroup
+	blockers := make([]answer, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			blockers[i] = d.post("/call", `{"wasm_name":"loop.wasm","export_func":"forever","expected_execution_time":"1500","expected_deadline":"2000"}`)
+		}()
+	}
+	// Wait until every core runs its blocker.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := d.get("/status")
+		if strings.Count(st.raw, `"running_task"`) == workers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("blockers not running: %s", st.raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/call", strings.NewReader(
+		`{"wasm_name":"loop.wasm","export_func":"spin","params":["1"],"expected_execution_time":"100","expected_deadline":"300"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("call with no room: got %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	wg.Wait()
+	for i, b := range blockers {
+		if b.code != http.StatusGatewayTimeout {
+			t.Errorf("blocker %d: got %d %s, want 504", i, b.code, b.raw)
+		}
+	}
+}
+
+// TestEveryCallAnswered kills workers at random while clients call, and
+// checks that every admitted call got exactly one answer: every request
+// returns, with an allowed status, and the daemon's own accounting agrees.
+func TestEveryCallAnswered(t *testing.T) {
+	d := start(t, t.TempDir())
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	// Learn fib_r(22) and fib_r(18) first so deadline calls are admitted on
+	// measured estimates.
+	for _, n := range []string{"22", "18"} {
+		if a := d.post("/test", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["`+n+`"]}`); a.code != 200 {
+			t.Fatalf("test: %d %s", a.code, a.raw)
+		}
+	}
+	const clients = 8
+	run := 4 * time.Second
+	if testing.Short() {
+		run = time.Second
+	}
+	stop := time.Now().Add(run)
+	var mu sync.Mutex
+	byStatus := map[string]int{}
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(c)))
+			for i := 0; time.Now().Before(stop); i++ {
+				var body string
+				switch rng.Intn(3) {
+				case 0:
+					body = `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["22"],"expected_deadline":"200"}`
+				case 1:
+					body = `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["18"],"expected_deadline":"50"}`
+				default:
+					body = `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["18"]}`
+				}
+				a := d.post("/call", body)
+				mu.Lock()
+				byStatus[fmt.Sprintf("%d %s", a.code, a.str("status"))]++
+				mu.Unlock()
+			}
+		}()
+	}
+	kills := 0
+	for time.Now().Before(stop) {
+		time.Sleep(time.Duration(100+rand.Intn(200)) * time.Millisecond)
+		var pids []float64
+		for name, pid := range d.procs() {
+			if strings.HasPrefix(name, "worker-") {
+				pids = append(pids, pid)
+			}
+		}
+		if len(pids) > 0 {
+			syscall.Kill(int(pids[rand.Intn(len(pids))]), syscall.SIGKILL)
+			kills++
+		}
+	}
+	wg.Wait()
+	allowed := map[string]bool{"200 Success": true, "503 Error_Worker_lost": true, "503 Error_Unschedulable": true,
+		"504 Error_Deadline_exceeded": true, "422 Error_Invalid_deadline": true}
+	total := 0
+	for k, n := range byStatus {
+		total += n
+		if !allowed[k] {
+			t.Errorf("%d answers %q, which is not an outcome of a killed worker", n, k)
+		}
+	}
+	t.Logf("%d calls, %d kills: %v", total, kills, byStatus)
+	if byStatus["503 Error_Worker_lost"] == 0 && kills > 0 {
+		t.Logf("no call was running when a worker was killed")
+	}
+	st := d.get("/status")
+	counters := st.body["counters"].(map[string]any)
+	if inFlight := st.body["in_flight"].(float64); inFlight != 0 {
+		t.Errorf("in flight after every client returned: got %v, want 0", inFlight)
+	}
+	if counters["admitted"] != counters["answered"] {
+		t.Errorf("admitted %v, answered %v: want equal", counters["admitted"], counters["answered"])
+	}
+	if got, want := counters["completed"].(float64), float64(byStatus["200 Success"]); got < want {
+		t.Errorf("completed counter %v below the %v successful answers", got, want)
+	}
+}
