@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 // daemon is a running hyper-sched. Its stderr is kept; a data race the
 // race-enabled binary reports there fails the test.
 type daemon struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	url   string
 	dir   string
@@ -56,7 +56,7 @@ type daemon struct {
 
 // start runs hyper-sched on a free port with its state under dir, and
 // waits until /healthz says every worker is up.
-func start(t *testing.T, dir string, flags ...string) *daemon {
+func start(t testing.TB, dir string, flags ...string) *daemon {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

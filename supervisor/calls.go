@@ -149,8 +149,8 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,
 		results: cl.results, key: cl.key, arrived: spec.Arrived, estimate: c, source: source, core: -1,
 		done: make(chan outcome, 1)}
-	t.event("arrived", "")
-	j := sched.Job{ID: t.id, Estimate: max(c.Nanoseconds(), 1)}
+	t.events = append(t.events, Step{At: spec.Arrived, What: "arrived"})
+	j := sched.Job{ID: t.id, Estimate: (c + s.cfg.DispatchOverhead).Nanoseconds()}
 	if spec.Deadline > 0 {
 		t.deadline = spec.Arrived.Add(spec.Deadline)
 		j.Deadline = s.at(t.deadline)

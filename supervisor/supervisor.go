@@ -39,6 +39,11 @@ type Config struct {
 	// Grace is how long past its deadline a running job may go before its
 	// worker is killed. Default 2ms.
 	Grace time.Duration
+	// DispatchOverhead is added to every deadline job's estimate in the
+	// admission test: the supervisor→worker→supervisor round trip and the
+	// answer, which the worker's measured run time does not contain.
+	// Default 150µs (docs/benchmarks.md: /call overhead over the engine).
+	DispatchOverhead time.Duration
 	// BestEffortCap bounds a call without a deadline. Default 1s.
 	BestEffortCap time.Duration
 	// MemoryLimitPages caps each instance's linear memory (64 KiB pages).
@@ -74,6 +79,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Grace == 0 {
 		c.Grace = 2 * time.Millisecond
 	}
+	if c.DispatchOverhead == 0 {
+		c.DispatchOverhead = 150 * time.Microsecond
+	}
 	if c.BestEffortCap == 0 {
 		c.BestEffortCap = time.Second
 	}
@@ -89,7 +97,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	if c.Grace < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
+	if c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
 		return c, errors.New("config: durations and sizes must not be negative")
 	}
 	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {

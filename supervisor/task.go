@@ -103,6 +103,8 @@ func (t *task) timeline(state string) Timeline {
 		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source, Events: append([]Step(nil), t.events...)}
 	if !t.deadline.IsZero() {
 		tl.DeadlineMs = ms(t.deadline.Sub(t.arrived))
+		at := t.deadline
+		tl.DeadlineAt = &at
 	}
 	return tl
 }

@@ -95,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", env("runtime-dir", "/run/hyper-sched"), "control socket directory")
 	cpus := fs.String("cpus", env("cpus", ""), "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
 	grace := fs.Duration("grace", mustDuration(env("grace", "2ms")), "how long past its deadline a job may run before its worker is killed")
+	overhead := fs.Duration("dispatch-overhead", mustDuration(env("dispatch-overhead", "150us")), "added to every deadline job's estimate for the IPC round trip and the answer")
 	beCap := fs.Duration("best-effort-cap", mustDuration(env("best-effort-cap", "1s")), "runtime cap of a call without a deadline")
 	calib := fs.Duration("calibration-budget", mustDuration(env("calibration-budget", "2s")), "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
@@ -119,6 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		}
 		cfg.CPUs = list
 	}
+	cfg.DispatchOverhead = *overhead
 	cfg.Grace, cfg.BestEffortCap, cfg.CalibrationBudget, cfg.MaxUpload = *grace, *beCap, *calib, *maxUpload
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

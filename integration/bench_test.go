@@ -1,0 +1,181 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"math/rand"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkCallNoop measures POST /call of a no-op export end to end, one
+// client over a keep-alive connection: HTTP, admission, the IPC round trip
+// to the worker process, a fresh instance, and the answer. Compare with
+// engine's BenchmarkCall/noop, the same call made in one process.
+//
+//	go test -run XXX -bench CallNoop -benchtime 5000x ./integration/
+func BenchmarkCallNoop(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		body string
+	}{
+		{"best-effort", `{"wasm_name":"fib.wasm","export_func":"noop"}`},
+		{"deadline", `{"wasm_name":"fib.wasm","export_func":"noop","expected_deadline":"50"}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			d := start(b, b.TempDir())
+			if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
+				b.Fatalf("register: %d %s", a.code, a.raw)
+			}
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			body := []byte(bc.body)
+			call := func() time.Duration {
+				t0 := time.Now()
+				resp, err := c.Post(d.url+"/call", "application/json", bytes.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("call: got %d", resp.StatusCode)
+				}
+				return time.Since(t0)
+			}
+			for range 200 { // warm up: connection, learned estimate, caches
+				call()
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for b.Loop() {
+				lat = append(lat, call())
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// BenchmarkOverload offers the prototype's two job classes — fib_r(30)
+// with a 100 ms deadline and fib_r(27) with a 20 ms deadline, equal shares
+// — as Poisson arrivals at twice what the worker cores can run, once with
+// deadlines (admission + EDF) and once as plain best-effort calls (FIFO, no
+// admission; a call "meets" its deadline if it is answered in time). It
+// reports misses among admitted calls and goodput: calls per second that
+// were answered within their deadline.
+//
+//	go test -run XXX -bench Overload -benchtime 1x ./integration/
+func BenchmarkOverload(b *testing.B) {
+	d := start(b, b.TempDir())
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
+		b.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	type class struct {
+		n        string
+		deadline time.Duration
+		est      time.Duration
+	}
+	classes := []class{{"30", 100 * time.Millisecond, 0}, {"27", 20 * time.Millisecond, 0}}
+	for i, c := range classes {
+		a := d.post("/test", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["`+c.n+`"]}`)
+		if a.code != 200 {
+			b.Fatalf("test: %d %s", a.code, a.raw)
+		}
+		classes[i].est = time.Duration(a.body["estimate_ms"].(float64) * float64(time.Millisecond))
+	}
+	workers := 0
+	for name := range d.procs() {
+		if len(name) > 7 && name[:7] == "worker-" {
+			workers++
+		}
+	}
+	capacity := float64(workers) / ((classes[0].est + classes[1].est).Seconds() / 2) // jobs/s
+	rate := 2 * capacity
+	run := 10 * time.Second
+	for _, mode := range []string{"edf-admission", "fifo"} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				r := overload(b, d, classes[0].n, classes[1].n, classes[0].deadline, classes[1].deadline, mode == "fifo", rate, run)
+				b.ReportMetric(rate, "offered/s")
+				b.ReportMetric(capacity, "capacity/s")
+				b.ReportMetric(float64(r.met)/run.Seconds(), "goodput/s")
+				b.ReportMetric(float64(r.admittedMissed), "admitted-missed")
+				b.ReportMetric(float64(r.killed), "killed")
+				b.ReportMetric(float64(r.serverLate), "server-late")
+				b.ReportMetric(float64(r.rejected), "rejected")
+				b.ReportMetric(float64(r.sent), "sent")
+			}
+		})
+	}
+}
+
+type overloadResult struct {
+	sent, met, rejected, other int
+	// admittedMissed counts admitted calls answered late as the client saw
+	// it; killed and serverLate split out those the daemon itself saw late.
+	admittedMissed, killed, serverLate int
+}
+
+func overload(b *testing.B, d *daemon, n1, n2 string, d1, d2 time.Duration, fifo bool, rate float64, run time.Duration) overloadResult {
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}, Timeout: 30 * time.Second}
+	var mu sync.Mutex
+	var res overloadResult
+	var wg sync.WaitGroup
+	rng := rand.New(rand.NewSource(1))
+	t0 := time.Now()
+	next := t0
+	for next.Sub(t0) < run {
+		next = next.Add(time.Duration(rng.ExpFloat64() / rate * float64(time.Second)))
+		time.Sleep(time.Until(next))
+		n, dl := n1, d1
+		if rng.Intn(2) == 1 {
+			n, dl = n2, d2
+		}
+		body := `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["` + n + `"]`
+		if !fifo {
+			body += `,"expected_deadline":"` + strconv.FormatInt(dl.Milliseconds(), 10) + `"`
+		}
+		body += `}`
+		res.sent++
+		wg.Add(1)
+		go func(sent time.Time) {
+			defer wg.Done()
+			resp, err := c.Post(d.url+"/call", "application/json", strings.NewReader(body))
+			took := time.Since(sent)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.other++
+				return
+			}
+			var a map[string]any
+			json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == 200 && took <= dl:
+				res.met++
+			case resp.StatusCode == 503 && a["status"] == "Error_Unschedulable":
+				res.rejected++
+			case !fifo && (resp.StatusCode == 200 || resp.StatusCode == 504):
+				res.admittedMissed++
+				if resp.StatusCode == 504 {
+					res.killed++
+				} else if a["deadline_met"] == false {
+					res.serverLate++
+				}
+			default:
+				res.other++
+			}
+		}(next)
+	}
+	wg.Wait()
+	return res
+}
