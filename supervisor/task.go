@@ -85,17 +85,18 @@ func (r *recentTasks) add(tl Timeline) {
 
 // Timeline is one task's history, for GET /uname.
 type Timeline struct {
-	ID          uint64  `json:"task_id"`
-	Name        string  `json:"task_unique_name"`
-	Module      string  `json:"wasm_name"`
-	Export      string  `json:"export_func"`
-	State       string  `json:"state"`
-	CPU         int     `json:"cpu"`
-	DeadlineMs  float64 `json:"deadline_ms,omitempty"`
-	EstimateMs  float64 `json:"estimate_ms"`
-	Source      string  `json:"estimate_source"`
-	DeadlineMet *bool   `json:"deadline_met,omitempty"`
-	Events      []Step  `json:"events"`
+	ID          uint64     `json:"task_id"`
+	Name        string     `json:"task_unique_name"`
+	Module      string     `json:"wasm_name"`
+	Export      string     `json:"export_func"`
+	State       string     `json:"state"`
+	CPU         int        `json:"cpu"`
+	DeadlineMs  float64    `json:"deadline_ms,omitempty"`
+	DeadlineAt  *time.Time `json:"deadline_at,omitempty"`
+	EstimateMs  float64    `json:"estimate_ms"`
+	Source      string     `json:"estimate_source"`
+	DeadlineMet *bool      `json:"deadline_met,omitempty"`
+	Events      []Step     `json:"events"`
 }
 
 func (t *task) timeline(state string) Timeline {
