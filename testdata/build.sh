@@ -8,3 +8,8 @@ command -v wat2wasm >/dev/null || { echo "build.sh: wat2wasm not found (apt-get 
 for src in *.wat; do
 	wat2wasm "$src" -o "${src%.wat}.wasm"
 done
+
+# The large module: Go's wasip1 reactor, built reproducibly.
+if command -v go >/dev/null; then
+	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-buildid= -o gowasm.wasm ./gowasm
+fi
