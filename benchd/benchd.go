@@ -16,12 +16,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/coreworker"
 	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/ipc"
-	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
 // Run serves the supervisor on conn until it closes and returns the exit
@@ -39,6 +39,7 @@ func serve(ctx context.Context, c *ipc.Conn, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	runtime.GOMAXPROCS(1) // as in coreworker: measure what workers will see
 	eng, err := engine.New(ctx, engine.Config{
 		CacheDir:         h.Engine.CacheDir,
 		MemoryLimitPages: h.Engine.MemoryLimitPages,
@@ -111,6 +112,3 @@ func serve(ctx context.Context, c *ipc.Conn, log *slog.Logger) error {
 		}
 	}
 }
-
-// PinSelf pins benchd to cpus; the supervisor also does it from outside.
-func PinSelf(cpus []int) error { return isolate.SetAffinity(os.Getpid(), cpus) }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/engine"
@@ -44,6 +45,10 @@ func serve(ctx context.Context, c *ipc.Conn, log *slog.Logger) error {
 			return err
 		}
 	}
+	// One CPU, one job at a time: a second P would only let the runtime's
+	// background work compete with the job. benchd does the same, so
+	// calibrations see what workers see.
+	runtime.GOMAXPROCS(1)
 	eng, err := engine.New(ctx, engine.Config{
 		CacheDir:         h.Engine.CacheDir,
 		MemoryLimitPages: h.Engine.MemoryLimitPages,

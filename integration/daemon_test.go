@@ -69,6 +69,8 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 		"--cache-dir", filepath.Join(dir, "cache"), "--runtime-dir", filepath.Join(dir, "run")}, flags...)
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Stderr = &syncWriter{w: d.log}
+	// A test binary killed by its timeout takes the daemon with it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
