@@ -54,8 +54,14 @@ func (b *benchClient) deliver(k ipc.Kind, conn *ipc.Conn) error {
 	return nil
 }
 
-// lost tells a waiting request that benchd is gone; s.mu held.
-func (b *benchClient) lost(why string) { b.reply(lost{why}) }
+// lost tells a waiting request that benchd is gone and forgets what that
+// benchd had compiled; s.mu held.
+func (b *benchClient) lost(why string) {
+	b.reply(lost{why})
+	b.rmu.Lock()
+	b.loaded = nil
+	b.rmu.Unlock()
+}
 
 // do sends one request and returns benchd's answer. progress, if not nil,
 // sees Progress frames. After limit, benchd is killed (and restarted by its
@@ -70,7 +76,7 @@ func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Du
 	ch := make(chan any, 16)
 	b.rmu.Lock()
 	b.cur = ch
-	if b.gen != gen {
+	if b.gen != gen || b.loaded == nil {
 		b.gen, b.loaded = gen, map[string]string{}
 	}
 	b.rmu.Unlock()
@@ -105,7 +111,7 @@ func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Du
 // ensureLoaded compiles m in benchd unless this generation has it.
 func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded, error) {
 	b.rmu.Lock()
-	have := b.loaded[m.Name] == m.SHA256 && b.loaded != nil
+	have := b.loaded != nil && b.loaded[m.Name] == m.SHA256
 	b.rmu.Unlock()
 	if have {
 		return nil, nil
