@@ -22,6 +22,7 @@ import (
 	"github.com/hyper-sched/hyper-sched/coreworker"
 	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/ipc"
+	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
 // Run serves the supervisor on conn until it closes and returns the exit
@@ -40,6 +41,12 @@ func serve(ctx context.Context, c *ipc.Conn, log *slog.Logger) error {
 		return err
 	}
 	runtime.GOMAXPROCS(1) // as in coreworker: measure what workers will see
+	// Idle priority: calibrations use what the housekeeping CPUs leave, never
+	// delaying the supervisor. A preempted run only lengthens that one
+	// sample, which the median and the stability check absorb.
+	if err := isolate.SetIdlePolicy(os.Getpid()); err != nil {
+		log.Warn("benchd keeps normal priority", "err", err)
+	}
 	eng, err := engine.New(ctx, engine.Config{
 		CacheDir:         h.Engine.CacheDir,
 		MemoryLimitPages: h.Engine.MemoryLimitPages,

@@ -103,7 +103,8 @@ func BenchmarkOverload(b *testing.B) {
 	for _, mode := range []string{"edf-admission", "fifo"} {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
-				r := overload(b, d, classes[0].n, classes[1].n, classes[0].deadline, classes[1].deadline, mode == "fifo", rate, run)
+				r := overload(b, d, classes[0].n, classes[1].n, classes[0].deadline, classes[1].deadline, mode == "fifo", rate, run,
+					map[string]time.Duration{classes[0].n: classes[0].est, classes[1].n: classes[1].est})
 				b.ReportMetric(rate, "offered/s")
 				b.ReportMetric(capacity, "capacity/s")
 				b.ReportMetric(float64(r.met)/run.Seconds(), "goodput/s")
@@ -112,6 +113,9 @@ func BenchmarkOverload(b *testing.B) {
 				b.ReportMetric(float64(r.serverLate), "server-late")
 				b.ReportMetric(float64(r.rejected), "rejected")
 				b.ReportMetric(float64(r.sent), "sent")
+				if r.ran > 0 {
+					b.ReportMetric(100*float64(r.overEstimate)/float64(r.ran), "runs-over-estimate-%")
+				}
 			}
 		})
 	}
@@ -122,9 +126,12 @@ type overloadResult struct {
 	// admittedMissed counts admitted calls answered late as the client saw
 	// it; killed and serverLate split out those the daemon itself saw late.
 	admittedMissed, killed, serverLate int
+	// ran counts successful runs; overEstimate those whose instantiate +
+	// exec exceeded the calibrated estimate of their class.
+	ran, overEstimate int
 }
 
-func overload(b *testing.B, d *daemon, n1, n2 string, d1, d2 time.Duration, fifo bool, rate float64, run time.Duration) overloadResult {
+func overload(b *testing.B, d *daemon, n1, n2 string, d1, d2 time.Duration, fifo bool, rate float64, run time.Duration, est map[string]time.Duration) overloadResult {
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512}, Timeout: 30 * time.Second}
 	var mu sync.Mutex
 	var res overloadResult
@@ -146,7 +153,7 @@ func overload(b *testing.B, d *daemon, n1, n2 string, d1, d2 time.Duration, fifo
 		body += `}`
 		res.sent++
 		wg.Add(1)
-		go func(sent time.Time) {
+		go func(sent time.Time, n string) {
 			defer wg.Done()
 			resp, err := c.Post(d.url+"/call", "application/json", strings.NewReader(body))
 			took := time.Since(sent)
@@ -159,6 +166,13 @@ func overload(b *testing.B, d *daemon, n1, n2 string, d1, d2 time.Duration, fifo
 			var a map[string]any
 			json.NewDecoder(resp.Body).Decode(&a)
 			resp.Body.Close()
+			if tm, ok := a["timings_us"].(map[string]any); ok && resp.StatusCode == 200 {
+				res.ran++
+				used := time.Duration(tm["instantiate"].(float64)+tm["exec"].(float64)) * time.Microsecond
+				if used > est[n] {
+					res.overEstimate++
+				}
+			}
 			switch {
 			case resp.StatusCode == 200 && took <= dl:
 				res.met++
@@ -174,8 +188,64 @@ func overload(b *testing.B, d *daemon, n1, n2 string, d1, d2 time.Duration, fifo
 			default:
 				res.other++
 			}
-		}(next)
+		}(next, n)
 	}
 	wg.Wait()
 	return res
+}
+
+// BenchmarkCallDuringCalibration measures /call latency of the noop export
+// with benchd idle and while benchd calibrates a slow call (spin, ~2 s of
+// runs): the worker's latency should not move.
+//
+//	go test -run XXX -bench CallDuringCalibration -benchtime 2000x ./integration/
+func BenchmarkCallDuringCalibration(b *testing.B) {
+	d := start(b, b.TempDir(), "--calibration-budget", "5s")
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm", "loop.wasm": "loop.wasm"}, nil); a.code != 200 {
+		b.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	body := []byte(`{"wasm_name":"fib.wasm","export_func":"noop","expected_deadline":"50"}`)
+	call := func() time.Duration {
+		t0 := time.Now()
+		resp, err := c.Post(d.url+"/call", "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(t0)
+	}
+	for range 200 {
+		call()
+	}
+	for _, mode := range []string{"benchd-idle", "benchd-calibrating"} {
+		b.Run(mode, func(b *testing.B) {
+			done := make(chan struct{})
+			if mode == "benchd-calibrating" {
+				go func() {
+					defer close(done)
+					for {
+						select {
+						case <-done:
+							return
+						default:
+						}
+						d.post("/test", `{"wasm_name":"loop.wasm","export_func":"spin","params":["3000000"]}`)
+					}
+				}()
+				time.Sleep(100 * time.Millisecond)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				lat = append(lat, call())
+			}
+			if mode == "benchd-calibrating" {
+				done <- struct{}{}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
 }
