@@ -43,6 +43,7 @@ fuzz-smoke:
 	$(GO) test -run XXX -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME) ./wasmval/
 	$(GO) test -run XXX -fuzz '^FuzzFlex$$' -fuzztime $(FUZZTIME) ./wasmval/
 	$(GO) test -run XXX -fuzz '^FuzzDecodeCall$$' -fuzztime $(FUZZTIME) ./httpapi/
+	$(GO) test -run XXX -fuzz '^FuzzDecodeRegister$$' -fuzztime $(FUZZTIME) ./httpapi/
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/

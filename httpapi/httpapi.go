@@ -34,10 +34,13 @@ type Backend interface {
 
 // Options configures the handler. Zero values mean defaults.
 type Options struct {
-	MaxUpload int64        // bytes of one module; default 64 MiB
-	MaxBody   int64        // bytes of a JSON body; default 1 MiB
-	URL       string       // this server's base URL, for the register answer
-	Log       *slog.Logger // default: discard
+	MaxUpload int64  // bytes of one module; default 64 MiB
+	MaxBody   int64  // bytes of a JSON body; default 1 MiB
+	URL       string // this server's base URL, for the register answer
+	// Token, when set, is required as a bearer token by the endpoints that
+	// change what the daemon runs: /register, /test, DELETE /modules/…
+	Token string
+	Log   *slog.Logger // default: discard
 }
 
 // CallSpec is a decoded /call or /test body.
@@ -119,15 +122,15 @@ func New(b Backend, o Options) http.Handler {
 	}
 	h := &handler{b: b, o: o}
 	r := httprouter.New()
-	r.POST("/register", h.register)
+	r.POST("/register", h.requireToken(h.register))
 	r.POST("/call", h.call)
-	r.POST("/test", h.test)
+	r.POST("/test", h.requireToken(h.test))
 	r.GET("/status", h.status)
 	r.GET("/uname", h.uname)
 	r.GET("/warm-start-latency", h.warmStart)
 	r.GET("/modules", h.modules)
 	r.GET("/modules/:name", h.module)
-	r.DELETE("/modules/:name", h.deleteModule)
+	r.DELETE("/modules/:name", h.requireToken(h.deleteModule))
 	r.GET("/healthz", h.healthz)
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "Error_Bad_request", "no such endpoint: %s %s", r.Method, r.URL.Path))

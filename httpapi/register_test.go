@@ -73,3 +73,31 @@ func TestDecodeRegister(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeRegister feeds arbitrary multipart bodies: every one ends in a
+// spec or a 4xx error, never a panic, and no module exceeds the cap.
+func FuzzDecodeRegister(f *testing.F) {
+	const boundary = "xYzZY"
+	seed := func(parts string) []byte {
+		return []byte(strings.ReplaceAll(parts, "\n", "\r\n"))
+	}
+	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"fib.wasm\"; filename=\"fib.wasm\"\n\n\x00asm\x01\x00\x00\x00\n--xYzZY--\n"))
+	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"params\"\n\n30,31\n--xYzZY--\n"))
+	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"../../etc\"; filename=\"x\"\n\nAAAA\n--xYzZY"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, _ := http.NewRequest(http.MethodPost, "/register", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+		spec, err := DecodeRegister(r, 64)
+		if err != nil {
+			if status, _ := StatusOf(err); status >= 500 {
+				t.Fatalf("got status %d, want 4xx", status)
+			}
+			return
+		}
+		for _, m := range spec.Modules {
+			if len(m.Wasm) > 64 {
+				t.Fatalf("module %q has %d bytes, over the cap of 64", m.Name, len(m.Wasm))
+			}
+		}
+	})
+}

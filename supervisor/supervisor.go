@@ -57,6 +57,10 @@ type Config struct {
 	// Default 2s.
 	CalibrationBudget time.Duration
 
+	// Token, when set, is required as a bearer token by /register, /test
+	// and DELETE /modules/… (httpapi.Options.Token).
+	Token string
+
 	Log *slog.Logger // default: discard
 }
 
@@ -205,6 +209,10 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("starting", "listen", ln.Addr().String(), "workers", isolate.FormatList(s.choice.Workers),
 		"housekeeping", isolate.FormatList(s.choice.Housekeeping), "cpus_from", s.choice.Source,
 		"modules", s.store.len())
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() && s.cfg.Token == "" {
+		s.log.Warn("listening beyond loopback without an API token: anyone who can reach " + ln.Addr().String() +
+			" can register and delete modules; set --token-file")
+	}
 	if err := isolate.SetAffinity(os.Getpid(), s.choice.Housekeeping); err != nil {
 		s.log.Warn("pin supervisor to housekeeping cpus", "err", err)
 	}
@@ -215,7 +223,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String()}),
+		Handler:           httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}

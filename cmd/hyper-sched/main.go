@@ -99,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	beCap := fs.Duration("best-effort-cap", mustDuration(env("best-effort-cap", "1s")), "runtime cap of a call without a deadline")
 	calib := fs.Duration("calibration-budget", mustDuration(env("calibration-budget", "2s")), "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
+	tokenFile := fs.String("token-file", env("token-file", ""), "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
 	level := fs.String("log-level", env("log-level", "info"), "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -122,6 +123,18 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	}
 	cfg.DispatchOverhead = *overhead
 	cfg.Grace, cfg.BestEffortCap, cfg.CalibrationBudget, cfg.MaxUpload = *grace, *beCap, *calib, *maxUpload
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return cfg, 0, fmt.Errorf("--token-file: %w", err)
+		}
+		cfg.Token = strings.TrimSpace(string(b))
+		if cfg.Token == "" {
+			return cfg, 0, fmt.Errorf("--token-file: %s is empty", *tokenFile)
+		}
+	} else if t, ok := os.LookupEnv("HYPER_SCHED_TOKEN"); ok {
+		cfg.Token = strings.TrimSpace(t)
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, 0, fmt.Errorf("--log-level: %w", err)
