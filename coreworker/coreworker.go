@@ -151,7 +151,7 @@ func Exports(m *engine.Module) []ipc.Export {
 }
 
 func (w *worker) run(ctx context.Context, job *ipc.Job, res *ipc.Result) {
-	*res = ipc.Result{ID: job.ID, Results: res.Results[:0]}
+	*res = ipc.Result{ID: job.ID, Results: res.Results[:0], Stdout: res.Stdout[:0], Stderr: res.Stderr[:0]}
 	m, ok := w.mods[string(job.Module)]
 	if !ok {
 		res.Err = fmt.Sprintf("module %q is not loaded", job.Module)
@@ -159,6 +159,8 @@ func (w *worker) run(ctx context.Context, job *ipc.Job, res *ipc.Result) {
 	}
 	r, err := m.Call(ctx, string(job.Export), job.Params)
 	res.InstNs, res.ExecNs = r.Instantiate.Nanoseconds(), r.Exec.Nanoseconds()
+	res.Stdout = append(res.Stdout, r.Stdout...)
+	res.Stderr = append(res.Stderr, r.Stderr...)
 	var trap *engine.TrapError
 	switch {
 	case errors.As(err, &trap):

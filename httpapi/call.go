@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -26,6 +27,7 @@ type callBody struct {
 	ResultsLength wasmval.Flex    `json:"results_length"`
 	Expected      wasmval.Flex    `json:"expected_execution_time"`
 	Deadline      wasmval.Flex    `json:"expected_deadline"`
+	CaptureOutput bool            `json:"capture_output"`
 }
 
 // DecodeCall decodes a /call or /test body. arrived is the request's
@@ -46,7 +48,7 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "export_func is missing")
 	}
 	spec := CallSpec{Arrived: arrived, Module: b.WasmName, Export: b.ExportFunc, TaskName: b.TaskName,
-		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1}
+		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1, CaptureOutput: b.CaptureOutput}
 	if n, ok, err := b.ResultsLength.Int64(); err != nil || (ok && (n < 0 || n > 1<<16)) {
 		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Invalid_params", "results_length must be a small non-negative integer")
 	} else if ok {
@@ -108,6 +110,8 @@ type callAnswer struct {
 	EstimateMs     float64         `json:"estimate_ms,omitempty"`
 	EstimateSource string          `json:"estimate_source,omitempty"`
 	TimingsUs      timings         `json:"timings_us"`
+	Stdout         *string         `json:"stdout,omitempty"` // with capture_output
+	Stderr         *string         `json:"stderr,omitempty"`
 }
 
 func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -127,14 +131,19 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, callAnswer{
+	a := callAnswer{
 		Status: "Success", Result: wasmval.Seed(res.Types, res.Results), Results: wasmval.JSON(res.Types, res.Results),
 		TaskID: strconv.FormatUint(res.TaskID, 10), TaskName: res.TaskName, Worker: res.Worker, CPU: res.CPU,
 		DeadlineMet: res.DeadlineMet, DeadlineMs: ms(res.Deadline), EstimateMs: ms(res.Estimate),
 		EstimateSource: res.EstimateSource,
 		TimingsUs: timings{Queue: res.Queue.Microseconds(), Instantiate: res.Instantiate.Microseconds(),
 			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds()},
-	})
+	}
+	if spec.CaptureOutput {
+		out, errOut := strings.ToValidUTF8(string(res.Stdout), "\uFFFD"), strings.ToValidUTF8(string(res.Stderr), "\uFFFD")
+		a.Stdout, a.Stderr = &out, &errOut
+	}
+	writeJSON(w, http.StatusOK, a)
 }
 
 type testAnswer struct {

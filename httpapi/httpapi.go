@@ -54,6 +54,7 @@ type CallSpec struct {
 	ResultsLength int           // -1: not given
 	Declared      time.Duration // expected_execution_time; 0: none
 	Deadline      time.Duration // expected_deadline; 0: best effort
+	CaptureOutput bool          // answer with the call's stdout and stderr
 }
 
 // CallResult is a successful call.
@@ -72,6 +73,7 @@ type CallResult struct {
 	Instantiate    time.Duration
 	Exec           time.Duration
 	Total          time.Duration // arrival → result
+	Stdout, Stderr []byte        // the call's WASI output, bounded
 }
 
 // Upload is one module file of a register form.

@@ -27,6 +27,7 @@ func TestRoundTrip(t *testing.T) {
 		{"job", KindJob, &Job{ID: 7, Module: []byte("fib.wasm"), Export: []byte("fib_r"), Params: []uint64{30, 1 << 63}}, &Job{}},
 		{"job without params", KindJob, &Job{ID: 1, Module: []byte("m"), Export: []byte("noop")}, &Job{}},
 		{"result", KindResult, &Result{ID: 7, Results: []uint64{832040}, InstNs: 10, ExecNs: -1, Trap: "unreachable"}, &Result{}},
+		{"result with output", KindResult, &Result{ID: 8, Stdout: []byte("hello\n"), Stderr: []byte("oops")}, &Result{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -129,6 +129,8 @@ type Result struct {
 	ExecNs  int64
 	Trap    string
 	Err     string
+	Stdout  []byte // the call's WASI stdout, bounded by the engine
+	Stderr  []byte
 }
 
 // EncodeMsgpack writes j as a fixed array, without reflection.
@@ -157,10 +159,10 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if j.ID, err = dec.DecodeUint64(); err != nil {
 		return err
 	}
-	if j.Module, err = decodeBytesInto(dec, j.Module); err != nil {
+	if j.Module, err = decodeBytesInto(dec, j.Module, maxName); err != nil {
 		return err
 	}
-	if j.Export, err = decodeBytesInto(dec, j.Export); err != nil {
+	if j.Export, err = decodeBytesInto(dec, j.Export, maxName); err != nil {
 		return err
 	}
 	j.Params, err = decodeUints(dec, j.Params)
@@ -169,7 +171,7 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // EncodeMsgpack writes r as a fixed array, without reflection.
 func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(6); err != nil {
+	if err := enc.EncodeArrayLen(8); err != nil {
 		return err
 	}
 	if err := enc.EncodeUint64(r.ID); err != nil {
@@ -187,12 +189,18 @@ func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeString(r.Trap); err != nil {
 		return err
 	}
-	return enc.EncodeString(r.Err)
+	if err := enc.EncodeString(r.Err); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(r.Stdout); err != nil {
+		return err
+	}
+	return enc.EncodeBytes(r.Stderr)
 }
 
 // DecodeMsgpack reads r, reusing its Results slice.
 func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
-	if err := expectArray(dec, 6); err != nil {
+	if err := expectArray(dec, 8); err != nil {
 		return err
 	}
 	var err error
@@ -211,7 +219,13 @@ func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if r.Trap, err = dec.DecodeString(); err != nil {
 		return err
 	}
-	r.Err, err = dec.DecodeString()
+	if r.Err, err = dec.DecodeString(); err != nil {
+		return err
+	}
+	if r.Stdout, err = decodeBytesInto(dec, r.Stdout, maxOutput); err != nil {
+		return err
+	}
+	r.Stderr, err = decodeBytesInto(dec, r.Stderr, maxOutput)
 	return err
 }
 
@@ -263,13 +277,17 @@ func decodeUints(dec *msgpack.Decoder, buf []uint64) ([]uint64, error) {
 	return buf, nil
 }
 
-// maxName bounds a module or export name on the wire, so a hostile length
-// prefix cannot make the reader allocate more than this.
-const maxName = 4096
+// maxName bounds a module or export name on the wire, and maxOutput a
+// call's captured stdout or stderr, so a hostile length prefix cannot make
+// the reader allocate more than this.
+const (
+	maxName   = 4096
+	maxOutput = 1 << 20
+)
 
-// decodeBytesInto reads a msgpack bin or str of at most maxName bytes into
+// decodeBytesInto reads a msgpack bin or str of at most limit bytes into
 // buf's storage.
-func decodeBytesInto(dec *msgpack.Decoder, buf []byte) ([]byte, error) {
+func decodeBytesInto(dec *msgpack.Decoder, buf []byte, limit int) ([]byte, error) {
 	n, err := dec.DecodeBytesLen()
 	if err != nil {
 		return buf[:0], err
@@ -277,7 +295,7 @@ func decodeBytesInto(dec *msgpack.Decoder, buf []byte) ([]byte, error) {
 	if n < 0 { // nil
 		return buf[:0], nil
 	}
-	if n > maxName {
+	if n > limit {
 		return buf[:0], errTooMany
 	}
 	if cap(buf) < n {

@@ -198,7 +198,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	res := &httpapi.CallResult{TaskID: t.id, TaskName: name, CPU: o.cpu, Worker: o.worker,
 		Types: t.results, Results: o.results, Estimate: c, EstimateSource: source,
 		Queue: o.started.Sub(t.arrived), Exec: time.Duration(o.execNs), Instantiate: time.Duration(o.instNs),
-		Total: o.finished.Sub(t.arrived)}
+		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr}
 	if !t.deadline.IsZero() {
 		met := !o.finished.After(t.deadline)
 		res.DeadlineMet = &met
@@ -339,6 +339,8 @@ func (s *Supervisor) onResult(c *child, r *ipc.Result) {
 		o.err = apierr.New(apierr.InvalidWasmName, "%s", r.Err)
 	default:
 		o.results = append([]uint64(nil), r.Results...)
+		o.stdout = append([]byte(nil), r.Stdout...)
+		o.stderr = append([]byte(nil), r.Stderr...)
 		s.est.Observe(t.key, r.InstNs+r.ExecNs)
 		s.count.Completed++
 	}

@@ -50,6 +50,8 @@ type outcome struct {
 	finished time.Time
 	instNs   int64
 	execNs   int64
+	stdout   []byte
+	stderr   []byte
 }
 
 // recentKeep is how many finished tasks /uname remembers.
