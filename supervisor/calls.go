@@ -255,7 +255,8 @@ func apierrShutdown() error {
 // dispatchIdle starts the next job on every idle running worker; s.mu held.
 func (s *Supervisor) dispatchIdle() {
 	now := s.now()
-	for _, c := range s.workers {
+	for i := 0; i < len(s.workers); i++ {
+		c := s.workers[i]
 		if c.state != Running || c.running != nil {
 			continue
 		}
@@ -267,6 +268,18 @@ func (s *Supervisor) dispatchIdle() {
 		if t == nil || t.answered {
 			// Cannot happen: finished tasks leave the scheduler first.
 			panic(fmt.Sprintf("supervisor: scheduler returned unknown job %d", j.ID))
+		}
+		if !t.deadline.IsZero() && time.Now().After(t.deadline) {
+			// Jobs ahead of it overran their estimates: starting it now
+			// would only get the worker killed. Answer, and take the next.
+			s.sched.Done(c.core, now)
+			s.count.Missed++
+			t.event("expired", "its deadline passed while it was queued")
+			s.finish(t, outcome{err: apierr.New(apierr.DeadlineExceeded,
+				"the deadline passed while the call was queued on %s behind calls that ran longer than estimated", c.name),
+				cpu: c.cpu, worker: c.name})
+			i-- // the same worker is still idle
+			continue
 		}
 		s.start(c, t)
 	}
