@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"math/rand"
@@ -33,21 +32,7 @@ func BenchmarkCallNoop(b *testing.B) {
 			if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
 				b.Fatalf("register: %d %s", a.code, a.raw)
 			}
-			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-			body := []byte(bc.body)
-			call := func() time.Duration {
-				t0 := time.Now()
-				resp, err := c.Post(d.url+"/call", "application/json", bytes.NewReader(body))
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Fatalf("call: got %d", resp.StatusCode)
-				}
-				return time.Since(t0)
-			}
+			call := timedCall(b, d, bc.body)
 			for range 200 { // warm up: connection, learned estimate, caches
 				call()
 			}
@@ -215,18 +200,7 @@ func BenchmarkCallDuringCalibration(b *testing.B) {
 	if a := d.register(map[string]string{"fib.wasm": "fib.wasm", "loop.wasm": "loop.wasm"}, nil); a.code != 200 {
 		b.Fatalf("register: %d %s", a.code, a.raw)
 	}
-	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	body := []byte(`{"wasm_name":"fib.wasm","export_func":"noop","expected_deadline":"50"}`)
-	call := func() time.Duration {
-		t0 := time.Now()
-		resp, err := c.Post(d.url+"/call", "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return time.Since(t0)
-	}
+	call := timedCall(b, d, `{"wasm_name":"fib.wasm","export_func":"noop","expected_deadline":"50"}`)
 	for range 200 {
 		call()
 	}
@@ -258,5 +232,24 @@ func BenchmarkCallDuringCalibration(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
+	}
+}
+
+// timedCall returns a function that posts body to /call on one keep-alive
+// connection and returns how long the answer took.
+func timedCall(b *testing.B, d *daemon, body string) func() time.Duration {
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	return func() time.Duration {
+		t0 := time.Now()
+		resp, err := c.Post(d.url+"/call", "application/json", strings.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("call: got %d", resp.StatusCode)
+		}
+		return time.Since(t0)
 	}
 }

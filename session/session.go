@@ -1,0 +1,155 @@
+// Package session is what every child process of the supervisor shares:
+// the hello (settings in, pid out), the engine built from those settings,
+// the table of loaded modules, and the frame loop that serves Load and
+// Unload. coreworker and benchd add their own frames (jobs, calibrations)
+// through a handler.
+//
+// A session never decides anything about scheduling, and it stops on the
+// first broken frame: the supervisor restarts the process.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/engine"
+	"github.com/hyper-sched/hyper-sched/ipc"
+)
+
+// Session is a child's connection to the supervisor after the hello.
+type Session struct {
+	Conn   *ipc.Conn
+	Hello  ipc.Hello // the supervisor's: this child's name, CPU, engine settings
+	Engine *engine.Engine
+	Log    *slog.Logger
+	mods   map[string]*engine.Module
+}
+
+// Handler serves one frame of a kind the session does not know; it returns
+// an error to end the session.
+type Handler func(ctx context.Context, s *Session, k ipc.Kind) error
+
+// Run accepts the supervisor on conn, calls setup (pinning, priority) once
+// the hello is read and before anything else is done, then serves frames
+// until the supervisor closes the connection. It returns the exit code: 0
+// for a clean close, 1 otherwise.
+func Run(ctx context.Context, conn io.ReadWriter, role string, log *slog.Logger,
+	setup func(h ipc.Hello, log *slog.Logger) error, handle Handler) int {
+	s, err := accept(ctx, ipc.NewConn(conn, 0), role, log, setup)
+	if err == nil {
+		defer s.Engine.Close(ctx)
+		err = s.serve(ctx, handle)
+	}
+	if err != nil {
+		log.Error(role+" stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
+	setup func(ipc.Hello, *slog.Logger) error) (*Session, error) {
+	h, err := ipc.ReadHello(c)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("proc", h.Proc)
+	if setup != nil {
+		if err := setup(h, log); err != nil {
+			return nil, err
+		}
+	}
+	// One wasm call at a time: a second P would only let the runtime's
+	// background work compete with the job for the CPU. benchd and workers
+	// share the setting, so calibrations see what workers see.
+	runtime.GOMAXPROCS(1)
+	eng, err := engine.New(ctx, engine.Config{
+		CacheDir:         h.Engine.CacheDir,
+		MemoryLimitPages: h.Engine.MemoryLimitPages,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	if err := c.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: role,
+		Proc: h.Proc, Pid: os.Getpid(), CPU: h.CPU}); err != nil {
+		eng.Close(ctx)
+		return nil, fmt.Errorf("write hello: %w", err)
+	}
+	return &Session{Conn: c, Hello: h, Engine: eng, Log: log, mods: map[string]*engine.Module{}}, nil
+}
+
+func (s *Session) serve(ctx context.Context, handle Handler) error {
+	for {
+		k, err := s.Conn.Read()
+		if errors.Is(err, io.EOF) {
+			return nil // the supervisor closed: a clean stop
+		}
+		if err != nil {
+			return fmt.Errorf("read frame: %w", err)
+		}
+		switch k {
+		case ipc.KindLoad:
+			var l ipc.Load
+			if err := s.Conn.Decode(&l); err != nil {
+				return err
+			}
+			if err := s.Conn.Write(ipc.KindLoaded, s.load(ctx, &l)); err != nil {
+				return fmt.Errorf("write loaded: %w", err)
+			}
+		case ipc.KindUnload:
+			var u ipc.Unload
+			if err := s.Conn.Decode(&u); err != nil {
+				return err
+			}
+			if m, ok := s.mods[u.Name]; ok {
+				delete(s.mods, u.Name)
+				m.Close(ctx)
+			}
+		default:
+			if err := handle(ctx, s, k); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Module returns a loaded module by name. The lookup with string(b) of a
+// []byte does not allocate.
+func (s *Session) Module(name []byte) (*engine.Module, bool) {
+	m, ok := s.mods[string(name)]
+	return m, ok
+}
+
+// load compiles a module (a cache hit when benchd compiled it first) and
+// describes its exports.
+func (s *Session) load(ctx context.Context, l *ipc.Load) *ipc.Loaded {
+	start := time.Now()
+	m, err := s.Engine.Compile(ctx, l.Wasm)
+	out := &ipc.Loaded{Name: l.Name, SHA256: l.SHA256, CompileNs: time.Since(start).Nanoseconds()}
+	if err != nil {
+		out.Err = err.Error()
+		s.Log.Warn("compile module", "module", l.Name, "err", err)
+		return out
+	}
+	if old, ok := s.mods[l.Name]; ok && old != m {
+		old.Close(ctx)
+	}
+	s.mods[l.Name] = m
+	for _, e := range m.Exports() {
+		x := ipc.Export{Name: e.Name}
+		for _, t := range e.Params {
+			x.Params = append(x.Params, uint8(t))
+		}
+		for _, t := range e.Results {
+			x.Results = append(x.Results, uint8(t))
+		}
+		out.Exports = append(out.Exports, x)
+	}
+	return out
+}
