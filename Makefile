@@ -6,7 +6,7 @@ BIN     := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test vet unit fixtures check-fixtures fuzz-smoke bench clean
+.PHONY: all build run test vet unit fixtures check-fixtures fuzz-smoke bench vm-test install clean
 
 all: build
 
@@ -17,9 +17,10 @@ run: build
 	$(BIN)/hyper-sched
 
 # vet, then every test under the race detector: unit tests and the
-# integration tests that start the real binary and real workers.
+# integration tests that start the real binary and real workers. -p 1:
+# packages share the machine's cgroups and CPUs, so they run one at a time.
 test: vet check-fixtures
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 30m ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -45,8 +46,19 @@ fuzz-smoke:
 	$(GO) test -run XXX -fuzz '^FuzzDecodeCall$$' -fuzztime $(FUZZTIME) ./httpapi/
 	$(GO) test -run XXX -fuzz '^FuzzDecodeRegister$$' -fuzztime $(FUZZTIME) ./httpapi/
 
+# cgroup v2 and systemd, in QEMU guests (root, apt; images cached in vm/.cache).
+vm-test:
+	./vm/run.sh
+
+# Install the binaries and the systemd unit (systemd/install.sh).
+install: build
+	./systemd/install.sh
+
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/
 
 clean:
 	rm -rf $(BIN)
+
+# Load-generator scenarios (make bench-overhead, bench-overload, …).
+include bench/bench.mk

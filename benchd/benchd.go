@@ -49,7 +49,7 @@ func handle(ctx context.Context, s *session.Session, k ipc.Kind) error {
 	if m, ok := s.Module([]byte(req.Module)); ok {
 		out = Calibrate(ctx, m, req, func(p ipc.Progress) { s.Conn.Write(ipc.KindProgress, &p) })
 	} else {
-		out = &ipc.Calibrated{Module: req.Module, Export: req.Export,
+		out = &ipc.Calibrated{Module: req.Module, Export: req.Export, Missing: true,
 			Err: fmt.Sprintf("module %q is not loaded in benchd", req.Module)}
 	}
 	return s.Conn.Write(ipc.KindCalibrated, out)

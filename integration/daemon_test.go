@@ -68,6 +68,8 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 	args := append([]string{"--listen", addr, "--state-dir", filepath.Join(dir, "state"),
 		"--cache-dir", filepath.Join(dir, "cache"), "--runtime-dir", filepath.Join(dir, "run")}, flags...)
 	d.cmd = exec.Command(binary, args...)
+	// A race-built daemon sleeps 1 s at exit by default; not needed here.
+	d.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	d.cmd.Stderr = &syncWriter{w: d.log}
 	// A test binary killed by its timeout takes the daemon with it.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

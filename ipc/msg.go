@@ -340,4 +340,5 @@ type Calibrated struct {
 	Results       []uint64 `msgpack:"results"`
 	Trap          string   `msgpack:"trap"`
 	Err           string   `msgpack:"err"`
+	Missing       bool     `msgpack:"missing"` // the module is not loaded: send Load first
 }

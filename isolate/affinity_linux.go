@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -79,10 +80,17 @@ func Isolated() []int {
 // effective CPUs (cgroup v2, then v1), falling back to the online CPUs. The
 // inherited affinity is deliberately not used: isolcpus= removes isolated
 // CPUs from it, and those are the ones workers want.
+//
+// The CPUs of partitions left by a previous run by hand that died (SIGKILL)
+// count as allowed: the kernel took them out of every other group's
+// effective CPUs, and Setup releases them before any child starts.
 func Allowed() ([]int, error) {
 	for _, p := range cpusetFiles() {
 		if b, err := os.ReadFile(p); err == nil {
 			if cpus, err := ParseList(string(b)); err == nil && len(cpus) > 0 {
+				if strings.HasSuffix(p, "/cpuset.cpus.effective") {
+					cpus = union(cpus, stalePartitions(filepath.Dir(p)))
+				}
 				return cpus, nil
 			}
 		}
@@ -116,4 +124,28 @@ func cpusetFiles() []string {
 		}
 	}
 	return out
+}
+
+// stalePartitions returns the CPUs held by the valid partitions under
+// /sys/fs/cgroup/hyper-sched when no supervisor lives there any more,
+// limited to what the group at own may have (its cpuset.cpus, when set).
+func stalePartitions(own string) []int {
+	const base = "/sys/fs/cgroup/hyper-sched"
+	if !exists(base) || otherLive(filepath.Join(base, Supervisor)) != 0 {
+		return nil
+	}
+	var out []int
+	for _, g := range subgroups(base) {
+		dir := filepath.Join(base, g)
+		if part, _ := readString(filepath.Join(dir, "cpuset.cpus.partition")); part != "isolated" && part != "root" {
+			continue
+		}
+		cpus, _ := readList(filepath.Join(dir, "cpuset.cpus.effective"))
+		out = union(out, cpus)
+	}
+	limit, _ := readList(filepath.Join(own, "cpuset.cpus"))
+	if len(limit) == 0 {
+		limit, _ = readList("/sys/devices/system/cpu/online")
+	}
+	return intersect(out, limit)
 }

@@ -135,6 +135,13 @@ func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded,
 	return l, nil
 }
 
+// forget drops m from what benchd is believed to have compiled.
+func (b *benchClient) forget(name string) {
+	b.rmu.Lock()
+	delete(b.loaded, name)
+	b.rmu.Unlock()
+}
+
 // compileLimit bounds a compile in benchd. A large Go module compiles in a
 // few seconds under wazero's compiler; a start function that never returns
 // is not run at compile time, so this only guards against a stuck benchd.
@@ -176,6 +183,6 @@ func (s *Supervisor) killBenchd(gen int) {
 	if c.gen == gen && c.proc != nil {
 		c.killedJob = 1 // an ordinary restart, not a failed start
 		c.log.Warn("killing benchd: request over its limit")
-		c.proc.Kill()
+		s.killChild(c)
 	}
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/httpapi"
@@ -314,6 +318,12 @@ func (s *Supervisor) overrun(c *child, gen int, t *task) {
 	if c.gen != gen || c.running != t || t.answered {
 		return
 	}
+	if c.resultFor.Load() == t.id || pendingBytes(c.nc) > 0 {
+		// The result is already on its way (read but waiting for this
+		// lock, or in the socket): the job ended in time or nearly, and
+		// its answer will say deadline_met. Killing now would lose it.
+		return
+	}
 	c.killedJob = t.id
 	what := "its deadline"
 	if t.deadline.IsZero() {
@@ -323,9 +333,7 @@ func (s *Supervisor) overrun(c *child, gen int, t *task) {
 	t.event("killed", c.name)
 	s.finish(t, outcome{err: apierr.New(apierr.DeadlineExceeded, "%s was still running on %s at %s; the worker was killed",
 		t.export, c.name, what), cpu: c.cpu, worker: c.name})
-	if c.proc != nil {
-		c.proc.Kill()
-	}
+	s.killChild(c)
 }
 
 // onResult answers the running job of c and starts the next.
@@ -339,7 +347,12 @@ func (s *Supervisor) onResult(c *child, r *ipc.Result) {
 	}
 	now := time.Now()
 	c.running = nil
-	t.timer.Stop()
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	if c.state == Stopping && c.nc != nil {
+		c.nc.Close() // the stop was waiting for this job (stopProc)
+	}
 	s.sched.Done(c.core, s.now())
 	o := outcome{cpu: c.cpu, worker: c.name, started: t.started, finished: now, instNs: r.InstNs, execNs: r.ExecNs}
 	switch {
@@ -405,6 +418,7 @@ func (s *Supervisor) childUp(c *child) {
 	if c.core < 0 {
 		return
 	}
+	s.sched.Done(c.core, s.now()) // the job killed at its deadline, if any
 	s.sched.SetAvailable(c.core, true)
 	if len(c.pending) > 0 {
 		c.pending = s.readmit(c.pending, c.name+" restarted")
@@ -428,7 +442,6 @@ func (s *Supervisor) childDown(c *child, why string) {
 		s.bench.lost(why)
 		return
 	}
-	s.sched.SetAvailable(c.core, false)
 	if t := c.running; t != nil {
 		c.running = nil
 		if !t.answered {
@@ -438,6 +451,14 @@ func (s *Supervisor) childDown(c *child, why string) {
 				cpu: c.cpu, worker: c.name})
 		}
 	}
+	if c.killedJob != 0 && c.state == Exited {
+		// Our own deadline kill, restarted at once: the queue stays, and
+		// the killed job keeps blocking the core in the admission test
+		// until its deadline + grace + restart cost (sched.Config). childUp
+		// ends it with Done and dispatches the queue.
+		return
+	}
+	s.sched.SetAvailable(c.core, false)
 	// What no other core can take waits for the restart (childUp).
 	c.pending = append(c.pending, s.readmit(s.sched.Drain(c.core), why)...)
 }
@@ -505,4 +526,20 @@ func (s *Supervisor) abortAll(err error) {
 		s.sched.Cancel(t.id)
 		s.finish(t, outcome{err: err})
 	}
+}
+
+// pendingBytes returns how many bytes wait unread in nc's receive queue
+// (SIOCINQ), 0 when unknown.
+func pendingBytes(nc net.Conn) int {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,8 +60,9 @@ type child struct {
 	failures  int // quick failures in a row
 	restarts  int
 	lastExit  string
-	running   *task       // the job on this worker, if any
-	pending   []sched.Job // queued jobs waiting for this worker's restart
+	running   *task         // the job on this worker, if any
+	resultFor atomic.Uint64 // id of the last result read from the socket
+	pending   []sched.Job   // queued jobs waiting for this worker's restart
 	killedJob uint64
 	upAt      time.Time
 }
@@ -91,23 +93,38 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 		theirs.Close()
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
-	cmd := exec.Command(s.cfg.Exe, c.role)
-	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.Env = []string{} // settings travel in the hello, not the environment
-	// Pdeathsig fires when the forking thread exits; spawn runs on an
-	// ordinary, never-locked goroutine, whose thread lives as long as the
-	// process.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
+	// On cgroup v2 the child is born inside its cgroup (CLONE_INTO_CGROUP).
+	pl := s.prepareChild(c)
+	defer pl.Release()
+	command := func() (*exec.Cmd, io.ReadCloser, error) {
+		cmd := exec.Command(s.cfg.Exe, c.role)
+		cmd.ExtraFiles = []*os.File{theirs}
+		cmd.Env = []string{} // settings travel in the hello, not the environment
+		// Pdeathsig fires when the forking thread exits; spawn runs on an
+		// ordinary, never-locked goroutine, whose thread lives as long as
+		// the process.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		pl.StartInside(cmd.SysProcAttr)
+		stderr, err := cmd.StderrPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		return cmd, stderr, err
+	}
+	cmd, stderr, err := command()
+	if err != nil && cmd.SysProcAttr.UseCgroupFD {
+		// clone3 refused (ENOSYS from a seccomp filter such as systemd's
+		// RestrictNamespaces=): start outside, place moves the child in
+		// before its hello.
+		s.startFailedInside(c, err)
+		pl.Release()
+		cmd, stderr, err = command()
+	}
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
-	cmd.Stdout = nil
-	if err := cmd.Start(); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
-	}
+	pl.Release()
 	go forward(c, stderr)
 	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1)}
 	go func() { sp.wait <- cmd.Wait() }()
@@ -145,9 +162,14 @@ func forward(c *child, r io.Reader) {
 	}
 }
 
-// place confines a freshly started child before its hello: affinity, the
-// floor of the isolation ladder. Workers pin themselves again on the hello,
-// which also catches threads created while this walked /proc/PID/task.
+// place confines a freshly started child before its hello, which it waits
+// for before doing anything: into its cgroup where it was not born there
+// (v1), pinned to its CPUs (the floor of the ladder), and SCHED_FIFO where
+// wanted (isolation.go). Workers pin themselves again on the hello, which
+// also catches threads created while this walked /proc/PID/task.
 func (s *Supervisor) place(c *child, pid int) error {
-	return isolate.SetAffinity(pid, c.cpus)
+	if s.iso.cg == nil {
+		return isolate.SetAffinity(pid, c.cpus)
+	}
+	return s.iso.cg.Place(c.name, pid)
 }

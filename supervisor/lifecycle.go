@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os/exec"
 	"syscall"
 	"time"
@@ -54,7 +55,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			// closing its socket is its stop signal, now or later.
 			stopOnCancel := context.AfterFunc(ctx, func() { sp.nc.Close() })
 			s.mu.Lock()
-			if !c.wanted {
+			if !c.wanted || c.state == Stopping {
 				sp.nc.Close()
 			}
 			c.pid, c.conn, c.nc, c.proc, c.out = sp.proc.Pid, sp.conn, sp.nc, sp.proc, out
@@ -68,7 +69,9 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 				}
 			}
 			s.transition(c, EvUp)
-			s.childUp(c)
+			if c.state == Running { // not when stopped while starting
+				s.childUp(c)
+			}
 			s.mu.Unlock()
 			c.log.Info("running", "pid", sp.proc.Pid)
 
@@ -76,8 +79,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			stopOnCancel()
 			out.close()
 			sp.nc.Close()
-			sp.proc.Kill() // a child whose socket failed is of no use
-			werr := <-sp.wait
+			werr := s.reap(c, sp)
 			s.exited(c, gen, describeExit(rerr, werr), killed(werr))
 		}
 		if !s.backoff(ctx, c) {
@@ -130,6 +132,7 @@ func (s *Supervisor) serveChild(c *child, conn *ipc.Conn) error {
 			if err := conn.Decode(&res); err != nil {
 				return err
 			}
+			c.resultFor.Store(res.ID) // seen by overrun, which may hold s.mu now
 			s.onResult(c, &res)
 		case ipc.KindCalibrated, ipc.KindProgress:
 			if err := s.bench.deliver(k, conn); err != nil {
@@ -156,7 +159,7 @@ func describeExit(rerr, werr error) string {
 	switch {
 	case werr != nil && errors.As(werr, &ee):
 		return werr.Error()
-	case rerr != nil && !errors.Is(rerr, io.EOF):
+	case rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, net.ErrClosed): // closed by us: a stop
 		return "connection: " + rerr.Error()
 	case werr != nil:
 		return werr.Error()
@@ -260,5 +263,26 @@ func (s *Supervisor) transition(c *child, e Event) {
 		c.log.Debug("ignored transition", "state", c.state, "event", e)
 		return
 	}
-	c.state = next
+	if next != c.state {
+		c.state = next
+		s.broadcast() // hyper-schedctl start/stop wait for states (FATAL too)
+	}
+}
+
+// reap returns the exit of a child whose connection ended. A stopping
+// child exits 0 on its own once its socket closed, and gets stopGrace to do
+// so; any other is of no use and is killed at once.
+func (s *Supervisor) reap(c *child, sp *spawned) error {
+	s.mu.Lock()
+	stopping := c.state == Stopping
+	s.mu.Unlock()
+	if stopping {
+		select {
+		case err := <-sp.wait:
+			return err
+		case <-time.After(stopGrace):
+		}
+	}
+	sp.proc.Kill()
+	return <-sp.wait
 }

@@ -161,12 +161,22 @@ func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, err
 		close(done)
 	}()
 
-	if _, err := s.bench.ensureLoaded(ctx, cl.module); err != nil {
-		return nil, err
-	}
 	budget := s.cfg.CalibrationBudget
 	req := &ipc.Calibrate{Module: cl.module.Name, Export: cl.export.Name, Params: cl.params, BudgetNs: budget.Nanoseconds()}
-	v, err := s.bench.do(ctx, ipc.KindCalibrate, req, 2*budget+time.Second, nil)
+	var v any
+	var err error
+	// Twice at most: a benchd restarted between the load and the
+	// calibration has lost the module and says so (Missing).
+	for try := 0; try < 2; try++ {
+		if _, err := s.bench.ensureLoaded(ctx, cl.module); err != nil {
+			return nil, err
+		}
+		v, err = s.bench.do(ctx, ipc.KindCalibrate, req, 2*budget+time.Second, s.progress(cl))
+		if c, ok := v.(*ipc.Calibrated); err != nil || !ok || !c.Missing {
+			break
+		}
+		s.bench.forget(cl.module.Name)
+	}
 	cal := Calibration{Export: cl.export.Name, Params: paramStrings(cl.params), At: time.Now().UTC(), key: cl.key}
 	var res *ipc.Calibrated
 	switch {
@@ -286,4 +296,18 @@ func (s *Supervisor) DeleteModule(name string) error {
 	delete(s.bench.loaded, name)
 	s.bench.rmu.Unlock()
 	return nil
+}
+
+// progress logs a long calibration's progress, about once a second.
+func (s *Supervisor) progress(cl *call) func(*ipc.Progress) {
+	var last time.Time
+	return func(p *ipc.Progress) {
+		if time.Since(last) < time.Second {
+			return
+		}
+		last = time.Now()
+		s.log.Info("calibrating", "module", cl.module.Name, "export", cl.export.Name,
+			"runs", p.Runs, "elapsed", time.Duration(p.ElapsedNs).Round(time.Millisecond),
+			"median", time.Duration(p.MedianNs))
+	}
 }

@@ -10,17 +10,20 @@ import (
 
 // ProcStatus is one child in /status and hyper-schedctl status.
 type ProcStatus struct {
-	Name      string     `json:"name"`
-	State     string     `json:"state"`
-	Pid       int        `json:"pid"`
-	CPU       int        `json:"cpu"`
-	Affinity  string     `json:"affinity"`
-	Isolation string     `json:"isolation"`
-	Uptime    string     `json:"uptime,omitempty"`
-	Restarts  int        `json:"restarts"`
-	LastExit  string     `json:"last_exit,omitempty"`
-	Stderr    []string   `json:"stderr_tail,omitempty"`
-	Queue     *CoreQueue `json:"queue,omitempty"`
+	Name      string `json:"name"`
+	State     string `json:"state"`
+	Pid       int    `json:"pid"`
+	CPU       int    `json:"cpu"`
+	Affinity  string `json:"affinity"`
+	Isolation string `json:"isolation"`
+	// Placement is what the kernel reports for the process: cgroup path,
+	// cpuset, partition state, affinity, scheduling policy.
+	Placement *isolate.Placement `json:"placement,omitempty"`
+	Uptime    string             `json:"uptime,omitempty"`
+	Restarts  int                `json:"restarts"`
+	LastExit  string             `json:"last_exit,omitempty"`
+	Stderr    []string           `json:"stderr_tail,omitempty"`
+	Queue     *CoreQueue         `json:"queue,omitempty"`
 }
 
 // CoreQueue is a worker core's scheduling state.
@@ -47,7 +50,11 @@ type Status struct {
 	BestEffort   int          `json:"best_effort_queued"`
 	InFlight     int          `json:"in_flight"`
 	Modules      []string     `json:"modules"`
-	Counters     counters     `json:"counters"`
+	// Supervisor is where the supervisor itself runs; Skipped lists the
+	// better isolation rungs not taken, with the kernel's reasons.
+	Supervisor isolate.Placement `json:"supervisor_placement"`
+	Skipped    []string          `json:"isolation_skipped,omitempty"`
+	Counters   counters          `json:"counters"`
 }
 
 // Status snapshots the daemon for GET /status.
@@ -58,7 +65,8 @@ func (s *Supervisor) Status() any {
 	st := s.sched.Stats(now)
 	out := Status{Status: "Success", Ready: s.ready, Uptime: time.Since(s.epoch).Round(time.Millisecond).String(),
 		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
-		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count}
+		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count,
+		Supervisor: s.supervisorIsolation(), Skipped: s.isolationSkipped()}
 	for _, c := range append([]*child{s.benchd}, s.workers...) {
 		p := s.procStatus(c)
 		if c.core >= 0 {
@@ -81,11 +89,10 @@ func (s *Supervisor) Status() any {
 // procStatus describes c; s.mu held.
 func (s *Supervisor) procStatus(c *child) ProcStatus {
 	p := ProcStatus{Name: c.name, State: c.state.String(), Pid: c.pid, CPU: c.cpu, Restarts: c.restarts,
-		LastExit: c.lastExit, Isolation: "affinity"}
+		LastExit: c.lastExit}
+	pl := s.isolationOf(c)
+	p.Isolation, p.Placement, p.Affinity = string(pl.Mode), &pl, pl.Affinity
 	if c.pid > 0 {
-		if a, err := isolate.Affinity(c.pid); err == nil {
-			p.Affinity = isolate.FormatList(a)
-		}
 		p.Uptime = time.Since(c.upAt).Round(time.Millisecond).String()
 	}
 	if c.state != Running {
@@ -98,16 +105,20 @@ func (s *Supervisor) procStatus(c *child) ProcStatus {
 func (s *Supervisor) Healthy() (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	up := 0
+	// A worker stopped on purpose (hyper-schedctl stop) does not count.
+	up, wanted := 0, 0
 	for _, w := range s.workers {
-		if w.state == Running {
-			up++
+		if w.wanted || w.state == Fatal {
+			wanted++
+			if w.state == Running {
+				up++
+			}
 		}
 	}
 	if s.shutting {
 		return false, "shutting down"
 	}
-	return up == len(s.workers), fmt.Sprintf("%d of %d workers running", up, len(s.workers))
+	return up > 0 && up == wanted, fmt.Sprintf("%d of %d workers running", up, wanted)
 }
 
 // Modules lists the registered modules (GET /modules).

@@ -57,6 +57,26 @@ type Config struct {
 	// Default 2s.
 	CalibrationBudget time.Duration
 
+	// ControlGroup, a group name or number, may use the control socket
+	// besides root and the daemon's user; the socket is then mode 0660
+	// owned by it. Default: none, mode 0600.
+	ControlGroup string
+	// LogRing, if not nil, holds the daemon's last log lines for
+	// hyper-schedctl maintail; Log should write through LogRing.Handler.
+	LogRing *LogRing
+	// Version is reported by hyper-schedctl version. Default "dev".
+	Version string
+
+	// Isolation is the best rung of the isolation ladder to try
+	// (cgroup2, cgroup1-cpuset, affinity). Default cgroup2.
+	Isolation isolate.Mode
+	// RealTime decides SCHED_FIFO for workers on dedicated CPUs: auto (on
+	// where the CPU is isolated), on, off. Default auto.
+	RealTime isolate.RealTime
+	// CgroupName names the group created when run by hand:
+	// /sys/fs/cgroup/<name>. Default "hyper-sched".
+	CgroupName string
+
 	// Token, when set, is required as a bearer token by /register, /test
 	// and DELETE /modules/… (httpapi.Options.Token).
 	Token string
@@ -98,6 +118,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.CalibrationBudget == 0 {
 		c.CalibrationBudget = 2 * time.Second
 	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +141,7 @@ type Supervisor struct {
 	choice isolate.Choice
 	store  *store
 	bench  benchClient
+	iso    isolation // cgroups and systemd notify; isolation.go
 
 	mu       sync.Mutex // guards everything below, and child fields
 	sched    *sched.Scheduler
@@ -206,6 +230,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 // Serve is Run on an existing listener.
 func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, shutdown := context.WithCancel(ctx) // also hyper-schedctl shutdown
+	defer shutdown()
+	ctl, err := s.listenControl(shutdown)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer ctl.close() // last: status works while calls drain
+	go ctl.serve()
 	s.log.Info("starting", "listen", ln.Addr().String(), "workers", isolate.FormatList(s.choice.Workers),
 		"housekeeping", isolate.FormatList(s.choice.Housekeeping), "cpus_from", s.choice.Source,
 		"modules", s.store.len())
@@ -213,9 +246,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("listening beyond loopback without an API token: anyone who can reach " + ln.Addr().String() +
 			" can register and delete modules; set --token-file")
 	}
-	if err := isolate.SetAffinity(os.Getpid(), s.choice.Housekeeping); err != nil {
-		s.log.Warn("pin supervisor to housekeeping cpus", "err", err)
-	}
+	defer s.startIsolation(ctx)() // cgroups, pinning, sd_notify; undone once the children are gone
 	childCtx, stopChildren := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, c := range append([]*child{s.benchd}, s.workers...) {

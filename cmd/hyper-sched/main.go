@@ -45,19 +45,53 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "hyper-sched", version)
 		return 0
 	}
-	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	cfg.LogRing = &supervisor.LogRing{} // hyper-schedctl maintail
+	cfg.Log = slog.New(cfg.LogRing.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel})))
+	cfg.Version = version
+	// Registered before New so that an early SIGHUP does not kill the daemon.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	s, err := supervisor.New(cfg)
 	if err != nil {
 		cfg.Log.Error("start", "err", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := s.Run(ctx); err != nil {
-		cfg.Log.Error("run", "err", err)
-		return 1
+	ctx, shutdown := context.WithCancel(ctx)
+	defer shutdown()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	// The first SIGTERM or SIGINT shuts down cleanly: every admitted call
+	// is answered first. A second one, or a shutdown longer than any call
+	// may run, exits at once; children die with us (Pdeathsig).
+	var force <-chan time.Time
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				cfg.Log.Error("run", "err", err)
+				return 1
+			}
+			return 0
+		case <-force:
+			cfg.Log.Error("shutdown took too long; exiting now")
+			return 1
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				if _, err := s.Reload(); err != nil {
+					cfg.Log.Error("reload", "err", err)
+				}
+			case force == nil:
+				cfg.Log.Info("signal: shutting down; send it again to exit at once", "signal", sig.String())
+				shutdown()
+				force = time.After(max(cfg.BestEffortCap, time.Second) + 30*time.Second)
+			default:
+				cfg.Log.Warn("second signal: exiting now", "signal", sig.String())
+				return 1
+			}
+		}
 	}
-	return 0
 }
 
 // child runs a hidden role on the socket the supervisor passed as fd 3.
@@ -93,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	fs.StringVar(&cfg.StateDir, "state-dir", env("state-dir", "/var/lib/hyper-sched"), "registered modules and calibrations")
 	fs.StringVar(&cfg.CacheDir, "cache-dir", env("cache-dir", "/var/cache/hyper-sched"), "wazero compilation cache")
 	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", env("runtime-dir", "/run/hyper-sched"), "control socket directory")
+	fs.StringVar(&cfg.ControlGroup, "control-group", env("control-group", ""), "group (name or gid) allowed to use the control socket, made mode 0660 (default: root and the daemon's user, mode 0600)")
 	cpus := fs.String("cpus", env("cpus", ""), "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
 	grace := fs.Duration("grace", mustDuration(env("grace", "2ms")), "how long past its deadline a job may run before its worker is killed")
 	overhead := fs.Duration("dispatch-overhead", mustDuration(env("dispatch-overhead", "150us")), "added to every deadline job's estimate for the IPC round trip and the answer")
@@ -100,6 +135,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	calib := fs.Duration("calibration-budget", mustDuration(env("calibration-budget", "2s")), "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
 	tokenFile := fs.String("token-file", env("token-file", ""), "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
+	isolation := fs.String("isolation", env("isolation", "cgroup2"), "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
+	realtime := fs.String("realtime", env("realtime", "auto"), "SCHED_FIFO for workers: auto (on isolated CPUs), on, off")
+	fs.StringVar(&cfg.CgroupName, "cgroup-name", env("cgroup-name", "hyper-sched"), "cgroup created when not run under systemd: /sys/fs/cgroup/<name>")
 	level := fs.String("log-level", env("log-level", "info"), "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -134,6 +172,13 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		}
 	} else if t, ok := os.LookupEnv("HYPER_SCHED_TOKEN"); ok {
 		cfg.Token = strings.TrimSpace(t)
+	}
+	var err error
+	if cfg.Isolation, err = isolate.ParseMode(*isolation); err != nil {
+		return cfg, 0, fmt.Errorf("--isolation: %w", err)
+	}
+	if cfg.RealTime, err = isolate.ParseRealTime(*realtime); err != nil {
+		return cfg, 0, fmt.Errorf("--realtime: %w", err)
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

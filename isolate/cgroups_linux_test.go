@@ -1,0 +1,308 @@
+package isolate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain doubles as the helper process: with HYPER_SCHED_TEST_HELPER set
+// the test binary just waits to be killed, standing in for a child.
+func TestMain(m *testing.M) {
+	if os.Getenv("HYPER_SCHED_TEST_HELPER") == "sleep" {
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	removeDeadTestGroups()
+	os.Exit(m.Run())
+}
+
+// removeDeadTestGroups removes the groups of test binaries that were killed
+// before their Close, so they do not pile up on a shared machine.
+func removeDeadTestGroups() {
+	if os.Geteuid() != 0 {
+		return
+	}
+	mounts, _ := cgroupMounts()
+	for _, m := range mounts {
+		ents, _ := os.ReadDir(m.dir)
+		for _, e := range ents {
+			pid, ok := strings.CutPrefix(e.Name(), "hyper-sched-test-")
+			if n, err := strconv.Atoi(pid); ok && err == nil && syscall.Kill(n, 0) != nil {
+				purge(filepath.Join(m.dir, e.Name()))
+			}
+		}
+	}
+}
+
+// keepAffinity restores this test process's affinity, which Setup changes.
+func keepAffinity(t *testing.T) {
+	a, err := Affinity(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { SetAffinity(os.Getpid(), a) })
+}
+
+func helper(t *testing.T, attr *syscall.SysProcAttr) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "HYPER_SCHED_TEST_HELPER=sleep")
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start helper: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// needCgroups skips unless a cgroup rung can work here: root, and a cpuset
+// controller on cgroup v2 or v1.
+func needCgroups(t *testing.T) Mode {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_SYS_ADMIN) to create cgroups")
+	}
+	mounts, err := cgroupMounts()
+	if err != nil {
+		t.Skipf("needs /proc/self/mountinfo: %v", err)
+	}
+	for _, m := range mounts {
+		if c, _ := readString(filepath.Join(m.dir, "cgroup.controllers")); m.v2 && strings.Contains(c, "cpuset") {
+			return ModeCgroup2
+		}
+	}
+	for _, m := range mounts {
+		if !m.v2 && len(m.supers) > 0 && strings.Contains(","+strings.Join(m.supers, ",")+",", ",cpuset,") {
+			return ModeCgroup1
+		}
+	}
+	t.Skip("needs a cpuset controller on cgroup v2 or v1")
+	return ""
+}
+
+// testName is a base group name of this test process alone, so that a
+// daemon running beside the tests is never disturbed.
+func testName() string { return fmt.Sprintf("hyper-sched-test-%d", os.Getpid()) }
+
+func TestSetupPlaceClose(t *testing.T) {
+	want := needCgroups(t)
+	online, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hk, workerCPU := []int{online[0]}, online[len(online)-1]
+	// Threads of this test binary move with it; keep this goroutine's
+	// thread from being reused by other tests meanwhile.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	keepAffinity(t)
+
+	c, err := Setup(Options{Name: testName(), Housekeeping: hk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.Mode(); got != want {
+		t.Fatalf("mode: got %s, want %s (skipped: %v)", got, want, c.Skipped())
+	}
+	sup := c.Inspect(Supervisor, os.Getpid())
+	if !strings.HasSuffix(sup.Cgroup, "/"+testName()+"/"+Supervisor) {
+		t.Errorf("supervisor cgroup: got %q, want …/%s/%s", sup.Cgroup, testName(), Supervisor)
+	}
+	if got, want := sup.Affinity, FormatList(hk); got != want {
+		t.Errorf("supervisor affinity: got %q, want %q", got, want)
+	}
+
+	p, err := c.Prepare("worker-x", []int{workerCPU})
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	if (p.Dir != nil) != (want == ModeCgroup2) {
+		t.Errorf("prepare: got Dir %v in mode %s", p.Dir, want)
+	}
+	// A housekeeping group made after a worker holds its CPU exclusively
+	// (v1 cpu_exclusive, v2 partition) must not be refused.
+	hkp, err := c.Prepare("benchd-x", hk)
+	if err != nil || hkp.Mode != want {
+		t.Errorf("prepare beside an exclusive worker: got %+v, %v", hkp, err)
+	}
+	hkp.Release()
+	attr := &syscall.SysProcAttr{}
+	p.StartInside(attr)
+	cmd := helper(t, attr)
+	p.Release()
+	if err := c.Place("worker-x", cmd.Process.Pid); err != nil {
+		t.Errorf("place: %v", err)
+	}
+	got := c.Inspect("worker-x", cmd.Process.Pid)
+	if !strings.HasSuffix(got.Cgroup, "/"+testName()+"/worker-x") {
+		t.Errorf("worker cgroup: got %q, want …/%s/worker-x", got.Cgroup, testName())
+	}
+	if want := FormatList([]int{workerCPU}); got.Affinity != want || got.Effective != want {
+		t.Errorf("worker cpus: got affinity %q effective %q, want %q", got.Affinity, got.Effective, want)
+	}
+	if got.Policy != "SCHED_OTHER" && !got.RealTime {
+		t.Errorf("worker policy: got %q, want SCHED_OTHER", got.Policy)
+	}
+	t.Logf("worker placement: %+v", got)
+
+	if err := c.Kill("worker-x"); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("helper after Kill: got %v, want killed", err)
+	}
+	base := filepath.Dir(p.Path)
+	if err := c.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if _, err := os.Stat(base); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after close: got %v for %s, want it gone", err, base)
+	}
+	if again := c.Inspect(Supervisor, os.Getpid()); strings.Contains(again.Cgroup, testName()) {
+		t.Errorf("after close the test is still in %s", again.Cgroup)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second close: %v", err)
+	}
+}
+
+// A previous run killed with SIGKILL leaves its groups, maybe with a
+// process in them; the next Setup kills it and starts afresh. A live
+// supervisor in them means another instance: its groups are left alone.
+func TestStaleAndBusy(t *testing.T) {
+	needCgroups(t)
+	online, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	keepAffinity(t)
+	opts := Options{Name: testName(), Housekeeping: online[:1]}
+
+	first, err := Setup(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Mode() == ModeAffinity {
+		t.Fatalf("no cgroup rung was taken: %v", first.Skipped())
+	}
+	p, err := first.Prepare("worker-x", online[len(online)-1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	attr := &syscall.SysProcAttr{}
+	p.StartInside(attr)
+	orphan := helper(t, attr)
+	p.Release()
+	if err := first.Place("worker-x", orphan.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Dir(p.Path)
+	// Make it look like a run that died: the supervisor leaves its group
+	// without Close.
+	origin := first.b.(interface{ originDir() string }).originDir()
+	if err := moveSelf(origin); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another instance: a live process in the supervisor group.
+	other := helper(t, nil)
+	if err := writeString(filepath.Join(base, Supervisor, "cgroup.procs"), fmt.Sprint(other.Process.Pid)); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := Setup(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var be *BusyError
+	if busy.Mode() != ModeAffinity || len(busy.Skipped()) == 0 || !errors.As(busy.Skipped()[len(busy.Skipped())-1], &be) {
+		t.Fatalf("setup beside a live instance: got mode %s, skipped %v; want affinity and a BusyError", busy.Mode(), busy.Skipped())
+	}
+	if err := syscall.Kill(orphan.Process.Pid, 0); err != nil {
+		t.Fatalf("setup beside a live instance killed its worker: %v", err)
+	}
+	other.Process.Kill()
+	other.Wait()
+
+	stale, err := Setup(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stale.Close()
+	if stale.Mode() == ModeAffinity {
+		t.Fatalf("setup after a dead run: got affinity, skipped %v", stale.Skipped())
+	}
+	if got := stale.Cleaned(); len(got) != 1 || got[0] != base {
+		t.Errorf("cleaned: got %v, want [%s]", got, base)
+	}
+	if err := orphan.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("orphan worker: got %v, want killed", err)
+	}
+	if exists(filepath.Join(base, "worker-x")) {
+		t.Errorf("stale group %s/worker-x survived Setup", base)
+	}
+}
+
+func TestNilCgroups(t *testing.T) {
+	var c *Cgroups
+	p, err := c.Prepare("worker-1", []int{1})
+	if err != nil || p.Mode != ModeAffinity || p.Dir != nil {
+		t.Errorf("nil prepare: got %+v, %v; want affinity", p, err)
+	}
+	if err := c.Kill("worker-1"); !errors.Is(err, ErrNoCgroup) {
+		t.Errorf("nil kill: got %v, want ErrNoCgroup", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("nil close: got %v", err)
+	}
+	if got := c.Mode(); got != ModeAffinity {
+		t.Errorf("nil mode: got %s", got)
+	}
+}
+
+func TestPrepareRejects(t *testing.T) {
+	var c *Cgroups
+	for _, name := range []string{"", "..", "a/b", Supervisor} {
+		if _, err := c.Prepare(name, []int{0}); err == nil {
+			t.Errorf("prepare %q: got no error", name)
+		}
+	}
+	if _, err := c.Prepare("worker-1", nil); err == nil {
+		t.Error("prepare without cpus: got no error")
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	got, err := Policy(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got, "SCHED_") && !strings.HasPrefix(got, "mixed: ") {
+		t.Errorf("policy: got %q", got)
+	}
+}
+
+func TestRealTime(t *testing.T) {
+	cmd := helper(t, nil)
+	err := SetRealTime(cmd.Process.Pid, 10)
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("needs the right to use SCHED_FIFO: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Policy(cmd.Process.Pid); err != nil || got != "SCHED_FIFO/10" {
+		t.Errorf("policy: got %q, %v; want SCHED_FIFO/10 on every thread", got, err)
+	}
+}

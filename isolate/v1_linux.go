@@ -1,0 +1,193 @@
+package isolate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/containerd/cgroups/v3/cgroup1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// v1 is the cgroup v1 rung: a hierarchy of the cpuset controller alone,
+// <own cpuset>/<Name>/{supervisor,benchd,worker-N}. Processes are moved in
+// by pid (v1 has no CLONE_INTO_CGROUP), before the child's hello.
+type v1 struct {
+	root   string // the cpuset mount, /sys/fs/cgroup/cpuset
+	group  string // base group relative to root ("/hyper-sched")
+	dir    string // root + group
+	origin string // the cpuset group the supervisor was in before Setup
+	hk     []int
+	hier   cgroup1.Hierarchy
+	base   cgroup1.Cgroup
+}
+
+func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
+	var sup Placement
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return nil, sup, fmt.Errorf("read mounts: %w", err)
+	}
+	i := slices.IndexFunc(mounts, func(m cgMount) bool { return !m.v2 && slices.Contains(m.supers, "cpuset") })
+	if i < 0 {
+		return nil, sup, errors.New("no cgroup v1 cpuset hierarchy is mounted")
+	}
+	m := mounts[i]
+	for _, other := range []string{"cpu", "cpuacct", "memory", "pids", "blkio", "devices", "freezer"} {
+		if slices.Contains(m.supers, other) {
+			return nil, sup, fmt.Errorf("the v1 cpuset hierarchy at %s is shared with %s; hyper-sched needs cpuset alone (in a v1 cpu cgroup SCHED_FIFO needs cpu.rt_runtime_us)", m.dir, other)
+		}
+	}
+	if filepath.Base(m.dir) != "cpuset" {
+		return nil, sup, fmt.Errorf("the v1 cpuset hierarchy is mounted at %s, not at <cgroup root>/cpuset", m.dir)
+	}
+	_, own, err := memberships(0)
+	if err != nil || own["cpuset"] == "" {
+		return nil, sup, fmt.Errorf("find own cpuset group: %v", err)
+	}
+	origin := own["cpuset"]
+	if m.root != "/" { // a container's bind mount of its part of the hierarchy
+		origin = "/" + strings.TrimPrefix(strings.TrimPrefix(origin, m.root), "/")
+	}
+	if path.Base(origin) == Supervisor && path.Base(path.Dir(origin)) == o.Name {
+		// Still inside from an earlier Setup without Close: step out first,
+		// or removing the stale groups would kill this process.
+		origin = path.Dir(path.Dir(origin))
+		if err := moveSelf(filepath.Join(m.dir, origin)); err != nil {
+			return nil, sup, err
+		}
+	}
+	b := &v1{root: m.dir, origin: origin, hk: o.Housekeeping, group: path.Join(origin, o.Name)}
+	b.dir = filepath.Join(b.root, b.group)
+	cpuset := cgroup1.NewCpuset(filepath.Dir(m.dir))
+	b.hier = func() ([]cgroup1.Subsystem, error) { return []cgroup1.Subsystem{cpuset}, nil }
+
+	if exists(b.dir) {
+		if pid := otherLive(filepath.Join(b.dir, Supervisor)); pid > 0 {
+			return nil, sup, &BusyError{Path: b.dir, Pid: pid}
+		}
+		if err := purge(b.dir); err != nil {
+			return nil, sup, fmt.Errorf("remove stale groups: %w", err)
+		}
+		*cleaned = append(*cleaned, b.dir)
+	}
+	// cgroup1.New copies cpuset.cpus and cpuset.mems from the parent into
+	// each new group: v1 refuses tasks in a group with either empty.
+	if b.base, err = cgroup1.New(cgroup1.StaticPath(b.group), &specs.LinuxResources{}, cgroup1.WithHierarchy(b.hier)); err != nil {
+		return nil, sup, fmt.Errorf("create %s: %w", b.dir, err)
+	}
+	sup, _, err = b.prepare(Supervisor, o.Housekeeping)
+	if err == nil {
+		err = moveSelf(sup.Path)
+	}
+	if err != nil {
+		b.close()
+		return nil, sup, err
+	}
+	return b, sup, nil
+}
+
+// prepare creates (or refreshes) group name with cpus and, for a dedicated
+// group, sets cpuset.cpu_exclusive on it and on the base (v1 allows an
+// exclusive group only below an exclusive parent).
+func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
+	p := Placement{Name: name, Mode: ModeCgroup1, Path: filepath.Join(b.dir, name), CPUs: FormatList(cpus),
+		Dedicated: disjoint(cpus, b.hk)}
+	if !exists(p.Path) {
+		// cgroup1.New would first copy all of the parent's CPUs into the new
+		// group, which the kernel refuses once a sibling holds one of them
+		// exclusively: the group gets its own CPUs before that.
+		mems, err := readString(filepath.Join(b.dir, "cpuset.mems"))
+		if err == nil {
+			err = os.Mkdir(p.Path, 0o755)
+		}
+		if err == nil {
+			err = writeString(filepath.Join(p.Path, "cpuset.cpus"), p.CPUs)
+		}
+		if err == nil {
+			err = writeString(filepath.Join(p.Path, "cpuset.mems"), mems)
+		}
+		if err != nil {
+			return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+		}
+	}
+	if _, err := b.base.New(name, &specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: p.CPUs}}); err != nil {
+		return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+	}
+	p.Mems, _ = readString(filepath.Join(p.Path, "cpuset.mems"))
+	if p.Dedicated && name != Supervisor {
+		for _, dir := range []string{b.dir, p.Path} {
+			f := filepath.Join(dir, "cpuset.cpu_exclusive")
+			if v, _ := readString(f); v == "1" {
+				continue
+			}
+			if err := writeString(f, "1"); err != nil {
+				p.note(fmt.Errorf("cpu_exclusive: %w", err))
+				break
+			}
+		}
+		v, _ := readString(filepath.Join(p.Path, "cpuset.cpu_exclusive"))
+		p.Exclusive = v == "1"
+	}
+	return p, nil, nil
+}
+
+// place moves pid, all its threads, into its group.
+func (b *v1) place(p *Placement, pid int) error {
+	g, err := cgroup1.Load(cgroup1.StaticPath(path.Join(b.group, p.Name)), cgroup1.WithHierarchy(b.hier))
+	if err == nil {
+		err = g.AddProc(uint64(pid))
+	}
+	if err != nil {
+		return fmt.Errorf("move pid %d into %s: %w", pid, p.Path, unwrapPath(err))
+	}
+	return nil
+}
+
+// kill sends SIGKILL to every process of the group; v1 has no cgroup.kill.
+func (b *v1) kill(name string) error {
+	ps, err := procs(filepath.Join(b.dir, name))
+	if err != nil {
+		return fmt.Errorf("kill group %s: %w", name, unwrapPath(err))
+	}
+	for _, pid := range ps {
+		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("kill group %s: pid %d: %w", name, pid, err)
+		}
+	}
+	return nil
+}
+
+func (b *v1) inspect(p *Placement) {
+	p.Effective, _ = readString(filepath.Join(p.Path, "cpuset.effective_cpus"))
+	if p.Dedicated {
+		v, _ := readString(filepath.Join(p.Path, "cpuset.cpu_exclusive"))
+		p.Exclusive = v == "1"
+	}
+}
+
+// close removes the child groups, moves the supervisor back where it came
+// from and removes the base.
+func (b *v1) close() error {
+	var errs []error
+	for _, name := range subgroups(b.dir) {
+		if name != Supervisor {
+			errs = append(errs, purge(filepath.Join(b.dir, name)))
+		}
+	}
+	if err := moveSelf(filepath.Join(b.root, b.origin)); err != nil {
+		if err2 := moveSelf(b.root); err2 != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, rmdir(filepath.Join(b.dir, Supervisor)), rmdir(b.dir))
+	return errors.Join(errs...)
+}
+
+// originDir is the group the supervisor came from.
+func (b *v1) originDir() string { return filepath.Join(b.root, b.origin) }
