@@ -40,7 +40,9 @@ type Options struct {
 	// Token, when set, is required as a bearer token by the endpoints that
 	// change what the daemon runs: /register, /test, DELETE /modules/…
 	Token string
-	Log   *slog.Logger // default: discard
+	// Metrics, if not nil, serves GET /metrics (Prometheus text format).
+	Metrics http.Handler
+	Log     *slog.Logger // default: discard
 }
 
 // CallSpec is a decoded /call or /test body.
@@ -134,6 +136,9 @@ func New(b Backend, o Options) http.Handler {
 	r.GET("/modules/:name", h.module)
 	r.DELETE("/modules/:name", h.requireToken(h.deleteModule))
 	r.GET("/healthz", h.healthz)
+	if o.Metrics != nil {
+		r.Handler(http.MethodGet, "/metrics", o.Metrics)
+	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "Error_Bad_request", "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

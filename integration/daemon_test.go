@@ -46,12 +46,14 @@ func TestMain(m *testing.M) {
 // daemon is a running hyper-sched. Its stderr is kept; a data race the
 // race-enabled binary reports there fails the test.
 type daemon struct {
-	t     testing.TB
-	cmd   *exec.Cmd
-	url   string
-	dir   string
-	log   *bytes.Buffer
-	flags []string
+	t        testing.TB
+	cmd      *exec.Cmd
+	url      string
+	dir      string
+	log      *bytes.Buffer
+	flags    []string
+	exited   chan error // receives cmd.Wait's result once
+	stopOnce sync.Once
 }
 
 // start runs hyper-sched on a free port with its state under dir, and
@@ -76,6 +78,8 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- d.cmd.Wait() }()
 	t.Cleanup(func() { d.stop() })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -89,6 +93,12 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 		if time.Now().After(deadline) {
 			t.Fatalf("hyper-sched not healthy after 60s; log:\n%s", d.logs())
 		}
+		select {
+		case err := <-d.exited:
+			d.exited <- err // for stop
+			t.Fatalf("hyper-sched exited during start (%v); log:\n%s", err, d.logs())
+		default:
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
@@ -97,14 +107,14 @@ func (d *daemon) logs() string {
 	return d.cmd.Stderr.(*syncWriter).String()
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit; later calls do nothing.
 func (d *daemon) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
+	d.stopOnce.Do(d.stopNow)
+}
+
+func (d *daemon) stopNow() {
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
+	done := d.exited
 	select {
 	case err := <-done:
 		if strings.Contains(d.logs(), "WARNING: DATA RACE") {

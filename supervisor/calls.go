@@ -169,10 +169,20 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	core, err := s.sched.Admit(s.now(), j)
 	if err != nil {
 		s.count.Rejected++
+		decision := "rejected"
+		if errors.Is(err, sched.ErrInvalidDeadline) {
+			decision = "invalid_deadline"
+		}
+		s.met.admission.WithLabelValues(decision).Inc()
 		s.mu.Unlock()
 		return nil, s.admitError(err, spec)
 	}
 	s.count.Admitted++
+	if j.Deadline == 0 {
+		s.met.admission.WithLabelValues("best_effort").Inc()
+	} else {
+		s.met.admission.WithLabelValues("admitted").Inc()
+	}
 	if j.Deadline == 0 {
 		s.count.BestEffort++
 		t.event("queued", "best effort")
@@ -384,6 +394,13 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	}
 	t.answered = true
 	s.count.Answered++
+	s.met.calls.WithLabelValues(outcomeLabel(o.err)).Inc()
+	if !o.finished.IsZero() {
+		s.met.latency.WithLabelValues(t.module.Name, t.export).Observe(o.finished.Sub(t.arrived).Seconds())
+	}
+	if o.err == nil {
+		s.met.exec.WithLabelValues(t.module.Name, t.export).Observe(time.Duration(o.instNs + o.execNs).Seconds())
+	}
 	if t.timer != nil {
 		t.timer.Stop()
 	}

@@ -201,6 +201,11 @@ func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, err
 	cal.CompileNs = cl.module.CompileNs
 	s.mu.Lock()
 	s.count.Calibrations++
+	result := "ok"
+	if cal.Err != "" {
+		result = "failed"
+	}
+	s.met.calibrations.WithLabelValues(result).Inc()
 	if cal.Err == "" {
 		s.est.Seed(cl.key, cal.P99Ns)
 	}

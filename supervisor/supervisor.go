@@ -141,6 +141,7 @@ type Supervisor struct {
 	choice isolate.Choice
 	store  *store
 	bench  benchClient
+	met    *metrics
 	iso    isolation // cgroups and systemd notify; isolation.go
 
 	mu       sync.Mutex // guards everything below, and child fields
@@ -212,6 +213,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s.benchd = &child{name: "benchd", role: RoleBenchd, cpu: -1, cpus: choice.Housekeeping, core: -1,
 		log: cfg.Log.With("proc", "benchd"), wanted: true}
+	s.met = newMetrics(s)
 	for _, m := range st.all() {
 		s.seedEstimates(m)
 	}
@@ -254,7 +256,8 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
 	}
 	srv := &http.Server{
-		Handler:           httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token}),
+		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
+			Metrics: s.met.handler()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}

@@ -1,0 +1,114 @@
+package supervisor
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
+)
+
+// metrics are the daemon's Prometheus series (GET /metrics). They live in
+// a registry of their own: no package-level state, and a test can run two
+// supervisors side by side.
+type metrics struct {
+	reg          *prometheus.Registry
+	calls        *prometheus.CounterVec   // by outcome
+	admission    *prometheus.CounterVec   // by decision
+	latency      *prometheus.HistogramVec // arrival → answer, by module and export
+	exec         *prometheus.HistogramVec // instantiate + call on the worker
+	calibrations *prometheus.CounterVec   // by result
+}
+
+// latencyBuckets span 50 µs to ~13 s: a no-op call to a long calibration.
+var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 19)
+
+func newMetrics(s *Supervisor) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyper_sched_calls_total", Help: "Answered calls by outcome.",
+		}, []string{"outcome"}),
+		admission: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyper_sched_admission_decisions_total", Help: "Admission decisions: admitted, best_effort, rejected, invalid_deadline.",
+		}, []string{"decision"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hyper_sched_call_latency_seconds", Help: "Time from a call's arrival to its answer.", Buckets: latencyBuckets,
+		}, []string{"module", "export"}),
+		exec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hyper_sched_exec_seconds", Help: "Instantiate plus call time on the worker.", Buckets: latencyBuckets,
+		}, []string{"module", "export"}),
+		calibrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyper_sched_calibrations_total", Help: "Calibrations run by benchd, by result.",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.calls, m.admission, m.latency, m.exec, m.calibrations,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	for _, c := range append([]*child{s.benchd}, s.workers...) {
+		labels := prometheus.Labels{"proc": c.name}
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hyper_sched_restarts_total", Help: "Times a child process was started again.", ConstLabels: labels,
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(c.restarts)
+		}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hyper_sched_process_running", Help: "1 when the child process is RUNNING.", ConstLabels: labels,
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if c.state == Running {
+				return 1
+			}
+			return 0
+		}))
+		if c.core < 0 {
+			continue
+		}
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hyper_sched_queue_length", Help: "Deadline jobs queued on a worker core.", ConstLabels: labels,
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(s.sched.Stats(s.now()).Cores[c.core].Queued)
+		}))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hyper_sched_core_busy_seconds_total", Help: "Time a worker core spent running jobs.", ConstLabels: labels,
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return time.Duration(s.sched.Stats(s.now()).Cores[c.core].Busy).Seconds()
+		}))
+	}
+	return m
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// outcomeLabel names an answer's outcome for hyper_sched_calls_total.
+func outcomeLabel(err error) string {
+	if err == nil {
+		return "success"
+	}
+	switch apierr.CodeOf(err) {
+	case apierr.Trap:
+		return "trap"
+	case apierr.DeadlineExceeded:
+		return "deadline_exceeded"
+	case apierr.WorkerLost:
+		return "worker_lost"
+	case apierr.ShuttingDown:
+		return "shutting_down"
+	case apierr.InvalidWasmName:
+		return "module_gone"
+	case apierr.BadRequest:
+		return "client_gone"
+	}
+	return "error"
+}
