@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ func BenchmarkCallNoop(b *testing.B) {
 		{"deadline", `{"wasm_name":"fib.wasm","export_func":"noop","expected_deadline":"50"}`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			d := start(b, b.TempDir())
+			d := start(b, b.TempDir(), strings.Fields(os.Getenv("HS_BENCH_FLAGS"))...)
 			if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
 				b.Fatalf("register: %d %s", a.code, a.raw)
 			}

@@ -145,6 +145,13 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	if name == "" || name == "anon" {
 		name = "task-" + strconv.FormatUint(s.nextID+1, 10)
 	}
+	if len(s.tasks) >= s.cfg.MaxInFlight {
+		s.count.Rejected++
+		s.mu.Unlock()
+		e := apierr.New(apierr.Unschedulable, "%d calls are in flight, the configured limit", s.cfg.MaxInFlight)
+		e.RetryAfter = time.Second
+		return nil, e
+	}
 	if _, taken := s.names[name]; taken {
 		s.mu.Unlock()
 		return nil, apierr.New(apierr.InvalidUniqueName, "task_unique_name %q is in flight already", name)

@@ -54,6 +54,10 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 				"a different module named %q is registered (sha256 %s); add the form field replace=true to replace it", up.Name, old.SHA256[:12])
 		}
 	}
+	if _, replacing := s.store.get(up.Name); !replacing && s.store.len() >= s.cfg.MaxModules {
+		return httpapi.Registered{}, apierr.New(apierr.TooLarge,
+			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
+	}
 	m := &Module{Name: up.Name, SHA256: sum, Size: len(up.Wasm), Registered: time.Now().UTC(), wasm: up.Wasm}
 	l, err := s.bench.ensureLoaded(ctx, m)
 	if err != nil {

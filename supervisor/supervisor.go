@@ -67,6 +67,12 @@ type Config struct {
 	// Version is reported by hyper-schedctl version. Default "dev".
 	Version string
 
+	// MaxModules bounds the registered modules. Default 1000.
+	MaxModules int
+	// MaxInFlight bounds the calls admitted and not yet answered; beyond
+	// it a call is answered 503 at once. Default 10000.
+	MaxInFlight int
+
 	// Isolation is the best rung of the isolation ladder to try
 	// (cgroup2, cgroup1-cpuset, affinity). Default cgroup2.
 	Isolation isolate.Mode
@@ -118,13 +124,19 @@ func (c Config) withDefaults() (Config, error) {
 	if c.CalibrationBudget == 0 {
 		c.CalibrationBudget = 2 * time.Second
 	}
+	if c.MaxModules == 0 {
+		c.MaxModules = 1000
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 10000
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
-	if c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
+	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
 		return c, errors.New("config: durations and sizes must not be negative")
 	}
 	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {

@@ -134,6 +134,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	beCap := fs.Duration("best-effort-cap", mustDuration(env("best-effort-cap", "1s")), "runtime cap of a call without a deadline")
 	calib := fs.Duration("calibration-budget", mustDuration(env("calibration-budget", "2s")), "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
+	maxModules := fs.Int("max-modules", 1000, "most modules registered at once")
+	maxInFlight := fs.Int("max-in-flight", 10000, "most calls admitted and not yet answered")
+	memPages := fs.Uint("memory-pages", 4096, "most linear memory of one instance, in 64 KiB pages")
 	tokenFile := fs.String("token-file", env("token-file", ""), "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
 	isolation := fs.String("isolation", env("isolation", "cgroup2"), "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
 	realtime := fs.String("realtime", env("realtime", "auto"), "SCHED_FIFO for workers: auto (on isolated CPUs), on, off")
@@ -160,6 +163,11 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		cfg.CPUs = list
 	}
 	cfg.DispatchOverhead = *overhead
+	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
+	if *memPages == 0 || *memPages > 65536 {
+		return cfg, 0, fmt.Errorf("--memory-pages: %d is not between 1 and 65536", *memPages)
+	}
+	cfg.MemoryLimitPages = uint32(*memPages)
 	cfg.Grace, cfg.BestEffortCap, cfg.CalibrationBudget, cfg.MaxUpload = *grace, *beCap, *calib, *maxUpload
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
