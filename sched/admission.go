@@ -3,22 +3,26 @@ package sched
 // free returns t0, the start of c's timeline at now: when its running job
 // releases the core at the latest, never before now.
 //
-// A running deadline job within its estimate ends at start+Estimate, unless
-// it would run past its deadline, where the supervisor kills it. Past its
-// estimate nothing bounds it but that kill: deadline+Grace, plus the restart
-// of its worker. A best-effort job is bounded by its cap the same way.
+// A running job within its estimate ends at start+Estimate, unless it
+// would run past its kill: deadline+Grace for a deadline job,
+// start+BestEffortCap+Grace for a best-effort one, plus the restart of its
+// worker. Past its estimate nothing bounds it but that kill. So a
+// best-effort job with a learned estimate blocks the core for its estimate,
+// not for the whole cap; one with Estimate >= BestEffortCap (unknown) for
+// the cap.
 func (s *Scheduler) free(c *core, now int64) int64 {
 	if !c.busy {
 		return now
 	}
-	var end int64
+	end := c.run.Deadline + s.cfg.Grace + s.cfg.RestartCost
 	if c.run.Deadline == 0 {
 		end = c.start + s.cfg.BestEffortCap + s.cfg.Grace + s.cfg.RestartCost
-	} else {
-		end = c.run.Deadline + s.cfg.Grace + s.cfg.RestartCost
-		if now-c.start <= c.run.Estimate {
-			end = min(end, c.start+c.run.Estimate)
-		}
+	}
+	// A best-effort estimate of the cap or more means "unknown": the job
+	// may run into the cap and be killed there.
+	known := c.run.Deadline != 0 || c.run.Estimate < s.cfg.BestEffortCap
+	if known && now-c.start <= c.run.Estimate {
+		end = min(end, c.start+c.run.Estimate)
 	}
 	return max(end, now)
 }

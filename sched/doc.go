@@ -32,7 +32,10 @@
 //     t0 = min(start+C, D+Grace+RestartCost);
 //   - a running deadline job past its estimate: it will be killed at its
 //     deadline and its worker restarted, so t0 = D+Grace+RestartCost;
-//   - a running best-effort job: it will be killed at its cap, so
+//   - a running best-effort job with a known estimate C < BestEffortCap,
+//     within it: t0 = start+C;
+//   - a running best-effort job past its estimate, or with none known
+//     (C >= BestEffortCap): it will be killed at its cap, so
 //     t0 = start+BestEffortCap+Grace+RestartCost;
 //
 // and t0 is never earlier than now. The new job is inserted into the core's

@@ -35,14 +35,18 @@ func oracleFree(cfg Config, now int64, cs coreSnap) int64 {
 		return now
 	}
 	elapsed := now - cs.start
+	kill := cs.run.Deadline + cfg.Grace + cfg.RestartCost
+	if cs.run.Deadline == 0 {
+		kill = cs.start + cfg.BestEffortCap + cfg.Grace + cfg.RestartCost
+	}
 	var end int64
 	switch {
-	case cs.run.Deadline == 0:
-		end = cs.start + cfg.BestEffortCap + cfg.Grace + cfg.RestartCost
+	case cs.run.Deadline == 0 && cs.run.Estimate >= cfg.BestEffortCap:
+		end = kill // unknown: it may run into the cap
 	case elapsed > cs.run.Estimate:
-		end = cs.run.Deadline + cfg.Grace + cfg.RestartCost
-	case cs.start+cs.run.Estimate > cs.run.Deadline+cfg.Grace+cfg.RestartCost:
-		end = cs.run.Deadline + cfg.Grace + cfg.RestartCost
+		end = kill
+	case cs.start+cs.run.Estimate > kill:
+		end = kill
 	default:
 		end = cs.start + cs.run.Estimate
 	}

@@ -11,7 +11,10 @@ type Job struct {
 	// the job best-effort.
 	Deadline int64
 	// Estimate is the execution-time estimate C in ns. It must be > 0 for a
-	// deadline job; a best-effort job's estimate is ignored (its cap is used).
+	// deadline job. For a best-effort job it is the learned estimate, or
+	// BestEffortCap (or more) when none is known; while it runs within it,
+	// it blocks its core for that long in the admission test, past it (or
+	// unknown) until its cap.
 	Estimate int64
 }
 

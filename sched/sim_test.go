@@ -94,9 +94,16 @@ func (m *sim) generate() []*simJob {
 		sj := &simJob{arrive: m.rng.Int64N(m.sc.horizon), core: -1}
 		sj.job.ID = uint64(perm[i]) + 1
 		if m.rng.Float64() < m.sc.be {
-			sj.job.Estimate = 1 + m.rng.Int64N(m.sc.maxC)
-			// Sometimes beyond the cap: killed there, then restarted.
-			sj.exec = 1 + m.rng.Int64N(m.cfg.BestEffortCap+1)
+			if m.rng.IntN(2) == 0 {
+				// A learned estimate, and the run takes just that.
+				sj.job.Estimate = 1 + m.rng.Int64N(m.sc.maxC)
+				sj.exec = sj.job.Estimate
+			} else {
+				// Unknown: the cap is the estimate. Sometimes the run goes
+				// beyond it: killed there, then restarted.
+				sj.job.Estimate = m.cfg.BestEffortCap
+				sj.exec = 1 + m.rng.Int64N(m.cfg.BestEffortCap+1)
+			}
 		} else {
 			c := 1 + m.rng.Int64N(m.sc.maxC)
 			d := sj.arrive + c + 1 + m.rng.Int64N(m.sc.maxLax)

@@ -166,7 +166,12 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		t.deadline = spec.Arrived.Add(spec.Deadline)
 		j.Deadline = s.at(t.deadline)
 	} else {
+		// Best effort: the learned estimate, so a short call blocks its
+		// core in the admission test for its run time, not the whole cap.
 		j.Estimate = s.cfg.BestEffortCap.Nanoseconds()
+		if ns, ok := s.est.Learned(cl.key); ok && ns+s.cfg.DispatchOverhead.Nanoseconds() < j.Estimate {
+			j.Estimate = ns + s.cfg.DispatchOverhead.Nanoseconds()
+		}
 	}
 	if j.Deadline == 0 && !s.anyWorkerWanted() {
 		s.count.Rejected++

@@ -164,6 +164,7 @@ func testSupervisor(t *testing.T) *Supervisor {
 	s.recent.init(16)
 	s.workers = []*child{{name: "worker-1", role: RoleWorker, cpu: 1, cpus: []int{1}, core: 0, log: cfg.Log, wanted: true}}
 	s.benchd = &child{name: "benchd", role: RoleBenchd, cpu: -1, cpus: []int{0}, core: -1, log: cfg.Log, wanted: true}
+	s.met = newMetrics(s)
 	return s
 }
 
