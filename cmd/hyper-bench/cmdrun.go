@@ -29,7 +29,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	var f runFlags
 	fs := flag.NewFlagSet("hyper-bench run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.workload, "workload", "", "workload file (JSON; see docs/bench-hyper-bench.md)")
+	fs.StringVar(&f.workload, "workload", "", "workload file (JSON; see docs/hyper-bench.md)")
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:3001", "base URL of the server; calls go to URL/call")
 	fs.StringVar(&f.out, "out", "result.json", "result file to write")
 	fs.StringVar(&f.mode, "mode", "open", `"open" (Poisson arrivals at -rate) or "closed" (-clients back to back)`)

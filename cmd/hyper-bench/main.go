@@ -13,7 +13,7 @@
 // self-contained HTML page with inline SVG plots.
 //
 // It measures; it never asserts. Its numbers go to docs/benchmarks.md, and
-// the notes on how to read them to docs/bench-hyper-bench.md.
+// the notes on how to read them to docs/hyper-bench.md.
 package main
 
 import (

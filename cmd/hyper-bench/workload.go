@@ -11,7 +11,7 @@ import (
 )
 
 // Workload is a load mix: the modules to register and the classes of calls
-// to send. It is read from a JSON file (see docs/bench-hyper-bench.md):
+// to send. It is read from a JSON file (see docs/hyper-bench.md):
 //
 //	{
 //	  "modules": {"fib.wasm": "../../testdata/fib.wasm"},
