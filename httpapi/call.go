@@ -28,6 +28,7 @@ type callBody struct {
 	Expected      wasmval.Flex    `json:"expected_execution_time"`
 	Deadline      wasmval.Flex    `json:"expected_deadline"`
 	CaptureOutput bool            `json:"capture_output"`
+	AllowLate     bool            `json:"allow_late"`
 }
 
 // DecodeCall decodes a /call or /test body. arrived is the request's
@@ -48,7 +49,8 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "export_func is missing")
 	}
 	spec := CallSpec{Arrived: arrived, Module: b.WasmName, Export: b.ExportFunc, TaskName: b.TaskName,
-		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1, CaptureOutput: b.CaptureOutput}
+		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1, CaptureOutput: b.CaptureOutput,
+		AllowLate: b.AllowLate}
 	if n, ok, err := b.ResultsLength.Int64(); err != nil || (ok && (n < 0 || n > 1<<16)) {
 		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Invalid_params", "results_length must be a small non-negative integer")
 	} else if ok {

@@ -57,6 +57,7 @@ type CallSpec struct {
 	Declared      time.Duration // expected_execution_time; 0: none
 	Deadline      time.Duration // expected_deadline; 0: best effort
 	CaptureOutput bool          // answer with the call's stdout and stderr
+	AllowLate     bool          // finish late (deadline_met false) rather than be killed
 }
 
 // CallResult is a successful call.

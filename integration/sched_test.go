@@ -150,3 +150,25 @@ func TestEveryCallAnswered(t *testing.T) {
 		t.Errorf("completed counter %v below the %v successful answers", got, want)
 	}
 }
+
+// TestAllowLate: a call that asks to finish late is not killed at its
+// deadline; its answer says the deadline was missed.
+func TestAllowLate(t *testing.T) {
+	d := start(t, t.TempDir())
+	if a := d.register(map[string]string{"loop.wasm": "loop.wasm"},
+		map[string]string{"export_func": "spin", "params": "1000"}); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	// spin(N) for a run of roughly 100-300 ms, declared as 10 ms, due in 50 ms.
+	// Each call uses other params, so no learned estimate exists yet.
+	body := `{"wasm_name":"loop.wasm","export_func":"spin","params":["%d"],"expected_execution_time":"10","expected_deadline":"50"%s}`
+	a := d.post("/call", fmt.Sprintf(body, 100000000, `,"allow_late":true`))
+	if a.code != 200 || a.body["deadline_met"] != false {
+		t.Fatalf("allow_late: got %d %s, want 200 with deadline_met false", a.code, a.raw)
+	}
+	d.waitHealthy()
+	a = d.post("/call", fmt.Sprintf(body, 100000001, ""))
+	if a.code != http.StatusGatewayTimeout {
+		t.Fatalf("firm deadline: got %d %s, want 504", a.code, a.raw)
+	}
+}

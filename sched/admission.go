@@ -4,7 +4,7 @@ package sched
 // releases the core at the latest, never before now.
 //
 // A running job within its estimate ends at start+Estimate, unless it
-// would run past its kill: deadline+Grace for a deadline job,
+// would run past its kill: deadline+LateCap+Grace for a deadline job,
 // start+BestEffortCap+Grace for a best-effort one, plus the restart of its
 // worker. Past its estimate nothing bounds it but that kill. So a
 // best-effort job with a learned estimate blocks the core for its estimate,
@@ -14,7 +14,7 @@ func (s *Scheduler) free(c *core, now int64) int64 {
 	if !c.busy {
 		return now
 	}
-	end := c.run.Deadline + s.cfg.Grace + s.cfg.RestartCost
+	end := c.run.Deadline + c.run.LateCap + s.cfg.Grace + s.cfg.RestartCost
 	if c.run.Deadline == 0 {
 		end = c.start + s.cfg.BestEffortCap + s.cfg.Grace + s.cfg.RestartCost
 	}

@@ -145,6 +145,14 @@ func TestAdmit(t *testing.T) {
 			refuse(11, 5, 69, 5, errUnsched), // behind 4: ends 70
 			admit(11, 6, 70, 5, 0),
 		}},
+		{"a job allowed to finish late blocks until deadline+late cap+grace+restart", 1, withKill, []step{
+			{op: "admit", now: 0, job: Job{ID: 1, Deadline: 50, Estimate: 10, LateCap: 40}, core: 0, retry: -1},
+			next(0, 0, 1),
+			admit(5, 2, 20, 5, 0), // within its estimate: t0 = 10
+			cancel(2, true),
+			refuse(11, 3, 104, 5, errUnsched), // overrun: t0 = 50+40+3+7 = 100, ends 105
+			admit(11, 4, 105, 5, 0),
+		}},
 		{"running job within its estimate ends at start+estimate", 1, withKill, []step{
 			admit(0, 1, 20, 15, 0),
 			next(10, 0, 1),         // started late: start+C = 25, kill bound 20+3+7 = 30

@@ -35,7 +35,7 @@ func oracleFree(cfg Config, now int64, cs coreSnap) int64 {
 		return now
 	}
 	elapsed := now - cs.start
-	kill := cs.run.Deadline + cfg.Grace + cfg.RestartCost
+	kill := cs.run.Deadline + cs.run.LateCap + cfg.Grace + cfg.RestartCost
 	if cs.run.Deadline == 0 {
 		kill = cs.start + cfg.BestEffortCap + cfg.Grace + cfg.RestartCost
 	}

@@ -16,6 +16,12 @@ type Job struct {
 	// it blocks its core for that long in the admission test, past it (or
 	// unknown) until its cap.
 	Estimate int64
+	// LateCap, for a deadline job, is how long past its deadline it may
+	// keep running before the supervisor kills it: 0 for a firm deadline
+	// (the default), more for a call that asked to finish late rather than
+	// be killed. The admission test counts a running job as blocking its
+	// core until that kill.
+	LateCap int64
 }
 
 // Defaults for the zero fields of [Config].

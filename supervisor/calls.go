@@ -165,6 +165,12 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	if spec.Deadline > 0 {
 		t.deadline = spec.Arrived.Add(spec.Deadline)
 		j.Deadline = s.at(t.deadline)
+		if spec.AllowLate {
+			// It may finish late, up to the best-effort cap past its
+			// deadline; admission counts it as blocking its core until then.
+			t.lateCap = s.cfg.BestEffortCap
+			j.LateCap = t.lateCap.Nanoseconds()
+		}
 	} else {
 		// Best effort: the learned estimate, so a short call blocks its
 		// core in the admission test for its run time, not the whole cap.
@@ -295,7 +301,7 @@ func (s *Supervisor) dispatchIdle() {
 			// Cannot happen: finished tasks leave the scheduler first.
 			panic(fmt.Sprintf("supervisor: scheduler returned unknown job %d", j.ID))
 		}
-		if !t.deadline.IsZero() && time.Now().After(t.deadline) {
+		if !t.deadline.IsZero() && t.lateCap == 0 && time.Now().After(t.deadline) {
 			// Jobs ahead of it overran their estimates: starting it now
 			// would only get the worker killed. Answer, and take the next.
 			s.sched.Done(c.core, now)
@@ -320,7 +326,7 @@ func (s *Supervisor) start(c *child, t *task) {
 	t.event("started", c.name)
 	limit := s.cfg.BestEffortCap
 	if !t.deadline.IsZero() {
-		limit = time.Until(t.deadline) + s.cfg.Grace
+		limit = time.Until(t.deadline) + t.lateCap + s.cfg.Grace
 	}
 	gen := c.gen
 	t.timer = time.AfterFunc(limit, func() { s.overrun(c, gen, t) })
@@ -348,6 +354,9 @@ func (s *Supervisor) overrun(c *child, gen int, t *task) {
 	}
 	c.killedJob = t.id
 	what := "its deadline"
+	if t.lateCap > 0 {
+		what = fmt.Sprintf("%v past its deadline (allow_late)", t.lateCap)
+	}
 	if t.deadline.IsZero() {
 		what = "the best-effort runtime cap " + s.cfg.BestEffortCap.String()
 	}

@@ -16,7 +16,8 @@ type task struct {
 	results  []wasmval.Type
 	key      string // estimator key
 	arrived  time.Time
-	deadline time.Time // zero: best effort
+	deadline time.Time     // zero: best effort
+	lateCap  time.Duration // how long past its deadline it may run (allow_late)
 	estimate time.Duration
 	source   string // "declared", "learned"
 	core     int    // -1 until admitted
