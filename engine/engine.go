@@ -159,8 +159,8 @@ func (m *Module) compile(ctx context.Context, wasm []byte) error {
 		if name == "_initialize" { // already run by every instantiation
 			continue
 		}
-		params, ok1 := types(f.ParamTypes())
-		results, ok2 := types(f.ResultTypes())
+		params, ok1 := ValueTypes(f.ParamTypes())
+		results, ok2 := ValueTypes(f.ResultTypes())
 		if !ok1 || !ok2 {
 			continue
 		}
@@ -189,9 +189,9 @@ func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (c wazer
 	return rt.CompileModule(ctx, wasm)
 }
 
-// types converts wazero value types; ok is false for v128 and reference
-// types, which hyper-sched cannot pass.
-func types(ts []api.ValueType) (out []wasmval.Type, ok bool) {
+// ValueTypes converts wazero value types; ok is false for v128 and
+// reference types, which hyper-sched cannot pass.
+func ValueTypes(ts []api.ValueType) (out []wasmval.Type, ok bool) {
 	out = make([]wasmval.Type, len(ts))
 	for i, t := range ts {
 		switch t {

@@ -286,3 +286,20 @@ func char(c byte) string {
 	}
 	return strconv.QuoteRune(rune(c))
 }
+
+// field reads the first token of a request field named name. absent is true
+// for an empty field or a lone null, which both mean "not given"; errors are
+// prefixed with name.
+func (l *lexer) field(name string) (tok token, absent bool, err error) {
+	l.skipSpace()
+	if l.eof() {
+		return token{}, true, nil
+	}
+	if tok, err = l.next(); err != nil {
+		return token{}, false, prefix(name, err)
+	}
+	if tok.kind == kindNull {
+		return token{}, true, prefixErr(name, l.end())
+	}
+	return tok, false, nil
+}

@@ -36,17 +36,11 @@ func ParseParams(raw json.RawMessage, max int) ([]Flex, error) {
 		max = MaxParams
 	}
 	l := lexer{b: raw}
-	l.skipSpace()
-	if l.eof() {
-		return nil, nil
-	}
-	tok, err := l.next()
-	if err != nil {
-		return nil, prefix("params", err)
+	tok, absent, err := l.field("params")
+	if absent || err != nil {
+		return nil, err
 	}
 	switch tok.kind {
-	case kindNull:
-		return nil, prefixErr("params", l.end())
 	case kindList:
 	default:
 		return nil, invalidf("params: want a list of strings or numbers, got %s", tok.kind)

@@ -97,17 +97,11 @@ func ParseType(s string) (Type, error) {
 // "param_type: list has 2 types for 3 params".
 func ParseTypes(raw json.RawMessage, n int) ([]Type, error) {
 	l := lexer{b: raw}
-	l.skipSpace()
-	if l.eof() {
-		return nil, nil
-	}
-	tok, err := l.next()
-	if err != nil {
-		return nil, prefix("param_type", err)
+	tok, absent, err := l.field("param_type")
+	if absent || err != nil {
+		return nil, err
 	}
 	switch tok.kind {
-	case kindNull:
-		return nil, prefixErr("param_type", l.end())
 	case kindString:
 		if err := l.end(); err != nil {
 			return nil, prefix("param_type", err)

@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -133,13 +133,15 @@ func (s *server) call(ctx context.Context, body []byte, arrived time.Time) (int,
 	if !ok {
 		return http.StatusNotFound, callAnswer{Status: "Error_Invalid_export_func", Error: fmt.Sprintf("no export %q", c.ExportFunc)}
 	}
-	in, err := types(def.ParamTypes())
-	if err != nil {
-		return http.StatusBadRequest, callAnswer{Status: "Error_Invalid_params", Error: err.Error()}
+	// The same conversion as hyper-sched's engine: v128 and references
+	// cannot be passed as JSON.
+	in, ok := engine.ValueTypes(def.ParamTypes())
+	if !ok {
+		return http.StatusBadRequest, callAnswer{Status: "Error_Invalid_params", Error: "a parameter type is not i32, i64, f32 or f64"}
 	}
-	out, err := types(def.ResultTypes())
-	if err != nil {
-		return http.StatusInternalServerError, callAnswer{Status: "Error_Internal", Error: err.Error()}
+	out, ok := engine.ValueTypes(def.ResultTypes())
+	if !ok {
+		return http.StatusInternalServerError, callAnswer{Status: "Error_Internal", Error: "a result type is not i32, i64, f32 or f64"}
 	}
 	params, err := wasmval.Params(c.Params, in, 0)
 	if err != nil {
@@ -167,26 +169,6 @@ func (s *server) call(ctx context.Context, body []byte, arrived time.Time) (int,
 		a.DeadlineMet = &met
 	}
 	return http.StatusOK, a
-}
-
-// types converts wazero's value types to wasmval's.
-func types(vt []api.ValueType) ([]wasmval.Type, error) {
-	out := make([]wasmval.Type, len(vt))
-	for i, t := range vt {
-		switch t {
-		case api.ValueTypeI32:
-			out[i] = wasmval.I32
-		case api.ValueTypeI64:
-			out[i] = wasmval.I64
-		case api.ValueTypeF32:
-			out[i] = wasmval.F32
-		case api.ValueTypeF64:
-			out[i] = wasmval.F64
-		default:
-			return nil, fmt.Errorf("value type %s is not supported", strings.ToLower(api.ValueTypeName(t)))
-		}
-	}
-	return out, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
