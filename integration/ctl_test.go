@@ -479,14 +479,6 @@ func TestCtlKillDuringLoad(t *testing.T) {
 	allowed := regexp.MustCompile(`^(/call (200 Success|503 Error_Worker_lost|503 Error_Unschedulable|504 Error_Deadline_exceeded|422 Error_Invalid_deadline)|` +
 		`/test (200 Success|503 Error_Worker_lost|504 Error_Deadline_exceeded))$`)
 	for k, n := range byStatus {
-		// Known, outside the control socket: a /test whose benchd is
-		// restarted between its load and its calibrate request (bench.go
-		// ensureLoaded, then do) gets 400 "not loaded in benchd" instead of
-		// 503 Error_Worker_lost. Still exactly one answer; reported.
-		if k == "/test 400 Error_Invalid_params" && strings.Contains(examples[k], "is not loaded in benchd") {
-			t.Logf("known issue: %d /test answered 400 after a benchd restart: %s", n, examples[k])
-			continue
-		}
 		if !allowed.MatchString(k) {
 			t.Errorf("%d answers %q, which is not an outcome of a killed child, e.g. %s", n, k, examples[k])
 		}
