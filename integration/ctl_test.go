@@ -523,12 +523,10 @@ func TestCtlShutdown(t *testing.T) {
 	if a := <-call; a.code != 200 && a.str("status") != "Error_Shutting_down" {
 		t.Errorf("call in flight: got %d %s, want 200 or Error_Shutting_down", a.code, a.raw)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("hyper-sched after shutdown: %v; log:\n%s", err, d.logs())
+	case <-d.done:
+		if d.waitErr != nil {
+			t.Errorf("hyper-sched after shutdown: %v; log:\n%s", d.waitErr, d.logs())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("hyper-sched still running 30s after shutdown; log:\n%s", d.logs())
@@ -558,20 +556,19 @@ func TestCtlSecondSignal(t *testing.T) {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
 	select {
-	case err := <-done:
-		t.Fatalf("exited on the first SIGTERM (%v) with a call running; log:\n%s", err, d.logs())
+	case <-d.done:
+		t.Fatalf("exited on the first SIGTERM (%v) with a call running; log:\n%s", d.waitErr, d.logs())
 	case <-time.After(time.Second):
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-done:
+	case <-d.done:
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("after the second SIGTERM: got %v, want exit status 1", err)
+		if !errors.As(d.waitErr, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("after the second SIGTERM: got %v, want exit status 1", d.waitErr)
 		}
+		d.stopOnce.Do(func() {}) // it exited with 1 on purpose
 	case <-time.After(10 * time.Second):
 		d.cmd.Process.Kill()
 		t.Fatalf("still running 10s after the second SIGTERM; log:\n%s", d.logs())

@@ -52,7 +52,8 @@ type daemon struct {
 	dir      string
 	log      *bytes.Buffer
 	flags    []string
-	exited   chan error // receives cmd.Wait's result once
+	done     chan struct{} // closed when the process has exited
+	waitErr  error         // cmd.Wait's result, once done is closed
 	stopOnce sync.Once
 }
 
@@ -78,8 +79,8 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d.exited = make(chan error, 1)
-	go func() { d.exited <- d.cmd.Wait() }()
+	d.done = make(chan struct{})
+	go func() { d.waitErr = d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { d.stop() })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -94,9 +95,8 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 			t.Fatalf("hyper-sched not healthy after 60s; log:\n%s", d.logs())
 		}
 		select {
-		case err := <-d.exited:
-			d.exited <- err // for stop
-			t.Fatalf("hyper-sched exited during start (%v); log:\n%s", err, d.logs())
+		case <-d.done:
+			t.Fatalf("hyper-sched exited during start (%v); log:\n%s", d.waitErr, d.logs())
 		default:
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -114,9 +114,9 @@ func (d *daemon) stop() {
 
 func (d *daemon) stopNow() {
 	d.cmd.Process.Signal(syscall.SIGTERM)
-	done := d.exited
 	select {
-	case err := <-done:
+	case <-d.done:
+		err := d.waitErr
 		if strings.Contains(d.logs(), "WARNING: DATA RACE") {
 			d.t.Errorf("the daemon reported a data race; log:\n%s", d.logs())
 		}
@@ -125,7 +125,7 @@ func (d *daemon) stopNow() {
 		}
 	case <-time.After(30 * time.Second):
 		d.cmd.Process.Kill()
-		<-done
+		<-d.done
 		d.t.Errorf("hyper-sched did not stop within 30s of SIGTERM; log:\n%s", d.logs())
 	}
 }

@@ -98,6 +98,12 @@ type Options struct {
 	Best Mode
 	// RealTime decides SCHED_FIFO for dedicated processes. Default auto.
 	RealTime RealTime
+	// WorkerMemoryMax, if positive, is written to memory.max of every
+	// dedicated (worker) group on cgroup v2, in bytes; a worker past it is
+	// killed by the kernel and restarted like any lost worker. v1 has no
+	// memory controller in hyper-sched's cpuset-only hierarchy. Default 0:
+	// no limit beyond the per-instance page limit.
+	WorkerMemoryMax int64
 	// Priority is the SCHED_FIFO priority, 1-99. Default 10: above every
 	// SCHED_OTHER task, below the kernel's threaded interrupt handlers (50),
 	// so a worker never delays the interrupts it depends on.
@@ -144,6 +150,9 @@ type Placement struct {
 	// empty where none was tried (v1, or a group sharing a housekeeping
 	// CPU).
 	Partition string `json:"partition,omitempty"`
+	// MemoryMax is memory.max of the group as the kernel reports it
+	// (cgroup v2), when a limit was asked for.
+	MemoryMax string `json:"memory_max,omitempty"`
 	// Exclusive is cpuset.cpu_exclusive on v1.
 	Exclusive bool `json:"cpu_exclusive,omitempty"`
 	// Dedicated says the CPUs avoid every housekeeping CPU.

@@ -24,6 +24,7 @@ type v2 struct {
 	origin    string // the group the supervisor was in before Setup
 	mems      string
 	hk        []int
+	memMax    int64 // memory.max of worker groups; 0: none
 	base      *cgroup2.Manager
 }
 
@@ -57,7 +58,7 @@ func setupV2(o Options, cleaned *[]string) (*v2, Placement, error) {
 	if filepath.Base(own) == Supervisor && delegated(filepath.Join(m.dir, filepath.Dir(own))) {
 		own = filepath.Dir(own)
 	}
-	b := &v2{mount: m.dir, origin: own, hk: o.Housekeeping}
+	b := &v2{mount: m.dir, origin: own, hk: o.Housekeeping, memMax: o.WorkerMemoryMax}
 	switch {
 	case own != "/" && delegated(filepath.Join(m.dir, own)):
 		b.group, b.delegated = own, true
@@ -196,6 +197,9 @@ func (b *v2) prepare(name string, cpus []int) (Placement, *os.File, error) {
 	}
 	if p.Dedicated && name != Supervisor {
 		b.partition(&p, cpus)
+		if b.memMax > 0 {
+			p.note(b.limitMemory(&p))
+		}
 	}
 	dir, err := os.OpenFile(p.Path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -270,6 +274,9 @@ func (b *v2) inspect(p *Placement) {
 	if p.Partition != "" {
 		p.Partition, _ = readString(filepath.Join(p.Path, "cpuset.cpus.partition"))
 	}
+	if p.MemoryMax != "" {
+		p.MemoryMax, _ = readString(filepath.Join(p.Path, "memory.max"))
+	}
 }
 
 // close removes every child group and leaves the base as it was found:
@@ -289,6 +296,11 @@ func (b *v2) close() error {
 		}
 		if err := writeString(filepath.Join(b.dir, "cgroup.subtree_control"), "-cpuset"); err != nil {
 			errs = append(errs, err)
+		}
+		if b.memMax > 0 { // enabled by limitMemory; processes may not sit beside it
+			if err := writeString(filepath.Join(b.dir, "cgroup.subtree_control"), "-memory"); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		ps, _ := procs(supDir)
 		for _, pid := range ps {
@@ -311,3 +323,23 @@ func (b *v2) close() error {
 
 // originDir is the group the supervisor came from.
 func (b *v2) originDir() string { return filepath.Join(b.mount, b.origin) }
+
+// limitMemory writes memory.max of a worker group, enabling the memory
+// controller below the base first (delegated by systemd's Delegate=yes, or
+// available at the root when run by hand).
+func (b *v2) limitMemory(p *Placement) error {
+	f := filepath.Join(b.dir, "cgroup.subtree_control")
+	if cur, err := readString(f); err != nil || !slices.Contains(strings.Fields(cur), "memory") {
+		if !b.delegated {
+			writeString(filepath.Join(b.mount, "cgroup.subtree_control"), "+memory")
+		}
+		if err := writeString(f, "+memory"); err != nil {
+			return fmt.Errorf("memory.max not set: enable the memory controller in %s: %w", b.dir, err)
+		}
+	}
+	if err := writeString(filepath.Join(p.Path, "memory.max"), strconv.FormatInt(b.memMax, 10)); err != nil {
+		return fmt.Errorf("memory.max not set: %w", unwrapPath(err))
+	}
+	p.MemoryMax, _ = readString(filepath.Join(p.Path, "memory.max"))
+	return nil
+}

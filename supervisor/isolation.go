@@ -32,7 +32,7 @@ type isolation struct {
 // isolationOptions derives the ladder's options from the configuration.
 func (s *Supervisor) isolationOptions() isolate.Options {
 	return isolate.Options{Name: s.cfg.CgroupName, Housekeeping: s.choice.Housekeeping,
-		Best: s.cfg.Isolation, RealTime: s.cfg.RealTime}
+		Best: s.cfg.Isolation, RealTime: s.cfg.RealTime, WorkerMemoryMax: s.cfg.WorkerMemoryMax}
 }
 
 // startIsolation sets up the ladder, moving the supervisor into its group

@@ -79,6 +79,9 @@ type Config struct {
 	// RealTime decides SCHED_FIFO for workers on dedicated CPUs: auto (on
 	// where the CPU is isolated), on, off. Default auto.
 	RealTime isolate.RealTime
+	// WorkerMemoryMax, if positive, caps each worker's memory (cgroup v2
+	// memory.max, bytes). Default 0: none.
+	WorkerMemoryMax int64
 	// CgroupName names the group created when run by hand:
 	// /sys/fs/cgroup/<name>. Default "hyper-sched".
 	CgroupName string

@@ -136,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
 	maxModules := fs.Int("max-modules", 1000, "most modules registered at once")
 	maxInFlight := fs.Int("max-in-flight", 10000, "most calls admitted and not yet answered")
+	workerMem := fs.Int64("worker-memory-max", 0, "memory.max of each worker's cgroup in bytes (cgroup v2; default: none)")
 	memPages := fs.Uint("memory-pages", 4096, "most linear memory of one instance, in 64 KiB pages")
 	tokenFile := fs.String("token-file", env("token-file", ""), "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
 	isolation := fs.String("isolation", env("isolation", "cgroup2"), "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
@@ -164,6 +165,10 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	}
 	cfg.DispatchOverhead = *overhead
 	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
+	if *workerMem < 0 {
+		return cfg, 0, fmt.Errorf("--worker-memory-max: %d is negative", *workerMem)
+	}
+	cfg.WorkerMemoryMax = *workerMem
 	if *memPages == 0 || *memPages > 65536 {
 		return cfg, 0, fmt.Errorf("--memory-pages: %d is not between 1 and 65536", *memPages)
 	}

@@ -70,6 +70,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "byhand":
+		exp.memory = true
 		byHand(&r, exp)
 	case "placement":
 		placement(&r, exp, *pid)
@@ -85,8 +86,13 @@ func main() {
 	fmt.Println("VMTEST RESULT PASS")
 }
 
+// workerMemoryMax is the --worker-memory-max the guests run the daemon with
+// by hand: 512 MiB, far above what the test modules use.
+const workerMemoryMax = 512 << 20
+
 type expect struct {
 	workers, hk []int
+	memory      bool // memory.max of workers is expected (started by hand)
 	partition   string
 	policy      string
 	base        string
@@ -173,7 +179,7 @@ func startDaemon(r *report, name string) (*exec.Cmd, bool) {
 		return nil, false
 	}
 	defer logf.Close()
-	cmd := exec.Command(daemon, "--listen", "127.0.0.1:3001")
+	cmd := exec.Command(daemon, "--listen", "127.0.0.1:3001", "--worker-memory-max", strconv.Itoa(workerMemoryMax))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -271,6 +277,9 @@ func placement(r *report, exp expect, supPid int) {
 		dir := filepath.Join(cgroupRoot, group)
 		eff, _ := readString(filepath.Join(dir, "cpuset.cpus.effective"))
 		r.check(name+" cpuset.cpus.effective", eff == cpu, "got %q, want %q", eff, cpu)
+		if mem, err := readString(filepath.Join(dir, "memory.max")); exp.memory {
+			r.check(name+" memory.max", mem == strconv.Itoa(workerMemoryMax), "got %q (%v), want %d", mem, err, workerMemoryMax)
+		}
 		part, err := readString(filepath.Join(dir, "cpuset.cpus.partition"))
 		info("%s cpuset.cpus.partition: %q", name, part)
 		switch exp.partition {
