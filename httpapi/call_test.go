@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,8 @@ func TestDecodeCall(t *testing.T) {
 		{"negative deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"-1"}`, CallSpec{}, "Error_Invalid_params"},
 		{"deadline not a number", `{"wasm_name":"m","export_func":"f","expected_deadline":"soon"}`, CallSpec{}, "Error_Invalid_params"},
 		{"huge deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"1e12"}`, CallSpec{}, "Error_Invalid_params"},
+		{"nesting beyond encoding/json's 10,000 levels", `{"wasm_name":"m","export_func":"f","params":` +
+			strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, CallSpec{}, "Error_Bad_request"},
 		{"negative results_length", `{"wasm_name":"m","export_func":"f","results_length":"-1"}`, CallSpec{}, "Error_Invalid_params"},
 	}
 	for _, tt := range tests {
