@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -93,26 +94,14 @@ func estimateKey(m *Module, export string, params []uint64) string {
 	return string(b)
 }
 
-func sigString(ts []string) string {
-	out := ""
-	for i, t := range ts {
-		if i > 0 {
-			out += ","
-		}
-		out += t
-	}
-	return out
-}
+func sigString(ts []string) string { return strings.Join(ts, ",") }
 
 func typesString(ts []wasmval.Type) string {
-	out := ""
+	names := make([]string, len(ts))
 	for i, t := range ts {
-		if i > 0 {
-			out += ","
-		}
-		out += t.String()
+		names[i] = t.String()
 	}
-	return out
+	return strings.Join(names, ",")
 }
 
 // Call admits, runs and answers one call (POST /call).
@@ -144,6 +133,9 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	name := spec.TaskName
 	if name == "" || name == "anon" {
 		name = "task-" + strconv.FormatUint(s.nextID+1, 10)
+		if _, taken := s.names[name]; taken { // a client chose that name
+			name += "-anon"
+		}
 	}
 	if len(s.tasks) >= s.cfg.MaxInFlight {
 		s.count.Rejected++
