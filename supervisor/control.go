@@ -341,20 +341,25 @@ func (s *Supervisor) ctlStatus(names []string) *ipc.Response {
 	cs, bad := s.choose(names)
 	resp := &ipc.Response{Results: bad}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	st := s.sched.Stats(now)
+	st := s.sched.Stats(s.now())
 	for _, c := range cs {
 		resp.Procs = append(resp.Procs, s.procInfo(c, &st))
+	}
+	s.mu.Unlock()
+	// The kernel's view, read without the lock (as GET /status does).
+	for i, c := range cs {
+		var p ProcStatus
+		s.fillPlacement(&p, c, resp.Procs[i].Pid)
+		resp.Procs[i].Affinity, resp.Procs[i].Isolation = p.Affinity, p.Isolation
 	}
 	return resp
 }
 
-// procInfo describes c for hyper-schedctl; s.mu held.
+// procInfo describes c for hyper-schedctl, all but its placement (see
+// ctlStatus); s.mu held.
 func (s *Supervisor) procInfo(c *child, st *sched.Stats) ipc.ProcInfo {
 	p := s.procStatus(c)
-	info := ipc.ProcInfo{Name: c.name, State: p.State, Pid: c.pid, CPU: c.cpu, Affinity: p.Affinity,
-		Isolation: p.Isolation, Spawned: c.gen > 0, Restarts: c.restarts, LastExit: c.lastExit, Stderr: p.Stderr}
+	info := ipc.ProcInfo{Name: c.name, State: p.State, Pid: c.pid, CPU: c.cpu, Spawned: c.gen > 0, Restarts: c.restarts, LastExit: c.lastExit, Stderr: p.Stderr}
 	if c.pid > 0 {
 		info.UptimeNs = time.Since(c.upAt).Nanoseconds()
 	}

@@ -109,9 +109,10 @@ func (s *Supervisor) killChild(c *child) {
 
 // isolationOf describes where c runs now: mode, cgroup path, cpuset,
 // partition state, affinity and scheduling policy, as the kernel reports
-// them (GET /status, hyper-schedctl status). s.mu held.
-func (s *Supervisor) isolationOf(c *child) isolate.Placement {
-	p := s.iso.cg.Inspect(c.name, c.pid)
+// them (GET /status, hyper-schedctl status). It reads files and needs no
+// lock: pid is c's pid as read under s.mu.
+func (s *Supervisor) isolationOf(c *child, pid int) isolate.Placement {
+	p := s.iso.cg.Inspect(c.name, pid)
 	if s.iso.cg == nil {
 		p.CPUs = isolate.FormatList(c.cpus)
 	}

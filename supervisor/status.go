@@ -57,18 +57,32 @@ type Status struct {
 	Counters   counters          `json:"counters"`
 }
 
-// Status snapshots the daemon for GET /status.
+// Status snapshots the daemon for GET /status. The kernel's view of each
+// process (cgroup files, /proc) is read after the lock is released, so a
+// status poll never holds up admission with file I/O.
 func (s *Supervisor) Status() any {
+	out, pids := s.status()
+	procs := append([]*child{s.benchd}, s.workers...)
+	for i := range out.Procs {
+		s.fillPlacement(&out.Procs[i], procs[i], pids[i])
+	}
+	out.Supervisor, out.Skipped = s.supervisorIsolation(), s.isolationSkipped()
+	return out
+}
+
+// status is the part of Status taken under s.mu, with each process's pid.
+func (s *Supervisor) status() (Status, []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var pids []int
 	now := s.now()
 	st := s.sched.Stats(now)
 	out := Status{Status: "Success", Ready: s.ready, Uptime: time.Since(s.epoch).Round(time.Millisecond).String(),
 		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
-		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count,
-		Supervisor: s.supervisorIsolation(), Skipped: s.isolationSkipped()}
+		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count}
 	for _, c := range append([]*child{s.benchd}, s.workers...) {
 		p := s.procStatus(c)
+		pids = append(pids, c.pid)
 		if c.core >= 0 {
 			cs := st.Cores[c.core]
 			q := &CoreQueue{Available: cs.Available, Queued: cs.Queued, Running: cs.RunningID,
@@ -83,15 +97,14 @@ func (s *Supervisor) Status() any {
 	for _, m := range s.store.all() {
 		out.Modules = append(out.Modules, m.Name)
 	}
-	return out
+	return out, pids
 }
 
-// procStatus describes c; s.mu held.
+// procStatus describes c as the supervisor knows it; s.mu held.
+// fillPlacement adds the kernel's view.
 func (s *Supervisor) procStatus(c *child) ProcStatus {
 	p := ProcStatus{Name: c.name, State: c.state.String(), Pid: c.pid, CPU: c.cpu, Restarts: c.restarts,
 		LastExit: c.lastExit}
-	pl := s.isolationOf(c)
-	p.Isolation, p.Placement, p.Affinity = string(pl.Mode), &pl, pl.Affinity
 	if c.pid > 0 {
 		p.Uptime = time.Since(c.upAt).Round(time.Millisecond).String()
 	}
@@ -171,4 +184,12 @@ func (s *Supervisor) WarmStart() string {
 	}
 	return fmt.Sprintf("cnt: %d, start_latency: %dµs, sched_latency: %dµs", n,
 		(s.warm.startSum / time.Duration(n)).Microseconds(), (s.warm.schedSum / time.Duration(n)).Microseconds())
+}
+
+// fillPlacement adds where c (process pid) runs as the kernel reports it:
+// mode, cgroup, cpuset, partition, affinity, policy. It reads files, so it
+// is called without s.mu.
+func (s *Supervisor) fillPlacement(p *ProcStatus, c *child, pid int) {
+	pl := s.isolationOf(c, pid)
+	p.Isolation, p.Placement, p.Affinity = string(pl.Mode), &pl, pl.Affinity
 }
