@@ -1,38 +1,31 @@
 package isolate
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
 // SetAffinity pins every thread of process pid to cpus. sched_setaffinity
-// acts on one thread, and a Go process already has several, so each task in
-// /proc/PID/task is pinned; threads created later inherit the mask of the
-// thread that creates them.
+// acts on one thread, and a Go process already has several; everyThread
+// covers the ones created meanwhile.
 func SetAffinity(pid int, cpus []int) error {
-	var set unix.CPUSet
+	var want unix.CPUSet
 	for _, c := range cpus {
-		set.Set(c)
+		want.Set(c)
 	}
-	// Threads may appear while we walk; two passes catch the ones the first
-	// pass raced with.
-	for pass := 0; pass < 2; pass++ {
-		tids, err := tasks(pid)
-		if err != nil {
-			return fmt.Errorf("set affinity of %d: %w", pid, err)
-		}
-		for _, tid := range tids {
-			err := unix.SchedSetaffinity(tid, &set)
-			if err != nil && !errors.Is(err, unix.ESRCH) { // a thread that exited meanwhile
-				return fmt.Errorf("set affinity of %d/%d to %s: %w", pid, tid, FormatList(cpus), err)
-			}
-		}
+	err := everyThread(pid,
+		func(tid int) (bool, error) {
+			var got unix.CPUSet
+			err := unix.SchedGetaffinity(tid, &got)
+			return got == want, err
+		},
+		func(tid int) error { return unix.SchedSetaffinity(tid, &want) })
+	if err != nil {
+		return fmt.Errorf("set affinity of %d to %s: %w", pid, FormatList(cpus), err)
 	}
 	return nil
 }
@@ -47,20 +40,6 @@ func Affinity(pid int) ([]int, error) {
 	for c := 0; c <= maxCPU && len(out) < set.Count(); c++ {
 		if set.IsSet(c) {
 			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
-func tasks(pid int) ([]int, error) {
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int, 0, len(ents))
-	for _, e := range ents {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			out = append(out, tid)
 		}
 	}
 	return out, nil

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,12 +18,34 @@ import (
 // TestMain doubles as the helper process: with HYPER_SCHED_TEST_HELPER set
 // the test binary just waits to be killed, standing in for a child.
 func TestMain(m *testing.M) {
-	if os.Getenv("HYPER_SCHED_TEST_HELPER") == "sleep" {
+	switch os.Getenv("HYPER_SCHED_TEST_HELPER") {
+	case "sleep":
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "churn":
+		churnThreads()
 	}
 	removeDeadTestGroups()
 	os.Exit(m.Run())
+}
+
+// churnThreads creates and ends OS threads for a minute: a goroutine that
+// exits while locked to its thread takes the thread with it, and the
+// runtime starts new ones, from whichever thread it is on.
+func churnThreads() {
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				time.Sleep(100 * time.Microsecond)
+			}()
+		}
+		wg.Wait()
+	}
+	os.Exit(0)
 }
 
 // removeDeadTestGroups removes the groups of test binaries that were killed
@@ -54,8 +77,14 @@ func keepAffinity(t *testing.T) {
 
 func helper(t *testing.T, attr *syscall.SysProcAttr) *exec.Cmd {
 	t.Helper()
+	return helperDoing(t, "sleep", attr)
+}
+
+// helperDoing starts the test binary as a helper in mode sleep or churn.
+func helperDoing(t *testing.T, mode string, attr *syscall.SysProcAttr) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "HYPER_SCHED_TEST_HELPER=sleep")
+	cmd.Env = append(os.Environ(), "HYPER_SCHED_TEST_HELPER="+mode)
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start helper: %v", err)
@@ -304,5 +333,50 @@ func TestRealTime(t *testing.T) {
 	}
 	if got, err := Policy(cmd.Process.Pid); err != nil || got != "SCHED_FIFO/10" {
 		t.Errorf("policy: got %q, %v; want SCHED_FIFO/10 on every thread", got, err)
+	}
+}
+
+// TestPerThreadWhileThreadsAppear changes the policy and the affinity of a
+// process that keeps creating threads: afterwards no thread, old or new,
+// may have escaped. A single walk of /proc/PID/task fails this now and
+// then (a thread cloned by one not yet changed).
+func TestPerThreadWhileThreadsAppear(t *testing.T) {
+	cmd := helperDoing(t, "churn", nil)
+	pid := cmd.Process.Pid
+	cpus, err := Affinity(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // past the runtime's start
+	rt := true
+	for round := range 200 {
+		time.Sleep(time.Millisecond) // let threads come and go
+		cpu := cpus[round%len(cpus)]
+		if err := SetAffinity(pid, []int{cpu}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		tids, _ := tasks(pid)
+		for _, tid := range tids {
+			if got, err := Affinity(tid); err == nil && (len(got) != 1 || got[0] != cpu) {
+				t.Fatalf("round %d: thread %d has affinity %v, want [%d]", round, tid, got, cpu)
+			}
+		}
+		if !rt {
+			continue
+		}
+		prio := 10 + round%2
+		err := SetRealTime(pid, prio)
+		if errors.Is(err, syscall.EPERM) {
+			t.Logf("SCHED_FIFO part skipped: needs the right to use SCHED_FIFO: %v", err)
+			rt = false
+			continue
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		want := "SCHED_FIFO/" + strconv.Itoa(prio)
+		if got, err := Policy(pid); err != nil || got != want {
+			t.Fatalf("round %d: policy %q, %v; want %s on every thread", round, got, err, want)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package isolate
 
 import (
-	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -13,15 +12,8 @@ import (
 // supervisor's HTTP answers (docs/benchmarks.md: p99 of /call during a
 // calibration went from 0.35 ms to 4.7 ms without it).
 func SetIdlePolicy(pid int) error {
-	tids, err := tasks(pid)
-	if err != nil {
+	if err := everyThread(pid, hasPolicy(unix.SCHED_IDLE, 0), setPolicy(unix.SCHED_IDLE, 0)); err != nil {
 		return fmt.Errorf("set SCHED_IDLE on %d: %w", pid, err)
-	}
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
-	for _, tid := range tids {
-		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("set SCHED_IDLE on %d/%d: %w", pid, tid, err)
-		}
 	}
 	return nil
 }

@@ -11,32 +11,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SetRealTime gives every thread of process pid SCHED_FIFO at priority.
-// Like SetAffinity it walks /proc/PID/task twice; threads created later
-// inherit the policy of the thread that creates them.
+// SetRealTime gives every thread of process pid SCHED_FIFO at priority,
+// including the ones created while it works (everyThread).
 //
 // When the kernel refuses, the error says why as far as it can be told:
 // a cgroup v1 cpu group without cpu.rt_runtime_us, or a missing
 // CAP_SYS_NICE / RLIMIT_RTPRIO.
 func SetRealTime(pid, priority int) error {
-	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(priority)}
-	for pass := 0; pass < 2; pass++ {
-		tids, err := tasks(pid)
-		if err != nil {
-			return fmt.Errorf("set SCHED_FIFO on %d: %w", pid, err)
-		}
-		for _, tid := range tids {
-			err := unix.SchedSetAttr(tid, attr, 0)
-			if err == nil || errors.Is(err, unix.ESRCH) {
-				continue
-			}
-			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
-				return fmt.Errorf("set SCHED_FIFO/%d on %d/%d: %w (%s)", priority, pid, tid, err, rtHint(pid, priority))
-			}
-			return fmt.Errorf("set SCHED_FIFO/%d on %d/%d: %w", priority, pid, tid, err)
-		}
+	err := everyThread(pid, hasPolicy(unix.SCHED_FIFO, uint32(priority)), setPolicy(unix.SCHED_FIFO, uint32(priority)))
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("set SCHED_FIFO/%d on %d: %w (%s)", priority, pid, err, rtHint(pid, priority))
+	}
+	return fmt.Errorf("set SCHED_FIFO/%d on %d: %w", priority, pid, err)
 }
 
 // rtHint explains a refused SCHED_FIFO.

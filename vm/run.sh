@@ -197,6 +197,12 @@ esac
 
 log "total $(($(date +%s) - start_all))s"
 if [ ${#failed[@]} -gt 0 ]; then
+	# Repeated last, where a truncated CI log still shows it.
+	for name in "${failed[@]}"; do
+		log "guest $name: its failed checks, then the last lines of its console:"
+		grep -a '^VMTEST FAIL' "$cache/logs/$name.log.vmtest" | sed "s/^/  [$name] /" >&2 || true
+		sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$cache/logs/$name.log" | grep -av 'VMTEST' | tail -n 15 | sed "s/^/  [$name console] /" >&2 || true
+	done
 	log "FAILED: ${failed[*]}"
 	exit 1
 fi
