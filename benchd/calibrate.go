@@ -11,6 +11,7 @@ import (
 
 	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/ipc"
+	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
 // Calibration defaults. A run is instantiate + call, what a worker spends on
@@ -52,6 +53,7 @@ func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progres
 	// two are the same. The thread is locked so the clock is the call's.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	isolate.SetThreadIdle() // a refusal was logged by idle already
 	run := func() (total, inst time.Duration, ok bool) {
 		c0 := threadCPU()
 		r, err := m.Call(ctx, req.Export, req.Params)

@@ -7,12 +7,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMain doubles as the helper process: with HYPER_SCHED_TEST_HELPER set
@@ -377,6 +380,59 @@ func TestPerThreadWhileThreadsAppear(t *testing.T) {
 		want := "SCHED_FIFO/" + strconv.Itoa(prio)
 		if got, err := Policy(pid); err != nil || got != want {
 			t.Fatalf("round %d: policy %q, %v; want %s on every thread", round, got, err, want)
+		}
+	}
+}
+
+// TestStartFrom starts children from a lent thread and never touches them
+// afterwards: every thread a child has must have inherited the affinity
+// and SCHED_FIFO, this process must have none of them left, and the child
+// must outlive the start (Pdeathsig is tied to the forking thread, which
+// must not end). Three children, because a goroutine that ends locked on
+// the main thread wedges it instead of ending it.
+func TestStartFrom(t *testing.T) {
+	mine, err := Affinity(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := mine[len(mine)-1]
+	want := "SCHED_FIFO/10"
+	if unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 10}, 0) != nil {
+		want = "SCHED_OTHER" // no right to SCHED_FIFO: started without it
+	} else {
+		unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+	}
+	for range 3 {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "HYPER_SCHED_TEST_HELPER=churn")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := startFrom(cmd, []int{cpu}, 10); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the child's runtime makes its threads
+		pid := cmd.Process.Pid
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(stat), ") Z ") {
+			t.Errorf("the child died: its forking thread ended (Pdeathsig): %s %v", stat, err)
+		}
+		if got, err := Policy(pid); err != nil || got != want {
+			t.Errorf("child policy %q, %v; want %s on every thread", got, err, want)
+		}
+		tids, _ := tasks(pid)
+		for _, tid := range tids {
+			if got, err := Affinity(tid); err == nil && !slices.Equal(got, []int{cpu}) {
+				t.Errorf("child thread %d has affinity %v, want [%d]", tid, got, cpu)
+			}
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	if got, _ := Policy(os.Getpid()); strings.Contains(got, "FIFO") {
+		t.Errorf("this process kept SCHED_FIFO: %s", got)
+	}
+	tids, _ := tasks(os.Getpid())
+	for _, tid := range tids {
+		if got, err := Affinity(tid); err == nil && !slices.Equal(got, mine) {
+			t.Errorf("thread %d of this process kept affinity %v, want %v", tid, got, mine)
 		}
 	}
 }

@@ -17,3 +17,10 @@ func SetIdlePolicy(pid int) error {
 	}
 	return nil
 }
+
+// SetThreadIdle puts the calling thread under SCHED_IDLE. benchd calls it
+// on the thread it locks for a calibration, so that the thread doing the
+// heavy work is idle even if SetIdlePolicy's walk raced with its creation.
+func SetThreadIdle() error {
+	return setPolicy(unix.SCHED_IDLE, 0)(0)
+}

@@ -100,14 +100,13 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 		cmd := exec.Command(s.cfg.Exe, c.role)
 		cmd.ExtraFiles = []*os.File{theirs}
 		cmd.Env = []string{} // settings travel in the hello, not the environment
-		// Pdeathsig fires when the forking thread exits; spawn runs on an
-		// ordinary, never-locked goroutine, whose thread lives as long as
-		// the process.
+		// Pdeathsig fires when the forking thread exits; Cgroups.Start
+		// forks from a thread that is never ended.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		pl.StartInside(cmd.SysProcAttr)
 		stderr, err := cmd.StderrPipe()
 		if err == nil {
-			err = cmd.Start()
+			err = s.iso.cg.Start(c.name, cmd, c.cpus)
 		}
 		return cmd, stderr, err
 	}
@@ -165,8 +164,8 @@ func forward(c *child, r io.Reader) {
 // place confines a freshly started child before its hello, which it waits
 // for before doing anything: into its cgroup where it was not born there
 // (v1), pinned to its CPUs (the floor of the ladder), and SCHED_FIFO where
-// wanted (isolation.go). Workers pin themselves again on the hello, which
-// also catches threads created while this walked /proc/PID/task.
+// wanted (isolation.go). The child was born with its policy and affinity
+// (Cgroups.Start), so this checks and repairs.
 func (s *Supervisor) place(c *child, pid int) error {
 	if s.iso.cg == nil {
 		return isolate.SetAffinity(pid, c.cpus)
