@@ -20,6 +20,7 @@
 #   VM_KERNEL=pkg             kernel package for 1a, 1b, 2 (default: newest 6.12 cloud)
 #   VM_OLD_KERNEL=pkg|none    kernel package for 1c (default: newest 6.1 cloud)
 #   VM_TIMEOUT=seconds        per guest (default 600)
+#   VM_REPEAT=n               boot each guest n times (hunting a rare failure)
 #   VM_KEEP_LOGS=1            keep the console logs in vm/.cache/logs (always kept on failure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,8 +82,20 @@ overlay() {
 
 # --- guests -------------------------------------------------------------------
 failed=()
-# boot NAME KERNEL INITRD SMP APPEND: runs one guest, parses its console.
+# boot NAME KERNEL INITRD SMP APPEND: runs one guest VM_REPEAT times.
 boot() {
+	local n=${VM_REPEAT:-1} i
+	if [ "$n" = 1 ]; then
+		boot1 "$@"
+		return
+	fi
+	for i in $(seq 1 "$n"); do
+		boot1 "$1#$i" "${@:2}"
+	done
+}
+
+# boot1 NAME KERNEL INITRD SMP APPEND: runs one guest, parses its console.
+boot1() {
 	local name=$1 kern=$2 initrd=$3 smp=$4 append=$5 out=$cache/logs/$1.log t0 rc=0
 	log "guest $name: booting (-smp $smp, $append)"
 	t0=$(date +%s)
