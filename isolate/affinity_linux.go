@@ -11,19 +11,27 @@ import (
 
 // SetAffinity pins every thread of process pid to cpus. sched_setaffinity
 // acts on one thread, and a Go process already has several; everyThread
-// covers the ones created meanwhile.
+// covers the ones created meanwhile. Where a cpuset allows only some of
+// cpus, the kernel keeps those, and so does every thread.
 func SetAffinity(pid int, cpus []int) error {
-	var want unix.CPUSet
+	var asked unix.CPUSet
 	for _, c := range cpus {
-		want.Set(c)
+		asked.Set(c)
 	}
+	want := asked // what the kernel keeps of asked, once it has said
 	err := everyThread(pid,
 		func(tid int) (bool, error) {
 			var got unix.CPUSet
 			err := unix.SchedGetaffinity(tid, &got)
 			return got == want, err
 		},
-		func(tid int) error { return unix.SchedSetaffinity(tid, &want) })
+		func(tid int) error {
+			if err := unix.SchedSetaffinity(tid, &asked); err != nil {
+				return err
+			}
+			want = unix.CPUSet{} // the kernel writes only its CPUs' words
+			return unix.SchedGetaffinity(tid, &want)
+		})
 	if err != nil {
 		return fmt.Errorf("set affinity of %d to %s: %w", pid, FormatList(cpus), err)
 	}

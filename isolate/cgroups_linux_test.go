@@ -436,3 +436,23 @@ func TestStartFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestAffinityNarrowed asks for CPUs of which the kernel allows only some
+// (CPU 1000 does not exist here): every thread gets the allowed ones, as a
+// cpuset narrower than the request would leave them.
+func TestAffinityNarrowed(t *testing.T) {
+	cmd := helperDoing(t, "churn", nil)
+	mine, err := Affinity(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetAffinity(cmd.Process.Pid, append(slices.Clone(mine), 1000)); err != nil {
+		t.Fatal(err)
+	}
+	tids, _ := tasks(cmd.Process.Pid)
+	for _, tid := range tids {
+		if got, err := Affinity(tid); err == nil && !slices.Equal(got, mine) {
+			t.Errorf("thread %d has affinity %v, want %v", tid, got, mine)
+		}
+	}
+}
