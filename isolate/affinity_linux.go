@@ -55,11 +55,7 @@ func Affinity(pid int) ([]int, error) {
 
 // Isolated returns the kernel's isolated CPUs (isolcpus=), or none.
 func Isolated() []int {
-	b, err := os.ReadFile("/sys/devices/system/cpu/isolated")
-	if err != nil {
-		return nil
-	}
-	cpus, _ := ParseList(string(b))
+	cpus, _ := readList("/sys/devices/system/cpu/isolated")
 	return cpus
 }
 
@@ -73,13 +69,11 @@ func Isolated() []int {
 // effective CPUs, and Setup releases them before any child starts.
 func Allowed() ([]int, error) {
 	for _, p := range cpusetFiles() {
-		if b, err := os.ReadFile(p); err == nil {
-			if cpus, err := ParseList(string(b)); err == nil && len(cpus) > 0 {
-				if strings.HasSuffix(p, "/cpuset.cpus.effective") {
-					cpus = union(cpus, stalePartitions(filepath.Dir(p)))
-				}
-				return cpus, nil
+		if cpus, err := readList(p); err == nil && len(cpus) > 0 {
+			if strings.HasSuffix(p, "/cpuset.cpus.effective") {
+				cpus = union(cpus, stalePartitions(filepath.Dir(p)))
 			}
+			return cpus, nil
 		}
 	}
 	b, err := os.ReadFile("/sys/devices/system/cpu/online")
@@ -90,25 +84,20 @@ func Allowed() ([]int, error) {
 }
 
 // cpusetFiles lists where this process's effective cpuset may be read,
-// most specific first.
+// most specific first: v1 before v2, the order of /proc/self/cgroup. The
+// mounts are the conventional ones, as in stalePartitions.
 func cpusetFiles() []string {
-	b, err := os.ReadFile("/proc/self/cgroup")
+	v2, v1, err := memberships(0)
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		switch {
-		case parts[0] == "0" && parts[1] == "":
-			out = append(out, "/sys/fs/cgroup"+parts[2]+"/cpuset.cpus.effective")
-		case strings.Contains(","+parts[1]+",", ",cpuset,"):
-			out = append(out, "/sys/fs/cgroup/cpuset"+parts[2]+"/cpuset.effective_cpus",
-				"/sys/fs/cgroup/cpuset"+parts[2]+"/cpuset.cpus")
-		}
+	if g, ok := v1["cpuset"]; ok {
+		out = append(out, "/sys/fs/cgroup/cpuset"+g+"/cpuset.effective_cpus",
+			"/sys/fs/cgroup/cpuset"+g+"/cpuset.cpus")
+	}
+	if v2 != "" {
+		out = append(out, "/sys/fs/cgroup"+v2+"/cpuset.cpus.effective")
 	}
 	return out
 }

@@ -151,6 +151,48 @@ func otherLive(dir string) int {
 	return 0
 }
 
+// claimStale removes the groups a previous run left at dir, unless its
+// supervisor is still alive, and records dir in cleaned.
+func claimStale(dir string, cleaned *[]string) error {
+	if !exists(dir) {
+		return nil
+	}
+	if pid := otherLive(filepath.Join(dir, Supervisor)); pid > 0 {
+		return &BusyError{Path: dir, Pid: pid}
+	}
+	if err := purge(dir); err != nil {
+		return fmt.Errorf("remove stale groups: %w", err)
+	}
+	*cleaned = append(*cleaned, dir)
+	return nil
+}
+
+// purgeChildren removes every child group of base but the supervisor
+// leaf, which this process may still be in.
+func purgeChildren(base string) error {
+	var errs []error
+	for _, name := range subgroups(base) {
+		if name != Supervisor {
+			errs = append(errs, purge(filepath.Join(base, name)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// leaveBase moves this process back to origin (to root when origin is
+// gone), then removes the supervisor leaf and base.
+func leaveBase(root, origin, base string) error {
+	var errs []error
+	if err := moveSelf(origin); err != nil {
+		// The group we came from is gone: the root always exists.
+		if err2 := moveSelf(root); err2 != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, rmdir(filepath.Join(base, Supervisor)), rmdir(base))
+	return errors.Join(errs...)
+}
+
 // moveSelf moves this process, every thread of it, into the group at dir.
 func moveSelf(dir string) error {
 	return writeString(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(os.Getpid()))

@@ -40,8 +40,9 @@ func everyThread(pid int, done func(tid int) (bool, error), set func(tid int) er
 				err = set(tid)
 			}
 			if err == nil {
-				// The kernel may adjust what it was given (an affinity
-				// narrowed by a cpuset): fail now rather than loop.
+				// A change racing with set (a sched_setaffinity from
+				// elsewhere, a cpuset rewrite) can undo it at once: fail
+				// now rather than loop.
 				if ok, err = done(tid); err == nil && !ok {
 					err = errors.New("the kernel did not keep the new value")
 				}

@@ -67,14 +67,8 @@ func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
 	cpuset := cgroup1.NewCpuset(filepath.Dir(m.dir))
 	b.hier = func() ([]cgroup1.Subsystem, error) { return []cgroup1.Subsystem{cpuset}, nil }
 
-	if exists(b.dir) {
-		if pid := otherLive(filepath.Join(b.dir, Supervisor)); pid > 0 {
-			return nil, sup, &BusyError{Path: b.dir, Pid: pid}
-		}
-		if err := purge(b.dir); err != nil {
-			return nil, sup, fmt.Errorf("remove stale groups: %w", err)
-		}
-		*cleaned = append(*cleaned, b.dir)
+	if err := claimStale(b.dir, cleaned); err != nil {
+		return nil, sup, err
 	}
 	// cgroup1.New copies cpuset.cpus and cpuset.mems from the parent into
 	// each new group: v1 refuses tasks in a group with either empty.
@@ -174,19 +168,8 @@ func (b *v1) inspect(p *Placement) {
 // close removes the child groups, moves the supervisor back where it came
 // from and removes the base.
 func (b *v1) close() error {
-	var errs []error
-	for _, name := range subgroups(b.dir) {
-		if name != Supervisor {
-			errs = append(errs, purge(filepath.Join(b.dir, name)))
-		}
-	}
-	if err := moveSelf(filepath.Join(b.root, b.origin)); err != nil {
-		if err2 := moveSelf(b.root); err2 != nil {
-			errs = append(errs, err)
-		}
-	}
-	errs = append(errs, rmdir(filepath.Join(b.dir, Supervisor)), rmdir(b.dir))
-	return errors.Join(errs...)
+	err := purgeChildren(b.dir)
+	return errors.Join(err, leaveBase(b.root, b.originDir(), b.dir))
 }
 
 // originDir is the group the supervisor came from.

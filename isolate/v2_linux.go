@@ -118,14 +118,8 @@ func (b *v2) claimOwn(cleaned *[]string) error {
 		}
 		b.origin = "/"
 	}
-	if exists(b.dir) {
-		if pid := otherLive(filepath.Join(b.dir, Supervisor)); pid > 0 {
-			return &BusyError{Path: b.dir, Pid: pid}
-		}
-		if err := purge(b.dir); err != nil {
-			return fmt.Errorf("remove stale groups: %w", err)
-		}
-		*cleaned = append(*cleaned, b.dir)
+	if err := claimStale(b.dir, cleaned); err != nil {
+		return err
 	}
 	// The root cgroup has no internal-process rule; enabling cpuset there
 	// is what a cgroup2-only boot without systemd lacks.
@@ -283,12 +277,7 @@ func (b *v2) inspect(p *Placement) {
 // gone when run by hand, without controllers and with the supervisor back
 // in it under delegation.
 func (b *v2) close() error {
-	var errs []error
-	for _, name := range subgroups(b.dir) {
-		if name != Supervisor {
-			errs = append(errs, purge(filepath.Join(b.dir, name)))
-		}
-	}
+	errs := []error{purgeChildren(b.dir)}
 	supDir := filepath.Join(b.dir, Supervisor)
 	if b.delegated {
 		if f := filepath.Join(b.dir, "cpuset.cpus.exclusive"); exists(f) {
@@ -311,13 +300,7 @@ func (b *v2) close() error {
 		errs = append(errs, rmdir(supDir))
 		return errors.Join(errs...)
 	}
-	if err := moveSelf(filepath.Join(b.mount, b.origin)); err != nil {
-		// The group we came from is gone: the root always exists.
-		if err2 := moveSelf(b.mount); err2 != nil {
-			errs = append(errs, err)
-		}
-	}
-	errs = append(errs, rmdir(supDir), rmdir(b.dir))
+	errs = append(errs, leaveBase(b.mount, b.originDir(), b.dir))
 	return errors.Join(errs...)
 }
 

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -222,22 +220,7 @@ func (g *generator) call(ctx context.Context, ci int, since time.Time, record bo
 // maxAnswer bounds the part of an answer read: /call answers are small.
 const maxAnswer = 1 << 20
 
+// post sends one /call. On error tally.add looks at nothing but the error.
 func (g *generator) post(ctx context.Context, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.CallURL, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return 0, nil, err
-	}
-	// Read what is left, so that the connection goes back to the pool.
-	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, b, nil
+	return do(ctx, g.client, http.MethodPost, g.cfg.CallURL, "application/json", body)
 }

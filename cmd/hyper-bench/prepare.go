@@ -259,6 +259,10 @@ func do(ctx context.Context, c *http.Client, method, url, ctype string, body []b
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err == nil {
+		// Read what is left, so that the connection goes back to the pool.
+		io.Copy(io.Discard, resp.Body)
+	}
 	return resp.StatusCode, b, err
 }
 
