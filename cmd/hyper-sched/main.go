@@ -34,16 +34,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return child(ctx, args[0], stderr)
 	}
 	cfg, logLevel, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "hyper-sched:", err)
-		return 2
-	}
-	if cfg.Log == nil { // --version
+	case errors.Is(err, errShowVersion):
 		fmt.Fprintln(stdout, "hyper-sched", version)
 		return 0
+	case err != nil:
+		fmt.Fprintln(stderr, "hyper-sched:", err)
+		return 2
 	}
 	cfg.LogRing = &supervisor.LogRing{} // hyper-schedctl maintail
 	cfg.Log = slog.New(cfg.LogRing.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel})))
@@ -112,38 +111,55 @@ func child(ctx context.Context, role string, stderr io.Writer) int {
 	return benchd.Run(ctx, conn, log)
 }
 
-// parseFlags reads flags, each also settable as HYPER_SCHED_<FLAG>.
+// errShowVersion is parseFlags' answer to --version: print the version
+// and exit 0.
+var errShowVersion = errors.New("--version given")
+
+// parseFlags reads flags, each but --version also settable as
+// HYPER_SCHED_<FLAG> (--max-in-flight: HYPER_SCHED_MAX_IN_FLIGHT). The
+// command line wins over the environment; a malformed value in either is
+// an error naming the flag or the variable.
 func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level, error) {
 	var cfg supervisor.Config
 	fs := flag.NewFlagSet("hyper-sched", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := func(name, def string) string {
-		if v, ok := os.LookupEnv("HYPER_SCHED_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))); ok {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&cfg.Listen, "listen", env("listen", "127.0.0.1:3001"), "HTTP listen address")
-	fs.StringVar(&cfg.StateDir, "state-dir", env("state-dir", "/var/lib/hyper-sched"), "registered modules and calibrations")
-	fs.StringVar(&cfg.CacheDir, "cache-dir", env("cache-dir", "/var/cache/hyper-sched"), "wazero compilation cache")
-	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", env("runtime-dir", "/run/hyper-sched"), "control socket directory")
-	fs.StringVar(&cfg.ControlGroup, "control-group", env("control-group", ""), "group (name or gid) allowed to use the control socket, made mode 0660 (default: root and the daemon's user, mode 0600)")
-	cpus := fs.String("cpus", env("cpus", ""), "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
-	grace := fs.Duration("grace", mustDuration(env("grace", "2ms")), "how long past its deadline a job may run before its worker is killed")
-	overhead := fs.Duration("dispatch-overhead", mustDuration(env("dispatch-overhead", "150us")), "added to every deadline job's estimate for the IPC round trip and the answer")
-	beCap := fs.Duration("best-effort-cap", mustDuration(env("best-effort-cap", "1s")), "runtime cap of a call without a deadline")
-	calib := fs.Duration("calibration-budget", mustDuration(env("calibration-budget", "2s")), "time spent measuring one call in benchd")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:3001", "HTTP listen address")
+	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/hyper-sched", "registered modules and calibrations")
+	fs.StringVar(&cfg.CacheDir, "cache-dir", "/var/cache/hyper-sched", "wazero compilation cache")
+	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", "/run/hyper-sched", "control socket directory")
+	fs.StringVar(&cfg.ControlGroup, "control-group", "", "group (name or gid) allowed to use the control socket, made mode 0660 (default: root and the daemon's user, mode 0600)")
+	cpus := fs.String("cpus", "", "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
+	grace := fs.Duration("grace", 2*time.Millisecond, "how long past its deadline a job may run before its worker is killed")
+	overhead := fs.Duration("dispatch-overhead", 150*time.Microsecond, "added to every deadline job's estimate for the IPC round trip and the answer")
+	beCap := fs.Duration("best-effort-cap", time.Second, "runtime cap of a call without a deadline")
+	calib := fs.Duration("calibration-budget", 2*time.Second, "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", 32<<20, "largest module accepted, bytes")
 	maxModules := fs.Int("max-modules", 1000, "most modules registered at once")
 	maxInFlight := fs.Int("max-in-flight", 10000, "most calls admitted and not yet answered")
 	workerMem := fs.Int64("worker-memory-max", 0, "memory.max of each worker's cgroup in bytes (cgroup v2; default: none)")
 	memPages := fs.Uint("memory-pages", 4096, "most linear memory of one instance, in 64 KiB pages")
-	tokenFile := fs.String("token-file", env("token-file", ""), "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
-	isolation := fs.String("isolation", env("isolation", "cgroup2"), "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
-	realtime := fs.String("realtime", env("realtime", "auto"), "SCHED_FIFO for workers: auto (on isolated CPUs), on, off")
-	fs.StringVar(&cfg.CgroupName, "cgroup-name", env("cgroup-name", "hyper-sched"), "cgroup created when not run under systemd: /sys/fs/cgroup/<name>")
-	level := fs.String("log-level", env("log-level", "info"), "debug, info, warn or error")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
+	isolation := fs.String("isolation", "cgroup2", "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
+	realtime := fs.String("realtime", "auto", "SCHED_FIFO for workers: auto (on isolated CPUs), on, off")
+	fs.StringVar(&cfg.CgroupName, "cgroup-name", "hyper-sched", "cgroup created when not run under systemd: /sys/fs/cgroup/<name>")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	// The environment is applied before the command line, which overrides
+	// it, and becomes the default that --help shows. Its error waits until
+	// after Parse so that --help and --version still work.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v, ok := os.LookupEnv(name)
+		if !ok || f.Name == "version" || envErr != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = fmt.Errorf("invalid value %q for %s: %w", v, name, err)
+			return
+		}
+		f.DefValue = f.Value.String()
+	})
 	if err := fs.Parse(args); err != nil {
 		return cfg, 0, err
 	}
@@ -151,7 +167,10 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		return cfg, 0, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *showVersion {
-		return cfg, 0, nil
+		return cfg, 0, errShowVersion
+	}
+	if envErr != nil {
+		return cfg, 0, envErr
 	}
 	if *cpus != "" {
 		list, err := isolate.ParseList(*cpus)
@@ -197,14 +216,11 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, 0, fmt.Errorf("--log-level: %w", err)
 	}
-	cfg.Log = slog.Default() // replaced by the caller; non-nil means "run"
 	return cfg, lv, nil
 }
 
-func mustDuration(s string) time.Duration {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0 // flag default 0 means the supervisor's default
-	}
-	return d
+// envName is the environment variable of a flag: log-level is
+// HYPER_SCHED_LOG_LEVEL.
+func envName(flagName string) string {
+	return "HYPER_SCHED_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }

@@ -90,6 +90,7 @@ type session struct {
 	nc     net.Conn
 	conn   *ipc.Conn
 	sock   socket
+	verb   string // the request's, which a failure names
 	unhook func() bool
 }
 
@@ -102,7 +103,7 @@ func (c *ctl) open(req *ipc.Request) (*session, error) {
 	if err != nil {
 		return nil, unreachable(c.sock, err)
 	}
-	s := &session{nc: nc, conn: ipc.NewConn(nc, ipc.ControlMaxFrame), sock: c.sock,
+	s := &session{nc: nc, conn: ipc.NewConn(nc, ipc.ControlMaxFrame), sock: c.sock, verb: req.Verb,
 		unhook: context.AfterFunc(c.ctx, func() { nc.Close() })}
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	// Written without waiting: the daemon reads both before it answers.
@@ -123,7 +124,9 @@ func (c *ctl) open(req *ipc.Request) (*session, error) {
 }
 
 // next reads the next response. io.EOF means the daemon closed the
-// connection between responses.
+// connection between responses. A refusal of our credentials (exit status
+// 4) and a failure of the whole request, Response.Err (exit status 1,
+// printed as "VERB: ERR"), are returned as an *exitError.
 func (s *session) next() (*ipc.Response, error) {
 	k, err := s.conn.Read()
 	if err != nil {
@@ -138,6 +141,9 @@ func (s *session) next() (*ipc.Response, error) {
 	}
 	if r.Denied {
 		return nil, &exitError{code: exitUnreachable, msg: fmt.Sprintf("%s: refused by hyper-sched: %s", s.sock.url, r.Err)}
+	}
+	if r.Err != "" {
+		return nil, &exitError{code: exitFailure, msg: s.verb + ": " + r.Err}
 	}
 	return &r, nil
 }

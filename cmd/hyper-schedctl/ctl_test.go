@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -316,6 +317,27 @@ func TestRunAgainstFake(t *testing.T) {
 		if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
 			t.Errorf("%q <%q: got %d, stdout %q, stderr %q; want %d, stdout with %q, stderr with %q",
 				tt.args, tt.stdin, code, stdout.String(), stderr.String(), tt.code, tt.stdout, tt.stderr)
+		}
+	}
+}
+
+// TestReplyError checks how every command prints a daemon's Response.Err:
+// "hyper-schedctl: VERB: ERR" on stderr, nothing on stdout, exit status 1.
+func TestReplyError(t *testing.T) {
+	url := fakeDaemon(t, func(req *ipc.Request) []*ipc.Response {
+		return []*ipc.Response{{Err: req.Verb + " went wrong"}}
+	})
+	for _, args := range [][]string{
+		{"status"}, {"status", "worker-1"}, {"pid"}, {"pid", "worker-1"}, {"modules"},
+		{"start", "all"}, {"stop", "worker-1"}, {"restart", "benchd"}, {"shutdown"},
+		{"tail", "worker-1"}, {"tail", "-5", "benchd", "stdout"}, {"maintail"}, {"maintail", "-3"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"-s", url}, args...), strings.NewReader(""), &stdout, &stderr)
+		want := fmt.Sprintf("hyper-schedctl: %s: %s went wrong\n", args[0], args[0])
+		if code != exitFailure || stdout.String() != "" || stderr.String() != want {
+			t.Errorf("%q: got exit %d, stdout %q, stderr %q; want exit %d, no stdout, stderr %q",
+				args, code, stdout.String(), stderr.String(), exitFailure, want)
 		}
 	}
 }

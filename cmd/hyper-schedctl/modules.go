@@ -17,9 +17,6 @@ func runModules(c *ctl, args []string) int {
 	if err != nil {
 		return c.fail("modules", err)
 	}
-	if r.Err != "" {
-		return c.fail("modules", fmt.Errorf("%s", r.Err))
-	}
 	writeModules(c.stdout, r.Modules)
 	return exitOK
 }

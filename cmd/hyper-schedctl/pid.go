@@ -11,9 +11,6 @@ func runPid(c *ctl, args []string) int {
 	if err != nil {
 		return c.fail("pid", err)
 	}
-	if r.Err != "" {
-		return c.fail("pid", fmt.Errorf("%s", r.Err))
-	}
 	if len(args) == 0 {
 		fmt.Fprintln(c.stdout, r.Pid)
 		return exitOK

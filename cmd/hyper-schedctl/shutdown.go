@@ -29,9 +29,6 @@ func runShutdown(c *ctl, args []string) int {
 	if err != nil {
 		return c.fail("shutdown", err)
 	}
-	if r.Err != "" {
-		return c.fail("shutdown", fmt.Errorf("%s", r.Err))
-	}
 	if len(r.Results) > 0 && r.Results[0].Fault == ipc.FaultShuttingDown {
 		fmt.Fprintln(c.stdout, "ERROR: already shutting down")
 		return exitOK

@@ -14,9 +14,6 @@ func runStatus(c *ctl, args []string) int {
 	if err != nil {
 		return c.fail("status", err)
 	}
-	if r.Err != "" {
-		return c.fail("status", fmt.Errorf("%s", r.Err))
-	}
 	return writeStatus(c.stdout, r)
 }
 

@@ -92,8 +92,6 @@ func (c *ctl) tail(req *ipc.Request) int {
 				err = fmt.Errorf("%s: read response: %w", c.sock.url, err)
 			}
 			return c.fail(req.Verb, err)
-		case r.Err != "":
-			return c.fail(req.Verb, errors.New(r.Err))
 		case len(r.Results) > 0:
 			return writeResults(c.stdout, r.Results)
 		}
