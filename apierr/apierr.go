@@ -31,6 +31,10 @@ const (
 	DeadlineExceeded
 	Unauthorized
 	Conflict
+	// The router's own answers: no route for the path, or a route without
+	// the method. Appended last so no earlier class changes its value.
+	NoEndpoint
+	MethodNotAllowed
 )
 
 // Error is a failure with its class. RetryAfter, when positive, tells the

@@ -2,7 +2,6 @@ package benchd
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"slices"
 	"time"
@@ -59,12 +58,7 @@ func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progres
 		r, err := m.Call(ctx, req.Export, req.Params)
 		cpu := threadCPU() - c0
 		if err != nil {
-			var trap *engine.TrapError
-			if errors.As(err, &trap) {
-				out.Trap = trap.Error()
-			} else {
-				out.Err = err.Error()
-			}
+			out.Trap, out.Err = engine.Failure(err)
 			return 0, 0, false
 		}
 		out.Results = r.Results

@@ -10,7 +10,6 @@ package coreworker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,13 +70,9 @@ func (w *worker) run(ctx context.Context, s *session.Session) {
 	res.InstNs, res.ExecNs = r.Instantiate.Nanoseconds(), r.Exec.Nanoseconds()
 	res.Stdout = append(res.Stdout, r.Stdout...)
 	res.Stderr = append(res.Stderr, r.Stderr...)
-	var trap *engine.TrapError
-	switch {
-	case errors.As(err, &trap):
-		res.Trap = trap.Error()
-	case err != nil:
-		res.Err = err.Error()
-	default:
-		res.Results = append(res.Results, r.Results...)
+	if err != nil {
+		res.Trap, res.Err = engine.Failure(err)
+		return
 	}
+	res.Results = append(res.Results, r.Results...)
 }

@@ -79,6 +79,19 @@ type TrapError struct {
 // Error returns "wasm trap: " followed by Msg.
 func (e *TrapError) Error() string { return "wasm trap: " + e.Msg }
 
+// Failure splits a [Module.Call] error the way the IPC answers report it:
+// a trap's text in trap, anything else's in msg; both "" for nil.
+func Failure(err error) (trap, msg string) {
+	if err == nil {
+		return "", ""
+	}
+	var t *TrapError
+	if errors.As(err, &t) {
+		return t.Error(), ""
+	}
+	return "", err.Error()
+}
+
 // ExitError reports that the guest called WASI proc_exit. An exit with code
 // 0 from an export without results is a success and is not reported.
 type ExitError struct {

@@ -108,21 +108,8 @@ func (r *scanner) importKinds() ([]importDesc, error) {
 	}
 	var out []importDesc
 	for range n {
-		start := r.pos
-		module, err := r.name()
+		module, name, kind, err := r.importEntry()
 		if err != nil {
-			return nil, err
-		}
-		name, err := r.name()
-		if err != nil {
-			return nil, err
-		}
-		if r.left() == 0 {
-			return nil, errShort
-		}
-		kind := r.b[r.pos]
-		r.pos = start
-		if err := r.importEntry(); err != nil {
 			return nil, err
 		}
 		switch kind {

@@ -56,9 +56,6 @@ type Result struct {
 	Stdout, Stderr []byte
 }
 
-// Hash returns the SHA-256 of the module's bytes, its identity in the Engine.
-func (m *Module) Hash() [sha256.Size]byte { return m.hash }
-
 // CompileTime returns how long the first Compile of these bytes took in this
 // Engine: a cold start, or a cache load when the compilation cache already
 // held them.

@@ -215,7 +215,7 @@ func (r *scanner) section(id byte, size uint64) error {
 	case 1:
 		return r.vector("type count", r.typeEntry)
 	case 2:
-		return r.vector("import count", r.importEntry)
+		return r.vector("import count", func() error { _, _, _, err := r.importEntry(); return err })
 	case 3:
 		return r.vector("function count", func() error { _, err := r.leb(); return err })
 	case 4, 5, 6, 13: // table, memory, global, tag: entries are not scanned
@@ -320,16 +320,16 @@ func (r *scanner) typeEntry() error {
 	return r.functype()
 }
 
-func (r *scanner) importEntry() error {
-	if _, err := r.name(); err != nil {
-		return err
+// importEntry reads one import and returns its module, name and kind.
+func (r *scanner) importEntry() (module, name string, kind byte, err error) {
+	if module, err = r.name(); err != nil {
+		return "", "", 0, err
 	}
-	if _, err := r.name(); err != nil {
-		return err
+	if name, err = r.name(); err != nil {
+		return "", "", 0, err
 	}
-	kind, err := r.byte()
-	if err != nil {
-		return err
+	if kind, err = r.byte(); err != nil {
+		return "", "", 0, err
 	}
 	switch kind {
 	case 0x00: // func
@@ -349,9 +349,9 @@ func (r *scanner) importEntry() error {
 			_, err = r.leb()
 		}
 	default:
-		return errUnfollowed
+		return "", "", 0, errUnfollowed
 	}
-	return err
+	return module, name, kind, err
 }
 
 func (r *scanner) elemSegment() error {

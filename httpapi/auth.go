@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
 )
 
 // requireToken wraps a mutating handler: with a token configured, the
@@ -21,7 +23,7 @@ func (h *handler) requireToken(next httprouter.Handle) httprouter.Handle {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hyper-sched"`)
-			writeError(w, errorf(http.StatusUnauthorized, "Error_Unauthorized",
+			writeError(w, errorf(apierr.Unauthorized,
 				"%s %s needs the API token: send Authorization: Bearer <token>", r.Method, r.URL.Path))
 			return
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -37,22 +38,22 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	var b callBody
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&b); err != nil {
-		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "request body is not the expected JSON object: %v", err)
+		return CallSpec{}, errorf(apierr.BadRequest, "request body is not the expected JSON object: %v", err)
 	}
 	if dec.More() {
-		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "request body has data after the JSON object")
+		return CallSpec{}, errorf(apierr.BadRequest, "request body has data after the JSON object")
 	}
 	if b.WasmName == "" {
-		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "wasm_name is missing")
+		return CallSpec{}, errorf(apierr.BadRequest, "wasm_name is missing")
 	}
 	if b.ExportFunc == "" {
-		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Bad_request", "export_func is missing")
+		return CallSpec{}, errorf(apierr.BadRequest, "export_func is missing")
 	}
 	spec := CallSpec{Arrived: arrived, Module: b.WasmName, Export: b.ExportFunc, TaskName: b.TaskName,
 		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1, CaptureOutput: b.CaptureOutput,
 		AllowLate: b.AllowLate}
 	if n, ok, err := b.ResultsLength.Int64(); err != nil || (ok && (n < 0 || n > 1<<16)) {
-		return CallSpec{}, errorf(http.StatusBadRequest, "Error_Invalid_params", "results_length must be a small non-negative integer")
+		return CallSpec{}, errorf(apierr.InvalidParams, "results_length must be a small non-negative integer")
 	} else if ok {
 		spec.ResultsLength = int(n)
 	}
@@ -74,7 +75,7 @@ const maxMillis = 24 * 3600 * 1000
 func millis(field string, f wasmval.Flex) (time.Duration, error) {
 	v, ok, err := f.Float64()
 	if err != nil || (ok && (math.IsNaN(v) || v < 0 || v > maxMillis)) {
-		return 0, errorf(http.StatusBadRequest, "Error_Invalid_params", "%s must be milliseconds between 0 and %d", field, maxMillis)
+		return 0, errorf(apierr.InvalidParams, "%s must be milliseconds between 0 and %d", field, maxMillis)
 	}
 	return time.Duration(v * float64(time.Millisecond)), nil
 }
@@ -84,10 +85,10 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "Error_Too_large", "request body is larger than %d bytes", max)
+		return nil, errorf(apierr.TooLarge, "request body is larger than %d bytes", max)
 	}
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "Error_Bad_request", "read request body: %v", err)
+		return nil, errorf(apierr.BadRequest, "read request body: %v", err)
 	}
 	return b, nil
 }

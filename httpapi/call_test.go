@@ -65,7 +65,7 @@ func TestDecodeCall(t *testing.T) {
 
 // TestEveryClassMapped makes sure no failure class falls through to 500.
 func TestEveryClassMapped(t *testing.T) {
-	for c := apierr.Internal; c <= apierr.Conflict; c++ {
+	for c := apierr.Internal; c <= apierr.MethodNotAllowed; c++ {
 		if _, ok := classes[c]; !ok {
 			t.Errorf("class %d has no HTTP mapping", c)
 		}

@@ -2,36 +2,27 @@ package httpapi
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
 )
 
-// httpError is an error ready to be written: HTTP status, Error_* code,
-// message and an optional retry hint.
-type httpError struct {
-	status     int
-	code       string
-	msg        string
-	retryAfter time.Duration
+// errorf returns a failure of class c; its status and Error_* code come
+// from classes, like every other failure's.
+func errorf(c apierr.Code, format string, args ...any) error {
+	return apierr.New(c, format, args...)
 }
 
-func (e *httpError) Error() string { return e.msg }
-
-func errorf(status int, code, format string, args ...any) *httpError {
-	return &httpError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+type class struct {
+	status int
+	code   string
 }
 
 // classes is the one mapping from failure classes to HTTP status and
 // Error_* code (DESIGN.md §5).
-var classes = map[apierr.Code]struct {
-	status int
-	code   string
-}{
+var classes = map[apierr.Code]class{
 	apierr.Internal:          {http.StatusInternalServerError, "Error_Internal"},
 	apierr.BadRequest:        {http.StatusBadRequest, "Error_Bad_request"},
 	apierr.InvalidParams:     {http.StatusBadRequest, "Error_Invalid_params"},
@@ -49,30 +40,28 @@ var classes = map[apierr.Code]struct {
 	apierr.ShuttingDown:      {http.StatusServiceUnavailable, "Error_Shutting_down"},
 	apierr.DeadlineExceeded:  {http.StatusGatewayTimeout, "Error_Deadline_exceeded"},
 	apierr.Unauthorized:      {http.StatusUnauthorized, "Error_Unauthorized"},
+	apierr.NoEndpoint:        {http.StatusNotFound, "Error_Bad_request"},
+	apierr.MethodNotAllowed:  {http.StatusMethodNotAllowed, "Error_Bad_request"},
 }
 
-// toHTTP classifies err.
-func toHTTP(err error) *httpError {
-	var he *httpError
-	if errors.As(err, &he) {
-		return he
-	}
+// toHTTP returns err's class and the *apierr.Error it carries; any other
+// error is Internal, with its own text as the message.
+func toHTTP(err error) (class, *apierr.Error) {
 	var ae *apierr.Error
-	if errors.As(err, &ae) {
-		c, ok := classes[ae.Code]
-		if !ok {
-			c = classes[apierr.Internal]
-		}
-		return &httpError{status: c.status, code: c.code, msg: ae.Msg, retryAfter: ae.RetryAfter}
+	if !errors.As(err, &ae) {
+		ae = &apierr.Error{Code: apierr.Internal, Msg: err.Error()}
 	}
-	c := classes[apierr.Internal]
-	return &httpError{status: c.status, code: c.code, msg: err.Error()}
+	c, ok := classes[ae.Code]
+	if !ok {
+		c = classes[apierr.Internal]
+	}
+	return c, ae
 }
 
 // StatusOf returns the HTTP status and Error_* code for err.
 func StatusOf(err error) (int, string) {
-	he := toHTTP(err)
-	return he.status, he.code
+	c, _ := toHTTP(err)
+	return c.status, c.code
 }
 
 type errorBody struct {
@@ -82,12 +71,12 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	he := toHTTP(err)
-	body := errorBody{Status: he.code, Error: he.msg}
-	if he.retryAfter > 0 {
+	c, ae := toHTTP(err)
+	body := errorBody{Status: c.code, Error: ae.Msg}
+	if ae.RetryAfter > 0 {
 		// Retry-After counts whole seconds; the body has the precise hint.
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(he.retryAfter.Seconds()))))
-		body.RetryAfterMs = max(1, he.retryAfter.Milliseconds())
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
+		body.RetryAfterMs = max(1, ae.RetryAfter.Milliseconds())
 	}
-	writeJSON(w, he.status, body)
+	writeJSON(w, c.status, body)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -141,14 +142,14 @@ func New(b Backend, o Options) http.Handler {
 		r.Handler(http.MethodGet, "/metrics", o.Metrics)
 	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errorf(http.StatusNotFound, "Error_Bad_request", "no such endpoint: %s %s", r.Method, r.URL.Path))
+		writeError(w, errorf(apierr.NoEndpoint, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errorf(http.StatusMethodNotAllowed, "Error_Bad_request", "%s is not allowed on %s", r.Method, r.URL.Path))
+		writeError(w, errorf(apierr.MethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
 	})
 	r.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
 		o.Log.Error("handler panic", "path", r.URL.Path, "err", v)
-		writeError(w, errorf(http.StatusInternalServerError, "Error_Internal", "internal error"))
+		writeError(w, errorf(apierr.Internal, "internal error"))
 	}
 	return r
 }

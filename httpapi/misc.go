@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
 )
 
 type okAnswer struct {
@@ -19,7 +21,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 func (h *handler) uname(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	name := r.URL.Query().Get("uname")
 	if name == "" {
-		writeError(w, errorf(http.StatusBadRequest, "Error_Bad_request", "give the task name: /uname?uname=NAME"))
+		writeError(w, errorf(apierr.BadRequest, "give the task name: /uname?uname=NAME"))
 		return
 	}
 	tl, err := h.b.Timeline(name)
@@ -58,7 +60,7 @@ func (h *handler) deleteModule(w http.ResponseWriter, r *http.Request, p httprou
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	ok, detail := h.b.Healthy()
 	if !ok {
-		writeError(w, errorf(http.StatusServiceUnavailable, "Error_Worker_lost", "not ready: %s", detail))
+		writeError(w, errorf(apierr.WorkerLost, "not ready: %s", detail))
 		return
 	}
 	writeJSON(w, http.StatusOK, okAnswer{Status: "Success", Detail: detail})

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/hyper-sched/hyper-sched/apierr"
 )
 
 // maxFormField bounds a non-file form field.
@@ -25,11 +27,11 @@ func DecodeRegister(r *http.Request, maxUpload int64) (RegisterSpec, error) {
 	var spec RegisterSpec
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "multipart/form-data" {
-		return spec, errorf(http.StatusBadRequest, "Error_Bad_request", "register wants a multipart/form-data body, as curl -F \"fib.wasm=@fib.wasm\" sends")
+		return spec, errorf(apierr.BadRequest, "register wants a multipart/form-data body, as curl -F \"fib.wasm=@fib.wasm\" sends")
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return spec, errorf(http.StatusBadRequest, "Error_Bad_request", "read form: %v", err)
+		return spec, errorf(apierr.BadRequest, "read form: %v", err)
 	}
 	for {
 		p, err := mr.NextPart()
@@ -37,7 +39,7 @@ func DecodeRegister(r *http.Request, maxUpload int64) (RegisterSpec, error) {
 			break
 		}
 		if err != nil {
-			return spec, errorf(http.StatusBadRequest, "Error_Bad_request", "read form: %v", err)
+			return spec, errorf(apierr.BadRequest, "read form: %v", err)
 		}
 		name := p.FormName()
 		if p.FileName() == "" {
@@ -47,14 +49,14 @@ func DecodeRegister(r *http.Request, maxUpload int64) (RegisterSpec, error) {
 			continue
 		}
 		if len(spec.Modules) == maxModulesPerForm {
-			return spec, errorf(http.StatusRequestEntityTooLarge, "Error_Too_large", "at most %d modules per form", maxModulesPerForm)
+			return spec, errorf(apierr.TooLarge, "at most %d modules per form", maxModulesPerForm)
 		}
 		data, err := io.ReadAll(io.LimitReader(p, maxUpload+1))
 		if err != nil {
-			return spec, errorf(http.StatusBadRequest, "Error_Bad_request", "read %s: %v", name, err)
+			return spec, errorf(apierr.BadRequest, "read %s: %v", name, err)
 		}
 		if int64(len(data)) > maxUpload {
-			return spec, errorf(http.StatusRequestEntityTooLarge, "Error_Too_large", "module %q is larger than %d bytes", name, maxUpload)
+			return spec, errorf(apierr.TooLarge, "module %q is larger than %d bytes", name, maxUpload)
 		}
 		spec.Modules = append(spec.Modules, Upload{Name: name, Wasm: data})
 	}
@@ -64,7 +66,7 @@ func DecodeRegister(r *http.Request, maxUpload int64) (RegisterSpec, error) {
 func (spec *RegisterSpec) field(name string, p *multipart.Part) error {
 	b, err := io.ReadAll(io.LimitReader(p, maxFormField+1))
 	if err != nil || len(b) > maxFormField {
-		return errorf(http.StatusBadRequest, "Error_Bad_request", "form field %q is unreadable or longer than %d bytes", name, maxFormField)
+		return errorf(apierr.BadRequest, "form field %q is unreadable or longer than %d bytes", name, maxFormField)
 	}
 	v := strings.TrimSpace(string(b))
 	switch name {
@@ -77,7 +79,7 @@ func (spec *RegisterSpec) field(name string, p *multipart.Part) error {
 	case "replace":
 		spec.Replace = v == "true" || v == "1" || v == "yes"
 	default:
-		return errorf(http.StatusBadRequest, "Error_Bad_request",
+		return errorf(apierr.BadRequest,
 			"form field %q is neither a module file (send it as %s=@file.wasm) nor one of export_func, param_type, params, replace", name, name)
 	}
 	return nil

@@ -25,7 +25,6 @@ import (
 // Session is a child's connection to the supervisor after the hello.
 type Session struct {
 	Conn   *ipc.Conn
-	Hello  ipc.Hello // the supervisor's: this child's name, CPU, engine settings
 	Engine *engine.Engine
 	Log    *slog.Logger
 	mods   map[string]*engine.Module
@@ -81,7 +80,7 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 		eng.Close(ctx)
 		return nil, fmt.Errorf("write hello: %w", err)
 	}
-	return &Session{Conn: c, Hello: h, Engine: eng, Log: log, mods: map[string]*engine.Module{}}, nil
+	return &Session{Conn: c, Engine: eng, Log: log, mods: map[string]*engine.Module{}}, nil
 }
 
 func (s *Session) serve(ctx context.Context, handle Handler) error {
@@ -137,7 +136,9 @@ func (s *Session) load(ctx context.Context, l *ipc.Load) *ipc.Loaded {
 		s.Log.Warn("compile module", "module", l.Name, "err", err)
 		return out
 	}
-	if old, ok := s.mods[l.Name]; ok && old != m {
+	// Close even when old == m: Compile of the same bytes took a reference
+	// of its own, and Unload releases only one.
+	if old, ok := s.mods[l.Name]; ok {
 		old.Close(ctx)
 	}
 	s.mods[l.Name] = m
