@@ -111,8 +111,6 @@ type Registered struct {
 type Tested struct {
 	Estimate    time.Duration
 	Calibration any
-	ResultTypes []wasmval.Type
-	Results     []uint64
 }
 
 // New returns the API handler on b.

@@ -116,7 +116,7 @@ func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded,
 	if have {
 		return nil, nil
 	}
-	v, err := b.do(ctx, ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm}, compileLimit, nil)
+	v, err := b.do(ctx, ipc.KindLoad, m.loadFrame(), compileLimit, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -150,29 +150,30 @@ const compileLimit = 60 * time.Second
 // benchdUp waits until benchd is RUNNING and returns its outbox and
 // generation.
 func (s *Supervisor) benchdUp(ctx context.Context) (*outbox, int, error) {
-	deadline := time.After(30 * time.Second)
-	for {
-		s.mu.Lock()
+	var (
+		out      *outbox
+		gen      int
+		state    State
+		shutting bool
+	)
+	settled := func() bool { // s.mu held
 		c := s.benchd
 		if c.state == Running && c.out != nil {
-			out, gen := c.out, c.gen
-			s.mu.Unlock()
-			return out, gen, nil
+			out, gen = c.out, c.gen
 		}
-		if s.shutting {
-			s.mu.Unlock()
-			return nil, 0, apierrShutdown()
-		}
-		state, wake := c.state, s.wake
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		case <-deadline:
-			return nil, 0, apierr.New(apierr.WorkerLost, "benchd is not running (%s)", state)
-		}
+		state, shutting = c.state, s.shutting
+		return out != nil || shutting
 	}
+	s.waitChild(ctx.Done(), 30*time.Second, settled)
+	switch {
+	case out != nil:
+		return out, gen, nil
+	case shutting:
+		return nil, 0, apierrShutdown()
+	case ctx.Err() != nil:
+		return nil, 0, ctx.Err()
+	}
+	return nil, 0, apierr.New(apierr.WorkerLost, "benchd is not running (%s)", state)
 }
 
 // killBenchd kills generation gen of benchd.
@@ -181,7 +182,9 @@ func (s *Supervisor) killBenchd(gen int) {
 	defer s.mu.Unlock()
 	c := s.benchd
 	if c.gen == gen && c.proc != nil {
-		c.killedJob = 1 // an ordinary restart, not a failed start
+		// Only quiets exited's warning: the SIGKILL itself is what makes
+		// this an ordinary exit rather than a failed start (killed).
+		c.killedByUs = true
 		c.log.Warn("killing benchd: request over its limit")
 		s.killChild(c)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,42 +37,33 @@ type call struct {
 func (s *Supervisor) resolve(module, export string, rawTypes, rawParams []byte, resultsLen int) (*call, error) {
 	m, ok := s.store.get(module)
 	if !ok {
-		return nil, apierr.New(apierr.InvalidWasmName, "no module named %q is registered", module)
+		return nil, apierrNoModule(module)
 	}
 	exp, ok := m.export(export)
 	if !ok {
 		return nil, apierr.New(apierr.InvalidExportFunc, "module %q has no exported function %q", module, export)
 	}
-	sig := make([]wasmval.Type, len(exp.Params))
-	for i, p := range exp.Params {
-		sig[i], _ = wasmval.ParseType(p)
-	}
+	sig := exp.Params
 	args, err := wasmval.ParseParams(rawParams, maxParams)
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidParams, "%v", err)
 	}
 	if len(args) != len(sig) {
-		return nil, apierr.New(apierr.InvalidParams, "%s takes %d params (%s), got %d", export, len(sig), sigString(exp.Params), len(args))
+		return nil, apierr.New(apierr.InvalidParams, "%s takes %d params (%s), got %d", export, len(sig), typesString(sig), len(args))
 	}
 	types, err := wasmval.ParseTypes(rawTypes, len(args))
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidParams, "%v", err)
 	}
-	if types != nil {
-		for i := range types {
-			if types[i] != sig[i] {
-				return nil, apierr.New(apierr.InvalidParams, "param_type %s does not match %s(%s)", typesString(types), export, sigString(exp.Params))
-			}
-		}
+	// A non-nil types has one entry per param.
+	if types != nil && !slices.Equal(types, sig) {
+		return nil, apierr.New(apierr.InvalidParams, "param_type %s does not match %s(%s)", typesString(types), export, typesString(sig))
 	}
 	bits, err := wasmval.Bits(args, sig)
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidParams, "%v", err)
 	}
-	results := make([]wasmval.Type, len(exp.Results))
-	for i, r := range exp.Results {
-		results[i], _ = wasmval.ParseType(r)
-	}
+	results := exp.Results // shared with the store, read only
 	if resultsLen >= 0 && resultsLen != len(results) {
 		return nil, apierr.New(apierr.InvalidParams, "results_length is %d but %s returns %d values", resultsLen, export, len(results))
 	}
@@ -93,8 +85,6 @@ func estimateKey(m *Module, export string, params []uint64) string {
 	}
 	return string(b)
 }
-
-func sigString(ts []string) string { return strings.Join(ts, ",") }
 
 func typesString(ts []wasmval.Type) string {
 	names := make([]string, len(ts))
@@ -190,13 +180,10 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	s.count.Admitted++
 	if j.Deadline == 0 {
 		s.met.admission.WithLabelValues("best_effort").Inc()
-	} else {
-		s.met.admission.WithLabelValues("admitted").Inc()
-	}
-	if j.Deadline == 0 {
 		s.count.BestEffort++
 		t.event("queued", "best effort")
 	} else {
+		s.met.admission.WithLabelValues("admitted").Inc()
 		t.core = core
 		t.event("admitted", s.workers[core].name)
 	}
@@ -276,6 +263,10 @@ func apierrShutdown() error {
 	return apierr.New(apierr.ShuttingDown, "hyper-sched is shutting down")
 }
 
+func apierrNoModule(name string) error {
+	return apierr.New(apierr.InvalidWasmName, "no module named %q is registered", name)
+}
+
 // dispatchIdle starts the next job on every idle running worker; s.mu held.
 func (s *Supervisor) dispatchIdle() {
 	now := s.now()
@@ -321,6 +312,7 @@ func (s *Supervisor) start(c *child, t *task) {
 		limit = time.Until(t.deadline) + t.lateCap + s.cfg.Grace
 	}
 	gen := c.gen
+	t.killAt = t.started.Add(limit)
 	t.timer = time.AfterFunc(limit, func() { s.overrun(c, gen, t) })
 	s.warm.n++
 	s.warm.startSum += t.started.Sub(t.arrived)
@@ -344,7 +336,7 @@ func (s *Supervisor) overrun(c *child, gen int, t *task) {
 		// its answer will say deadline_met. Killing now would lose it.
 		return
 	}
-	c.killedJob = t.id
+	c.killedByUs = true
 	what := "its deadline"
 	if t.lateCap > 0 {
 		what = fmt.Sprintf("%v past its deadline (allow_late)", t.lateCap)
@@ -370,9 +362,6 @@ func (s *Supervisor) onResult(c *child, r *ipc.Result) {
 	}
 	now := time.Now()
 	c.running = nil
-	if t.timer != nil {
-		t.timer.Stop()
-	}
 	if c.state == Stopping && c.nc != nil {
 		c.nc.Close() // the stop was waiting for this job (stopProc)
 	}
@@ -481,7 +470,7 @@ func (s *Supervisor) childDown(c *child, why string) {
 				cpu: c.cpu, worker: c.name})
 		}
 	}
-	if c.killedJob != 0 && c.state == Exited {
+	if c.killedByUs && c.state == Exited {
 		// Our own deadline kill, restarted at once: the queue stays, and
 		// the killed job keeps blocking the core in the admission test
 		// until its deadline + grace + restart cost (sched.Config). childUp

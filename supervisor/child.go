@@ -52,7 +52,6 @@ type child struct {
 	wanted    bool
 	gen       int // incremented per spawn; stale exits are ignored
 	pid       int
-	conn      *ipc.Conn
 	out       *outbox
 	nc        net.Conn
 	proc      *os.Process
@@ -63,8 +62,10 @@ type child struct {
 	running   *task         // the job on this worker, if any
 	resultFor atomic.Uint64 // id of the last result read from the socket
 	pending   []sched.Job   // queued jobs waiting for this worker's restart
-	killedJob uint64
-	upAt      time.Time
+	// killedByUs is set when the supervisor kills the process (a job past
+	// its deadline, a benchd request past its limit) until its exit is seen.
+	killedByUs bool
+	upAt       time.Time
 }
 
 // spawned is a child process that answered its hello.
@@ -73,6 +74,13 @@ type spawned struct {
 	nc   net.Conn
 	proc *os.Process
 	wait chan error // receives cmd.Wait's result once
+}
+
+// abort kills a spawned child that will not be served and waits for its exit.
+func (sp *spawned) abort() {
+	sp.proc.Kill()
+	sp.nc.Close()
+	<-sp.wait
 }
 
 // spawn starts the child process with one end of a socketpair as fd 3,
@@ -90,7 +98,6 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 	nc, err := net.FileConn(mine)
 	mine.Close()
 	if err != nil {
-		theirs.Close()
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
 	// On cgroup v2 the child is born inside its cgroup (CLONE_INTO_CGROUP).
@@ -129,9 +136,7 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 	go func() { sp.wait <- cmd.Wait() }()
 
 	fail := func(err error) (*spawned, error) {
-		cmd.Process.Kill()
-		nc.Close()
-		<-sp.wait
+		sp.abort()
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
 	if err := s.place(c, cmd.Process.Pid); err != nil {

@@ -318,9 +318,8 @@ func (s *Supervisor) named(name string) *child {
 // choose resolves names (none or "all": every process) to children, and
 // reports the unknown ones.
 func (s *Supervisor) choose(names []string) ([]*child, []ipc.ProcResult) {
-	all := append([]*child{s.benchd}, s.workers...)
 	if len(names) == 0 || slices.Contains(names, "all") {
-		return all, nil
+		return s.children(), nil
 	}
 	var cs []*child
 	var bad []ipc.ProcResult
@@ -348,9 +347,8 @@ func (s *Supervisor) ctlStatus(names []string) *ipc.Response {
 	s.mu.Unlock()
 	// The kernel's view, read without the lock (as GET /status does).
 	for i, c := range cs {
-		var p ProcStatus
-		s.fillPlacement(&p, c, resp.Procs[i].Pid)
-		resp.Procs[i].Affinity, resp.Procs[i].Isolation = p.Affinity, p.Isolation
+		pl := s.isolationOf(c, resp.Procs[i].Pid)
+		resp.Procs[i].Affinity, resp.Procs[i].Isolation = pl.Affinity, string(pl.Mode)
 	}
 	return resp
 }
@@ -380,9 +378,9 @@ func (s *Supervisor) ctlModules() *ipc.Response {
 		b := ipc.ModuleBrief{Name: m.Name, SHA256: m.SHA256, Size: m.Size, Calibrations: len(m.Calibrations),
 			Registered: m.Registered.UTC().Format(time.RFC3339)}
 		for _, e := range m.Exports {
-			sig := e.Name + "(" + strings.Join(e.Params, ",") + ")"
+			sig := e.Name + "(" + typesString(e.Params) + ")"
 			if len(e.Results) > 0 {
-				sig += " " + strings.Join(e.Results, ",")
+				sig += " " + typesString(e.Results)
 			}
 			b.Exports = append(b.Exports, sig)
 		}
@@ -442,7 +440,7 @@ func (s *Supervisor) stopProc(done <-chan struct{}, c *child) ipc.ProcResult {
 	s.loseBestEffortIfNoWorker()
 	limit := stopGrace
 	if t := c.running; t != nil {
-		limit += s.jobLeft(t)
+		limit += max(time.Until(t.killAt), 0) // the job runs until its answer or its kill
 	} else if c.nc != nil {
 		c.nc.Close()
 	}
@@ -466,14 +464,6 @@ func (s *Supervisor) stopProc(done <-chan struct{}, c *child) ipc.ProcResult {
 	}
 	res.Action = "stopped"
 	return res
-}
-
-// jobLeft bounds how long t may still run; s.mu held.
-func (s *Supervisor) jobLeft(t *task) time.Duration {
-	if !t.deadline.IsZero() {
-		return max(time.Until(t.deadline)+s.cfg.Grace, 0)
-	}
-	return max(s.cfg.BestEffortCap-time.Since(t.started)+s.cfg.Grace, 0)
 }
 
 // startProc makes c wanted again — from STOPPED, FATAL or a stop in progress —
@@ -518,10 +508,14 @@ func (s *Supervisor) startProc(done <-chan struct{}, c *child) ipc.ProcResult {
 }
 
 // waitChild waits until cond (called with s.mu held) holds, limit passes
-// (false) or done is closed (false).
+// (false) or done is closed (false). A limit of 0 or less is none.
 func (s *Supervisor) waitChild(done <-chan struct{}, limit time.Duration, cond func() bool) bool {
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
+	var expired <-chan time.Time // nil, never ready, without a limit
+	if limit > 0 {
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	for {
 		s.mu.Lock()
 		ok, wake := cond(), s.wake
@@ -531,7 +525,7 @@ func (s *Supervisor) waitChild(done <-chan struct{}, limit time.Duration, cond f
 		}
 		select {
 		case <-wake:
-		case <-timer.C:
+		case <-expired:
 			return false
 		case <-done:
 			return false
@@ -624,17 +618,13 @@ func (cs *controlServer) tail(in, out *ipc.Conn, r *ring, req *ipc.Request) {
 // racing with DELETE /modules/NAME may load the module again just before
 // its files go; delete it again.
 func (s *Supervisor) Reload() ([]string, error) {
-	ents, err := os.ReadDir(s.store.dir)
+	names, err := s.store.moduleDirs()
 	if err != nil {
 		return nil, fmt.Errorf("reload modules: %w", err)
 	}
 	var added []string
 	var errs []error
-	for _, e := range ents {
-		name := e.Name()
-		if !e.IsDir() || ValidName(name) != nil {
-			continue
-		}
+	for _, name := range names {
 		if _, ok := s.store.get(name); ok {
 			continue
 		}
@@ -643,25 +633,15 @@ func (s *Supervisor) Reload() ([]string, error) {
 			errs = append(errs, fmt.Errorf("reload modules: %w", err))
 			continue
 		}
-		s.store.mu.Lock()
-		_, raced := s.store.m[name] // registered over HTTP meanwhile
-		if !raced {
-			s.store.m[name] = m
-		}
-		s.store.mu.Unlock()
-		if raced {
-			continue
+		if !s.store.addIfAbsent(m) {
+			continue // registered over HTTP meanwhile
 		}
 		// A worker still loading modules sends this one once it is up
 		// (supervise compares its loaded set with the store); the others
 		// get it now, in order before any job that uses it.
 		s.mu.Lock()
 		s.seedEstimates(m)
-		for _, w := range s.workers {
-			if w.out != nil {
-				w.out.push(ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm})
-			}
-		}
+		s.pushLoad(m)
 		s.mu.Unlock()
 		s.log.Info("reloaded module", "module", m.Name, "sha256", m.SHA256[:min(12, len(m.SHA256))])
 		added = append(added, name)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/sched"
+	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
 func TestPeerAllowed(t *testing.T) {
@@ -330,7 +331,7 @@ func TestReload(t *testing.T) {
 	other, _ := openStore(s.cfg.StateDir)
 	for _, name := range []string{"a.wasm", "b.wasm"} {
 		m := &Module{Name: name, SHA256: Sum(wasm), Size: len(wasm), Registered: time.Now(), wasm: wasm,
-			Exports: []ExportInfo{{Name: "fib", Params: []string{"i32"}, Results: []string{"i32"}}}}
+			Exports: []ExportInfo{{Name: "fib", Params: []wasmval.Type{wasmval.I32}, Results: []wasmval.Type{wasmval.I32}}}}
 		if err := other.put(m); err != nil {
 			t.Fatal(err)
 		}

@@ -165,8 +165,9 @@ func (s *Supervisor) startNotify(ctx context.Context) (stop func()) {
 		}
 		for {
 			s.mu.Lock()
-			wake, up, text := s.wake, s.ready, s.notifyStatus()
+			wake, up, running, benchd := s.wake, s.ready, s.runningWorkers(), s.benchd.state
 			s.mu.Unlock()
+			text := s.notifyStatus(running, benchd)
 			if ping {
 				send(systemd.Watchdog())
 				ping = false
@@ -197,19 +198,29 @@ func (s *Supervisor) startNotify(ctx context.Context) (stop func()) {
 	}
 }
 
-// notifyStatus is the one-line STATUS= text; s.mu held.
-func (s *Supervisor) notifyStatus() string {
-	up, isolated := 0, 0
+// runningWorkers counts the workers in RUNNING; s.mu held.
+func (s *Supervisor) runningWorkers() int {
+	n := 0
 	for _, w := range s.workers {
 		if w.state == Running {
-			up++
+			n++
 		}
+	}
+	return n
+}
+
+// notifyStatus is the one-line STATUS= text, from what was read under s.mu.
+// It reads cgroup files, so it runs without s.mu, as Status does: workers
+// and their names are fixed after New, and cg has its own lock.
+func (s *Supervisor) notifyStatus(running int, benchd State) string {
+	isolated := 0
+	for _, w := range s.workers {
 		if s.iso.cg.Inspect(w.name, 0).Partition == "isolated" {
 			isolated++
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d workers running, benchd %s; isolation %s", up, len(s.workers), s.benchd.state, s.iso.cg.Mode())
+	fmt.Fprintf(&b, "%d/%d workers running, benchd %s; isolation %s", running, len(s.workers), benchd, s.iso.cg.Mode())
 	if isolated > 0 {
 		fmt.Fprintf(&b, " (%d isolated partitions)", isolated)
 	}

@@ -39,9 +39,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 		if err != nil {
 			c.log.Error("start", "err", err)
 			if sp != nil {
-				sp.proc.Kill()
-				sp.nc.Close()
-				<-sp.wait
+				sp.abort()
 			}
 			s.exited(c, gen, err.Error(), false)
 		} else {
@@ -58,13 +56,13 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			if !c.wanted || c.state == Stopping {
 				sp.nc.Close()
 			}
-			c.pid, c.conn, c.nc, c.proc, c.out = sp.proc.Pid, sp.conn, sp.nc, sp.proc, out
+			c.pid, c.nc, c.proc, c.out = sp.proc.Pid, sp.nc, sp.proc, out
 			c.upAt = time.Now()
 			if c.core >= 0 {
 				// Modules registered while this worker was loading.
 				for _, m := range s.store.all() {
 					if loaded[m.Name] != m.SHA256 {
-						out.push(ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm})
+						out.push(ipc.KindLoad, m.loadFrame())
 					}
 				}
 			}
@@ -97,7 +95,7 @@ func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 		return loaded, nil
 	}
 	for _, m := range s.store.all() {
-		if err := sp.conn.Write(ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm}); err != nil {
+		if err := sp.conn.Write(ipc.KindLoad, m.loadFrame()); err != nil {
 			return nil, fmt.Errorf("load %s: %w", m.Name, err)
 		}
 		k, err := sp.conn.Read()
@@ -190,19 +188,19 @@ func (s *Supervisor) exited(c *child, gen int, why string, sigkill bool) {
 		return
 	}
 	c.lastExit = why
-	c.pid, c.conn, c.nc, c.proc, c.out = 0, nil, nil, nil, nil
+	c.pid, c.nc, c.proc, c.out = 0, nil, nil, nil
 	quick := c.state == Starting || (time.Since(c.started) < startSecs && !sigkill)
 	if quick {
 		c.failures++
 	} else {
 		c.failures = 0
 	}
-	if c.killedJob == 0 {
+	if !c.killedByUs {
 		c.log.Warn("exited", "why", why)
 	}
 	s.transition(c, EvExit)
 	s.childDown(c, why)
-	c.killedJob = 0
+	c.killedByUs = false
 	c.restarts++
 }
 
@@ -239,20 +237,7 @@ func (s *Supervisor) backoff(ctx context.Context, c *child) bool {
 
 // waitWanted blocks until c is wanted again (hyper-schedctl start) or ctx ends.
 func (s *Supervisor) waitWanted(ctx context.Context, c *child) bool {
-	for {
-		s.mu.Lock()
-		w := c.wanted
-		ch := s.wake
-		s.mu.Unlock()
-		if w {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-ch:
-		}
-	}
+	return s.waitChild(ctx.Done(), 0, func() bool { return c.wanted })
 }
 
 // transition applies e to c; s.mu must be held.

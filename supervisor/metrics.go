@@ -46,7 +46,7 @@ func newMetrics(s *Supervisor) *metrics {
 	}
 	m.reg.MustRegister(m.calls, m.admission, m.latency, m.exec, m.calibrations,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	for _, c := range append([]*child{s.benchd}, s.workers...) {
+	for _, c := range s.children() {
 		labels := prometheus.Labels{"proc": c.name}
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hyper_sched_restarts_total", Help: "Times a child process was started again.", ConstLabels: labels,

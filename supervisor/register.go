@@ -43,9 +43,13 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 		return httpapi.Registered{}, apierrShutdown()
 	}
 	sum := Sum(up.Wasm)
-	if old, ok := s.store.get(up.Name); ok {
+	old, taken := s.store.get(up.Name)
+	if taken {
 		if old.SHA256 == sum {
-			r := s.registered(old)
+			r, err := s.registered(old)
+			if err != nil {
+				return r, err
+			}
 			r.Unchanged = true
 			return r, nil
 		}
@@ -54,7 +58,7 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 				"a different module named %q is registered (sha256 %s); add the form field replace=true to replace it", up.Name, old.SHA256[:12])
 		}
 	}
-	if _, replacing := s.store.get(up.Name); !replacing && s.store.len() >= s.cfg.MaxModules {
+	if !taken && s.store.len() >= s.cfg.MaxModules {
 		return httpapi.Registered{}, apierr.New(apierr.TooLarge,
 			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
 	}
@@ -65,17 +69,13 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 	}
 	m.CompileNs = l.CompileNs
 	for _, e := range l.Exports {
-		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: typeNames(e.Params), Results: typeNames(e.Results)})
+		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
 	if err := s.store.put(m); err != nil {
 		return httpapi.Registered{}, err
 	}
 	s.mu.Lock()
-	for _, w := range s.workers {
-		if w.out != nil {
-			w.out.push(ipc.KindLoad, &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm})
-		}
-	}
+	s.pushLoad(m)
 	s.mu.Unlock()
 	s.log.Info("registered", "module", m.Name, "sha256", m.SHA256[:12], "exports", len(m.Exports))
 
@@ -102,20 +102,38 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 			s.log.Warn("calibrate at register", "module", m.Name, "export", cl.export.Name, "err", err)
 		}
 	}
-	return s.registered(m), nil
+	return s.registered(m)
 }
 
-func typeNames(ts []uint8) []string {
-	out := make([]string, len(ts))
+// pushLoad sends m to every worker that is up; s.mu held. A worker still
+// starting gets it from supervise, which compares its loaded set with the
+// store.
+func (s *Supervisor) pushLoad(m *Module) {
+	for _, w := range s.workers {
+		if w.out != nil {
+			w.out.push(ipc.KindLoad, m.loadFrame())
+		}
+	}
+}
+
+// wasmTypes converts benchd's type codes, which are wasmval's. The result
+// is never nil, so meta.json says [] rather than null.
+func wasmTypes(ts []uint8) []wasmval.Type {
+	out := make([]wasmval.Type, len(ts))
 	for i, t := range ts {
-		out[i] = wasmval.Type(t).String()
+		out[i] = wasmval.Type(t)
 	}
 	return out
 }
 
-// registered is the register answer for m.
-func (s *Supervisor) registered(m *Module) httpapi.Registered {
-	m, _ = s.store.get(m.Name) // the stored copy has the calibrations
+// registered is the register answer for m, or not found when a DELETE
+// removed it meanwhile.
+func (s *Supervisor) registered(m *Module) (httpapi.Registered, error) {
+	name := m.Name
+	m, ok := s.store.get(name) // the stored copy has the calibrations
+	if !ok {
+		return httpapi.Registered{}, apierrNoModule(name)
+	}
 	r := httpapi.Registered{Name: m.Name, SHA256: m.SHA256, Size: m.Size, Exports: m.Exports,
 		Compile: time.Duration(m.CompileNs), Calibrations: m.Calibrations}
 	s.mu.Lock()
@@ -127,7 +145,7 @@ func (s *Supervisor) registered(m *Module) httpapi.Registered {
 		}
 	}
 	s.mu.Unlock()
-	return r
+	return r, nil
 }
 
 func estimateKeyFor(m *Module, c Calibration) string {
@@ -181,7 +199,7 @@ func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, err
 		}
 		s.bench.forget(cl.module.Name)
 	}
-	cal := Calibration{Export: cl.export.Name, Params: paramStrings(cl.params), At: time.Now().UTC(), key: cl.key}
+	cal := Calibration{Export: cl.export.Name, Params: paramStrings(cl.params), At: time.Now().UTC()}
 	var res *ipc.Calibrated
 	switch {
 	case err != nil:
@@ -215,10 +233,7 @@ func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, err
 	}
 	s.mu.Unlock()
 	s.saveCalibration(cl.module, cal)
-	if err != nil {
-		return &cal, err
-	}
-	return &cal, nil
+	return &cal, err
 }
 
 // saveCalibration replaces the module's calibration of the same call and
@@ -230,7 +245,7 @@ func (s *Supervisor) saveCalibration(m *Module, cal Calibration) {
 	}
 	next := *cur
 	next.Calibrations = slices.DeleteFunc(slices.Clone(cur.Calibrations), func(c Calibration) bool {
-		return c.Export == cal.Export && slices.Equal(c.Params, cal.Params)
+		return c.sameCall(cal.Export, cal.Params)
 	})
 	next.Calibrations = append(next.Calibrations, cal)
 	if err := s.store.put(&next); err != nil {
@@ -258,9 +273,13 @@ func (s *Supervisor) Test(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		return nil, err
 	}
 	if cal == nil { // another request calibrated the same call meanwhile
-		cur, _ := s.store.get(cl.module.Name)
+		cur, ok := s.store.get(cl.module.Name)
+		if !ok {
+			return nil, apierrNoModule(cl.module.Name)
+		}
+		params := paramStrings(cl.params)
 		for i := range cur.Calibrations {
-			if c := cur.Calibrations[i]; c.Export == cl.export.Name && slices.Equal(c.Params, paramStrings(cl.params)) {
+			if c := cur.Calibrations[i]; c.sameCall(cl.export.Name, params) {
 				cal = &c
 			}
 		}
@@ -271,8 +290,7 @@ func (s *Supervisor) Test(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	s.mu.Lock()
 	est, _ := s.est.Learned(cl.key)
 	s.mu.Unlock()
-	return &httpapi.Tested{Estimate: time.Duration(est), Calibration: cal,
-		ResultTypes: cl.results, Results: nil}, nil
+	return &httpapi.Tested{Estimate: time.Duration(est), Calibration: cal}, nil
 }
 
 // seedEstimates loads a stored module's calibrations into the estimator.
@@ -289,21 +307,19 @@ func (s *Supervisor) seedEstimates(m *Module) {
 // its worker, which no longer has the module.
 func (s *Supervisor) DeleteModule(name string) error {
 	if _, ok := s.store.get(name); !ok {
-		return apierr.New(apierr.InvalidWasmName, "no module named %q is registered", name)
+		return apierrNoModule(name)
 	}
 	if err := s.store.remove(name); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	for _, c := range append([]*child{s.benchd}, s.workers...) {
+	for _, c := range s.children() {
 		if c.out != nil {
 			c.out.push(ipc.KindUnload, &ipc.Unload{Name: name})
 		}
 	}
 	s.mu.Unlock()
-	s.bench.rmu.Lock()
-	delete(s.bench.loaded, name)
-	s.bench.rmu.Unlock()
+	s.bench.forget(name)
 	return nil
 }
 

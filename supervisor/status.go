@@ -62,7 +62,7 @@ type Status struct {
 // status poll never holds up admission with file I/O.
 func (s *Supervisor) Status() any {
 	out, pids := s.status()
-	procs := append([]*child{s.benchd}, s.workers...)
+	procs := s.children()
 	for i := range out.Procs {
 		s.fillPlacement(&out.Procs[i], procs[i], pids[i])
 	}
@@ -80,7 +80,7 @@ func (s *Supervisor) status() (Status, []int) {
 	out := Status{Status: "Success", Ready: s.ready, Uptime: time.Since(s.epoch).Round(time.Millisecond).String(),
 		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
 		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count}
-	for _, c := range append([]*child{s.benchd}, s.workers...) {
+	for _, c := range s.children() {
 		p := s.procStatus(c)
 		pids = append(pids, c.pid)
 		if c.core >= 0 {
@@ -145,7 +145,7 @@ func (s *Supervisor) Modules() any {
 func (s *Supervisor) Module(name string) (any, error) {
 	m, ok := s.store.get(name)
 	if !ok {
-		return nil, apierr.New(apierr.InvalidWasmName, "no module named %q is registered", name)
+		return nil, apierrNoModule(name)
 	}
 	return m, nil
 }

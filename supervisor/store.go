@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"github.com/hyper-sched/hyper-sched/ipc"
+	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
 // Module is a registered module as the supervisor keeps it and persists it
@@ -29,11 +32,12 @@ type Module struct {
 	wasm []byte
 }
 
-// ExportInfo is one exported function's signature, as wasm type names.
+// ExportInfo is one exported function's signature. The types marshal as
+// their wasm names ("i32"), in meta.json and GET /modules alike.
 type ExportInfo struct {
-	Name    string   `json:"name"`
-	Params  []string `json:"params"`
-	Results []string `json:"results"`
+	Name    string         `json:"name"`
+	Params  []wasmval.Type `json:"params"`
+	Results []wasmval.Type `json:"results"`
 }
 
 // Calibration is one measurement of a call by benchd.
@@ -51,8 +55,11 @@ type Calibration struct {
 	Stable        bool      `json:"stable"`
 	At            time.Time `json:"at"`
 	Err           string    `json:"error,omitempty"`
+}
 
-	key string // estimator key; set by the supervisor
+// sameCall reports whether c measured export with params.
+func (c Calibration) sameCall(export string, params []string) bool {
+	return c.Export == export && slices.Equal(c.Params, params)
 }
 
 // export returns the named export.
@@ -63,6 +70,11 @@ func (m *Module) export(name string) (ExportInfo, bool) {
 		}
 	}
 	return ExportInfo{}, false
+}
+
+// loadFrame is the frame that has a child compile m.
+func (m *Module) loadFrame() *ipc.Load {
+	return &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm}
 }
 
 // MaxNameLen bounds a module name; it becomes a directory name.
@@ -105,22 +117,47 @@ func openStore(dir string) (st *store, errs []error) {
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
-	ents, err := os.ReadDir(st.dir)
+	names, err := st.moduleDirs()
 	if err != nil {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
-	for _, e := range ents {
-		if !e.IsDir() || ValidName(e.Name()) != nil {
-			continue
-		}
-		m, err := st.load(e.Name())
+	for _, name := range names {
+		m, err := st.load(name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		st.m[m.Name] = m
+		st.addIfAbsent(m)
 	}
 	return st, errs
+}
+
+// moduleDirs lists the directories under the store that may hold a module:
+// those with a valid module name.
+func (st *store) moduleDirs() ([]string, error) {
+	ents, err := os.ReadDir(st.dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() && ValidName(e.Name()) == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// addIfAbsent makes m, loaded from disk, visible unless a module of that
+// name is already, and reports whether it did.
+func (st *store) addIfAbsent(m *Module) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.m[m.Name]; ok {
+		return false
+	}
+	st.m[m.Name] = m
+	return true
 }
 
 func (st *store) load(name string) (*Module, error) {
@@ -136,7 +173,10 @@ func (st *store) load(name string) (*Module, error) {
 	if m.wasm, err = os.ReadFile(filepath.Join(d, "module.wasm")); err != nil {
 		return nil, fmt.Errorf("load module %s: %w", name, err)
 	}
-	if got := Sum(m.wasm); got != m.SHA256 || m.Name != name {
+	if m.Name != name {
+		return nil, fmt.Errorf("load module %s: meta.json names module %q", name, m.Name)
+	}
+	if got := Sum(m.wasm); got != m.SHA256 {
 		return nil, fmt.Errorf("load module %s: module.wasm has sha256 %s, meta.json says %s", name, got, m.SHA256)
 	}
 	return &m, nil

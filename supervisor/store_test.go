@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
 func TestValidName(t *testing.T) {
@@ -30,7 +32,7 @@ func TestStore(t *testing.T) {
 	}
 	wasm := []byte("\x00asm\x01\x00\x00\x00")
 	m := &Module{Name: "m.wasm", SHA256: Sum(wasm), Size: len(wasm), Registered: time.Unix(1, 0).UTC(), wasm: wasm,
-		Exports: []ExportInfo{{Name: "f", Params: []string{"i32"}, Results: []string{}}}}
+		Exports: []ExportInfo{{Name: "f", Params: []wasmval.Type{wasmval.I32}, Results: []wasmval.Type{}}}}
 	if err := st.put(m); err != nil {
 		t.Fatal(err)
 	}

@@ -266,7 +266,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.startIsolation(ctx)() // cgroups, pinning, sd_notify; undone once the children are gone
 	childCtx, stopChildren := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for _, c := range append([]*child{s.benchd}, s.workers...) {
+	for _, c := range s.children() {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
 	}
@@ -325,11 +325,17 @@ func (s *Supervisor) broadcast() {
 	s.wake = make(chan struct{})
 }
 
+// children returns benchd and the workers, in status order. The slice is
+// fresh; the children are fixed after New.
+func (s *Supervisor) children() []*child {
+	return append([]*child{s.benchd}, s.workers...)
+}
+
 // killChildren kills every child still running.
 func (s *Supervisor) killChildren() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, c := range append([]*child{s.benchd}, s.workers...) {
+	for _, c := range s.children() {
 		if c.nc != nil {
 			c.nc.Close() // EOF: a clean stop for the child
 		}

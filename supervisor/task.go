@@ -23,6 +23,7 @@ type task struct {
 	core     int    // -1 until admitted
 	started  time.Time
 	timer    *time.Timer // firm deadline or best-effort cap
+	killAt   time.Time   // when timer fires: the overrun kill
 	events   []Step
 	answered bool
 	done     chan outcome // buffered 1; receives exactly one outcome
