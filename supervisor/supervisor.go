@@ -9,6 +9,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,51 +94,46 @@ type Config struct {
 	Log *slog.Logger // default: discard
 }
 
+// Defaults is the Config that a zero field stands for; the daemon's flags
+// show the same values.
+func Defaults() Config {
+	return Config{
+		Listen:            "127.0.0.1:3001",
+		StateDir:          "/var/lib/hyper-sched",
+		CacheDir:          "/var/cache/hyper-sched",
+		RuntimeDir:        "/run/hyper-sched",
+		Exe:               "/proc/self/exe",
+		Grace:             2 * time.Millisecond,
+		DispatchOverhead:  150 * time.Microsecond,
+		BestEffortCap:     time.Second,
+		MemoryLimitPages:  4096,
+		MaxUpload:         32 << 20,
+		CalibrationBudget: 2 * time.Second,
+		MaxModules:        1000,
+		MaxInFlight:       10000,
+		Version:           "dev",
+		Log:               slog.New(slog.DiscardHandler),
+	}
+}
+
 func (c Config) withDefaults() (Config, error) {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:3001"
-	}
-	if c.StateDir == "" {
-		c.StateDir = "/var/lib/hyper-sched"
-	}
-	if c.CacheDir == "" {
-		c.CacheDir = "/var/cache/hyper-sched"
-	}
-	if c.RuntimeDir == "" {
-		c.RuntimeDir = "/run/hyper-sched"
-	}
-	if c.Exe == "" {
-		c.Exe = "/proc/self/exe"
-	}
-	if c.Grace == 0 {
-		c.Grace = 2 * time.Millisecond
-	}
-	if c.DispatchOverhead == 0 {
-		c.DispatchOverhead = 150 * time.Microsecond
-	}
-	if c.BestEffortCap == 0 {
-		c.BestEffortCap = time.Second
-	}
-	if c.MemoryLimitPages == 0 {
-		c.MemoryLimitPages = 4096
-	}
-	if c.MaxUpload == 0 {
-		c.MaxUpload = 32 << 20
-	}
-	if c.CalibrationBudget == 0 {
-		c.CalibrationBudget = 2 * time.Second
-	}
-	if c.MaxModules == 0 {
-		c.MaxModules = 1000
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 10000
-	}
-	if c.Version == "" {
-		c.Version = "dev"
-	}
+	d := Defaults()
+	c.Listen = cmp.Or(c.Listen, d.Listen)
+	c.StateDir = cmp.Or(c.StateDir, d.StateDir)
+	c.CacheDir = cmp.Or(c.CacheDir, d.CacheDir)
+	c.RuntimeDir = cmp.Or(c.RuntimeDir, d.RuntimeDir)
+	c.Exe = cmp.Or(c.Exe, d.Exe)
+	c.Grace = cmp.Or(c.Grace, d.Grace)
+	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
+	c.BestEffortCap = cmp.Or(c.BestEffortCap, d.BestEffortCap)
+	c.MemoryLimitPages = cmp.Or(c.MemoryLimitPages, d.MemoryLimitPages)
+	c.MaxUpload = cmp.Or(c.MaxUpload, d.MaxUpload)
+	c.CalibrationBudget = cmp.Or(c.CalibrationBudget, d.CalibrationBudget)
+	c.MaxModules = cmp.Or(c.MaxModules, d.MaxModules)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, d.MaxInFlight)
+	c.Version = cmp.Or(c.Version, d.Version)
 	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
+		c.Log = d.Log
 	}
 	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
 		return c, errors.New("config: durations and sizes must not be negative")
