@@ -1,79 +1,157 @@
 package sched
 
-// free returns t0, the start of c's timeline at now: when its running job
-// releases the core at the latest, never before now.
+// runEnd returns when c's running job, resumed at from (>= now, after
+// whatever preempts it), ends at the latest, and whether that end is its
+// kill.
 //
-// A running job within its estimate ends at start+Estimate, unless it
-// would run past its kill: deadline+LateCap+Grace for a deadline job,
-// start+BestEffortCap+Grace for a best-effort one, plus the restart of its
-// worker. Past its estimate nothing bounds it but that kill. So a
-// best-effort job with a learned estimate blocks the core for its estimate,
-// not for the whole cap; one with Estimate >= BestEffortCap (unknown) for
-// the cap.
+// A job within its estimate ends when the rest of its estimate has run,
+// unless its kill comes first: Deadline+LateCap+Grace for a deadline job;
+// for a best-effort one, when its run time reaches BestEffortCap, plus
+// Grace. Past its estimate (or without one: unverified, or best effort
+// with an estimate of the cap or more) nothing bounds it but that kill. A
+// job killed before from (while stopped) ends at from.
+func (s *Scheduler) runEnd(c *core, now, from int64) (end int64, kill bool) {
+	r := c.run
+	used := c.used + now - c.runAt
+	var killAt int64
+	if r.Deadline != 0 {
+		killAt = r.Deadline + r.LateCap + s.cfg.Grace
+	} else {
+		killAt = from + max(s.cfg.BestEffortCap-used, 0) + s.cfg.Grace
+	}
+	known := !r.Unverified && (r.Deadline != 0 || r.Estimate < s.cfg.BestEffortCap)
+	end, kill = killAt, true
+	if known && used <= r.Estimate && from+r.Estimate-used < killAt {
+		end, kill = from+r.Estimate-used, false
+	}
+	return max(end, from), kill
+}
+
+// free returns t0, the start of c's timeline at now if nothing preempts
+// its running job: when that job releases the core at the latest (runEnd),
+// never before now. If the core would then have no lane free (a kill with
+// every other lane holding a stopped job, or a single lane), the
+// replacement lane's RestartCost is added; likewise an idle core that a
+// kill left without a free lane is blocked until its replacement.
 func (s *Scheduler) free(c *core, now int64) int64 {
 	if !c.busy {
+		if c.free() <= 0 && c.blocked > now {
+			return c.blocked
+		}
 		return now
 	}
-	end := c.run.Deadline + c.run.LateCap + s.cfg.Grace + s.cfg.RestartCost
-	if c.run.Deadline == 0 {
-		end = c.start + s.cfg.BestEffortCap + s.cfg.Grace + s.cfg.RestartCost
-	}
-	// A best-effort estimate of the cap or more means "unknown": the job
-	// may run into the cap and be killed there.
-	known := c.run.Deadline != 0 || c.run.Estimate < s.cfg.BestEffortCap
-	if known && now-c.start <= c.run.Estimate {
-		end = min(end, c.start+c.run.Estimate)
+	end, kill := s.runEnd(c, now, now)
+	if kill && c.free() <= 0 {
+		end += s.cfg.RestartCost
 	}
 	return max(end, now)
 }
 
+// preemptsOn reports whether j would preempt c's running job: a lane is
+// free, the running job is not pinned, and it is best effort or j's
+// deadline is earlier.
+func (s *Scheduler) preemptsOn(c *core, j Job) bool {
+	return s.preemptible(c) && (c.run.Deadline == 0 || before(j.Deadline, j.ID, c.run.Deadline, c.run.ID))
+}
+
 // check runs the exact admission test of deadline job j on c at now. It
-// returns whether j is admissible there, the minimum slack of c's schedule
-// with j inserted, and when c's plan goes idle without j (t0 plus the queued
+// returns whether j is admissible there and whether it is admitted to
+// preempt the running job, the minimum slack of c's schedule with j
+// inserted, and when c's plan goes idle without j (t0 plus the remaining
 // estimates).
 //
-// The queue runs back to back from t0 = free(now). In the terms of edf.go:
+// Without preemption the plan runs the queue (queued and stopped jobs)
+// back to back in EDF order from t0 = free(now). In the terms of edf.go:
 // every queued job is on time iff t0 <= latest(); j finishes at
 // t0 + prefix + C; the jobs after j are delayed by C, so they stay on time
 // iff t0 + C <= after; the jobs before j are unchanged. The minimum slack is
-// the minimum of the three margins: latest() - t0 also counts the jobs after
-// j without their delay, which never lowers the minimum below their delayed
-// margin.
-func (s *Scheduler) check(c *core, now int64, j Job) (ok bool, slack, idle int64) {
+// the minimum of the three margins.
+//
+// With preemption (see preemptsOn) j runs first, from now, charged
+// PreemptCost; the stopped job resumes after it, and then the queue runs
+// in EDF order: every job of which has a later deadline than the stopped
+// one (nothing queued earlier unless the running job is pinned). If that
+// plan fails but waiting would not, j is admitted to wait (the running job
+// is then pinned).
+func (s *Scheduler) check(c *core, now int64, j Job) (ok, preempt bool, slack, idle int64) {
 	q := &c.q
-	n := q.len()
-	if n >= s.cfg.MaxQueue {
-		return false, 0, 0
+	if q.len() >= s.cfg.MaxQueue {
+		return false, false, 0, 0
 	}
 	t0 := s.free(c, now)
 	idle = t0 + q.total()
+	due := dueOf(j)
+	if s.preemptsOn(c, j) {
+		if ok, slack := s.checkPreempt(c, now, j, due); ok {
+			return true, true, slack, idle
+		}
+	}
 	prefix, after := q.around(j.Deadline, j.ID)
-	slack = j.Deadline - (t0 + prefix + j.Estimate)
-	if slack < 0 || n == 0 {
-		return slack >= 0, slack, idle
+	slack = margin(due, t0+prefix+j.Estimate)
+	if slack < 0 || q.len() == 0 {
+		return slack >= 0, false, slack, idle
 	}
-	all := q.latest() - t0
-	if all < 0 {
-		return false, all, idle // a queued job is late already
+	if l := q.latest(); l != infinity {
+		all := l - t0
+		if all < 0 {
+			return false, false, all, idle // a queued job is late already
+		}
+		slack = min(slack, all)
 	}
-	slack = min(slack, all)
 	if after != infinity {
 		delayed := after - t0 - j.Estimate
 		if delayed < 0 {
-			return false, delayed, idle
+			return false, false, delayed, idle
 		}
 		slack = min(slack, delayed)
 	}
-	return true, slack, idle
+	return true, false, slack, idle
+}
+
+// checkPreempt tests the plan in which j preempts c's running job at now.
+func (s *Scheduler) checkPreempt(c *core, now int64, j Job, due int64) (ok bool, slack int64) {
+	fj := now + s.cfg.PreemptCost + j.Estimate
+	slack = margin(due, fj)
+	if slack < 0 {
+		return false, slack
+	}
+	next := fj // when the queue starts
+	if c.run.Deadline != 0 {
+		end, kill := s.runEnd(c, now, fj)
+		next = end
+		if !kill && !c.run.Unverified {
+			m := c.run.Deadline - end
+			if m < 0 {
+				return false, m
+			}
+			slack = min(slack, m)
+		}
+	}
+	if l := c.q.latest(); l != infinity {
+		m := l - next
+		if m < 0 {
+			return false, m
+		}
+		slack = min(slack, m)
+	}
+	return true, slack
+}
+
+// margin returns due - finish, or a large value for an unchecked due.
+func margin(due, finish int64) int64 {
+	if due == infinity {
+		return infinity / 2
+	}
+	return due - finish
 }
 
 // pick returns the feasible available core with the largest minimum slack
-// after inserting j, or -1 if there is none. Equal slacks go to the core
-// whose plan goes idle first, then to the lowest index: the minimum slack is
-// often pinned by one tight job at the front of a queue, and without the
-// second rule every such tie would load the same core. pick counts the
-// failed tests per core.
-func (s *Scheduler) pick(now int64, j Job) (best int) {
+// after inserting j, or -1 if there is none, and whether j preempts there.
+// Equal slacks go to the core whose plan goes idle first, then to the
+// lowest index: the minimum slack is often pinned by one tight job at the
+// front of a queue, and without the second rule every such tie would load
+// the same core. pick counts the failed tests per core.
+func (s *Scheduler) pick(now int64, j Job) (best int, preempt bool) {
 	best = -1
 	var bestSlack, bestIdle int64
 	for i := range s.cores {
@@ -81,16 +159,16 @@ func (s *Scheduler) pick(now int64, j Job) (best int) {
 		if c.off {
 			continue
 		}
-		ok, slack, idle := s.check(c, now, j)
+		ok, pre, slack, idle := s.check(c, now, j)
 		if !ok {
 			c.st.Infeasible++
 			continue
 		}
 		if best < 0 || slack > bestSlack || (slack == bestSlack && idle < bestIdle) {
-			best, bestSlack, bestIdle = i, slack, idle
+			best, preempt, bestSlack, bestIdle = i, pre, slack, idle
 		}
 	}
-	return best
+	return best, preempt
 }
 
 // retryAfter returns the Unschedulable hint for j refused at now: the

@@ -11,7 +11,7 @@ import "math"
 // jobs ran alone back to back from time 0:
 //
 //	sum = the sum of their estimates
-//	mn  = the minimum over them of Deadline - (their finish time)
+//	mn  = the minimum over them of due - (their finish time)
 //
 // i.e. the latest start of that run for which all of them are on time. Both
 // compose from the children without looking further down (see update), so
@@ -27,9 +27,12 @@ type queue struct {
 	rng   uint64 // xorshift state for the priorities
 }
 
-// node is one queued job.
+// node is one queued job. due is the time by which it must finish: its
+// deadline, or infinity for a job whose own lateness is not checked (an
+// unverified estimate, or a stopped job already past its estimate).
 type node struct {
 	job         Job
+	due         int64
 	sum, mn     int64
 	left, right int32
 	prio        uint32
@@ -70,7 +73,10 @@ func (q *queue) update(i int32) {
 	l, r := &q.nodes[x.left], &q.nodes[x.right]
 	end := l.sum + x.job.Estimate
 	x.sum = end + r.sum
-	x.mn = min(l.mn, x.job.Deadline-end)
+	x.mn = l.mn
+	if x.due != infinity {
+		x.mn = min(x.mn, x.due-end)
+	}
 	if r.mn != infinity {
 		x.mn = min(x.mn, r.mn-end)
 	}
@@ -88,7 +94,9 @@ func (q *queue) around(d int64, id uint64) (prefix, after int64) {
 		if before(d, id, x.job.Deadline, x.job.ID) {
 			// x and its right subtree run after the job.
 			end := prefix + l.sum + x.job.Estimate
-			after = min(after, x.job.Deadline-end)
+			if x.due != infinity {
+				after = min(after, x.due-end)
+			}
 			if r := &q.nodes[x.right]; r.mn != infinity {
 				after = min(after, r.mn-end)
 			}
@@ -101,8 +109,9 @@ func (q *queue) around(d int64, id uint64) (prefix, after int64) {
 	return prefix, after
 }
 
-// insert enqueues j, which must not be queued already.
-func (q *queue) insert(j Job) {
+// insert enqueues j, which must not be queued already, to finish by due
+// (infinity: unchecked).
+func (q *queue) insert(j Job, due int64) {
 	var i int32
 	if k := len(q.free); k > 0 {
 		i = q.free[k-1]
@@ -115,7 +124,7 @@ func (q *queue) insert(j Job) {
 	q.rng ^= q.rng << 13
 	q.rng ^= q.rng >> 7
 	q.rng ^= q.rng << 17
-	q.nodes[i] = node{job: j, prio: uint32(q.rng >> 32)}
+	q.nodes[i] = node{job: j, due: due, prio: uint32(q.rng >> 32)}
 	q.update(i)
 	q.root = q.insertAt(q.root, i)
 	q.n++
@@ -233,6 +242,15 @@ func (q *queue) release(i int32) {
 	q.nodes[i] = node{}
 	q.free = append(q.free, i)
 	q.n--
+}
+
+// first returns the earliest queued job; the queue must not be empty.
+func (q *queue) first() Job {
+	i := q.root
+	for q.nodes[i].left != 0 {
+		i = q.nodes[i].left
+	}
+	return q.nodes[i].job
 }
 
 // last returns the latest queued job; the queue must not be empty.

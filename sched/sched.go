@@ -1,6 +1,9 @@
 package sched
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Job is one call as the scheduler sees it.
 type Job struct {
@@ -11,10 +14,10 @@ type Job struct {
 	// the job best-effort.
 	Deadline int64
 	// Estimate is the execution-time estimate C in ns. It must be > 0 for a
-	// deadline job. For a best-effort job it is the learned estimate, or
-	// BestEffortCap (or more) when none is known; while it runs within it,
-	// it blocks its core for that long in the admission test, past it (or
-	// unknown) until its cap.
+	// verified deadline job. For a best-effort job it is the learned
+	// estimate, or BestEffortCap (or more) when none is known; while it runs
+	// within it, it blocks its core for that long in the admission test,
+	// past it (or unknown) until its cap.
 	Estimate int64
 	// LateCap, for a deadline job, is how long past its deadline it may
 	// keep running before the supervisor kills it: 0 for a firm deadline
@@ -22,6 +25,13 @@ type Job struct {
 	// be killed. The admission test counts a running job as blocking its
 	// core until that kill.
 	LateCap int64
+	// Unverified marks a deadline job whose estimate nobody measured: a
+	// client's claim, or nothing. Such a job is admitted as if it ran until
+	// its kill (Deadline+LateCap+Grace) from the moment it is admitted, for
+	// every job it could delay; its own finishing time is not checked. So a
+	// wrong claim can only make the claimant's own call late. Estimate is
+	// ignored.
+	Unverified bool
 }
 
 // Defaults for the zero fields of [Config].
@@ -30,47 +40,72 @@ const (
 	// hand without a deadline, short enough that a best-effort job cannot
 	// keep a core from deadline work for longer than that.
 	DefaultBestEffortCap int64 = 1e9
-	// DefaultGrace is 2 ms: timer slack plus the delivery of cgroup.kill or
-	// SIGKILL, the time between a deadline passing and its worker being dead.
+	// DefaultGrace is 2 ms: timer slack plus the delivery of SIGKILL, the
+	// time between a deadline passing and its core running something else.
 	DefaultGrace int64 = 2e6
 	// DefaultRestartCost is 50 ms, a placeholder for starting a worker
-	// (fork/exec, hello, loading modules from the compilation cache). The
-	// supervisor should measure it and pass the measured value.
+	// (fork/exec, hello, loading modules from the compilation cache). It
+	// counts only when a kill leaves a core without a free lane. The
+	// supervisor measures it and passes the measured value.
 	DefaultRestartCost int64 = 50e6
 	// DefaultMaxBestEffort is the default bound of the best-effort FIFO.
 	DefaultMaxBestEffort = 1024
 	// DefaultMaxQueue is the default bound of each core's deadline queue.
 	DefaultMaxQueue = 1 << 16
+	// DefaultLanes is 1: one job started per core at a time, the
+	// non-preemptive model.
+	DefaultLanes = 1
+	// DefaultPreemptCost is 100 µs, a placeholder for stopping the running
+	// lane, waking another and later resuming the first. The supervisor
+	// passes the measured value.
+	DefaultPreemptCost int64 = 100e3
+	// DefaultQuantum is 10 ms, the best-effort round-robin time slice.
+	DefaultQuantum int64 = 10e6
+	// MaxLanes bounds Config.Lanes.
+	MaxLanes = 64
 )
 
 // Config holds the scheduler's settings. Times are in ns. The zero value of
 // every field selects its default; [New] validates it once.
 type Config struct {
-	// BestEffortCap is the longest a best-effort job may run before the
-	// supervisor kills it. Zero means DefaultBestEffortCap; negative is
-	// invalid.
+	// BestEffortCap is the longest a best-effort job may run (run time, not
+	// counting the time it is stopped) before the supervisor kills it. Zero
+	// means DefaultBestEffortCap; negative is invalid.
 	BestEffortCap int64
 	// Grace is how long after a deadline (or a best-effort cap) passes the
-	// killed worker may still hold its core. Zero means DefaultGrace;
-	// negative means none.
+	// killed job may still hold its core. Zero means DefaultGrace; negative
+	// means none.
 	Grace int64
-	// RestartCost is how long the core stays unusable while a killed worker
-	// is replaced. Zero means DefaultRestartCost; negative means none. A
-	// restart that takes longer is not covered: mark the core unavailable
-	// (SetAvailable) until its worker is up.
+	// RestartCost is how long a core stays unusable when a kill or a lost
+	// lane leaves it without a free lane while a replacement lane starts
+	// (always so with one lane). Zero means DefaultRestartCost; negative
+	// means none. A restart that takes longer is not covered: mark the core
+	// unavailable (SetAvailable) until its lane is up.
 	RestartCost int64
 	// MaxBestEffort bounds the global best-effort FIFO; Admit returns
 	// ErrQueueFull beyond it. Zero means DefaultMaxBestEffort; negative is
 	// invalid.
 	MaxBestEffort int
-	// MaxQueue bounds each core's deadline queue, and so its memory (56
+	// MaxQueue bounds each core's deadline queue, and so its memory (64
 	// bytes a job); a full core counts as infeasible. Zero means
 	// DefaultMaxQueue; negative is invalid.
 	MaxQueue int
+	// Lanes is how many jobs a core may have started at once (running or
+	// stopped): its lane processes. With 1, jobs are never preempted. Zero
+	// means DefaultLanes; it must be in [1, MaxLanes].
+	Lanes int
+	// PreemptCost is charged to a job that preempts another: stopping the
+	// running lane, waking an idle one, and resuming the first later. Zero
+	// means DefaultPreemptCost; negative means none.
+	PreemptCost int64
+	// Quantum is the best-effort round-robin time slice. Zero means
+	// DefaultQuantum; negative turns round-robin off (a best-effort job
+	// then runs until it ends, is preempted by deadline work, or is killed).
+	Quantum int64
 }
 
-// resolve applies the defaults and validates c. Grace and RestartCost come
-// back >= 0 ("none" is 0).
+// resolve applies the defaults and validates c. Grace, RestartCost,
+// PreemptCost and Quantum come back >= 0 ("none" is 0).
 func (c Config) resolve() (Config, error) {
 	def := func(v, d int64) int64 {
 		switch {
@@ -88,34 +123,90 @@ func (c Config) resolve() (Config, error) {
 		return c, fmt.Errorf("sched: config: MaxBestEffort %d is negative", c.MaxBestEffort)
 	case c.MaxQueue < 0:
 		return c, fmt.Errorf("sched: config: MaxQueue %d is negative", c.MaxQueue)
+	case c.Lanes < 0 || c.Lanes > MaxLanes:
+		return c, fmt.Errorf("sched: config: Lanes %d not in [1, %d]", c.Lanes, MaxLanes)
 	}
 	c.BestEffortCap = def(c.BestEffortCap, DefaultBestEffortCap)
 	c.Grace = def(c.Grace, DefaultGrace)
 	c.RestartCost = def(c.RestartCost, DefaultRestartCost)
+	c.PreemptCost = def(c.PreemptCost, DefaultPreemptCost)
+	c.Quantum = def(c.Quantum, DefaultQuantum)
 	if c.MaxBestEffort == 0 {
 		c.MaxBestEffort = DefaultMaxBestEffort
 	}
 	if c.MaxQueue == 0 {
 		c.MaxQueue = DefaultMaxQueue
 	}
+	if c.Lanes == 0 {
+		c.Lanes = DefaultLanes
+	}
 	return c, nil
 }
 
-// core is the state of one worker core.
-type core struct {
-	q     queue
-	run   Job   // the running job, if busy
-	start int64 // when run started
-	busy  bool
-	off   bool // unavailable: admits nothing, takes no best-effort work
-	st    CoreStats
+// paused is a started job whose lane is stopped, with its run time so far.
+type paused struct {
+	job  Job
+	used int64
 }
 
-// loc says where a queued or running job is: core -1 is the best-effort
+// core is the state of one worker core.
+//
+// Its deadline jobs that have not finished, other than the running one,
+// are in q in EDF order: the queued ones with their estimates, and the
+// stopped ones with what remains of theirs. The stopped deadline jobs are
+// also in stack, bottom first: a job only ever starts above another when
+// it has the earlier deadline, so deadlines fall towards the top, and the
+// top is the earliest stopped job, the one q yields first.
+type core struct {
+	idx    int // in Scheduler.cores
+	q      queue
+	run    Job   // the running job, if busy
+	busy   bool  //
+	runAt  int64 // when run was last started or resumed
+	used   int64 // run's run time before runAt
+	stack  []paused
+	be     []paused // stopped best-effort jobs, least recently run first
+	lanes  int      // live lanes
+	off    bool     // unavailable: admits nothing, takes no new best-effort work
+	pinned bool     // run may not be preempted: q holds a job admitted to wait for it
+	// blocked is when a kill or a lost lane that left no lane free is
+	// assumed replaced (now + RestartCost at the time), else 0.
+	blocked int64
+	st      CoreStats
+}
+
+// started returns how many of c's lanes hold a job.
+func (c *core) started() int {
+	n := len(c.stack) + len(c.be)
+	if c.busy {
+		n++
+	}
+	return n
+}
+
+// free returns how many of c's lanes are idle.
+func (c *core) free() int { return c.lanes - c.started() }
+
+// bestEffort returns how many best-effort jobs c has started.
+func (c *core) bestEffort() int {
+	n := len(c.be)
+	if c.busy && c.run.Deadline == 0 {
+		n++
+	}
+	return n
+}
+
+// stopped reports whether j, the head of c's queue, is a stopped job.
+func (c *core) stopped(j Job) bool {
+	return len(c.stack) > 0 && c.stack[len(c.stack)-1].job.ID == j.ID
+}
+
+// loc says where a queued or started job is: core -1 is the best-effort
 // FIFO. With the ID, deadline is the job's key in its core's queue.
 type loc struct {
 	core     int
 	deadline int64
+	started  bool
 }
 
 // Scheduler holds one EDF queue per worker core and the best-effort FIFO.
@@ -130,7 +221,7 @@ type Scheduler struct {
 	cfg   Config
 	cores []core
 	be    fifo
-	index map[uint64]loc // every queued or running job
+	index map[uint64]loc // every queued or started job
 
 	admitted   uint64
 	bestEffort uint64
@@ -140,7 +231,7 @@ type Scheduler struct {
 }
 
 // New returns a scheduler for cores worker cores (numbered 0..cores-1), all
-// available and idle.
+// available and idle, each with Config.Lanes live lanes.
 func New(cores int, cfg Config) (*Scheduler, error) {
 	if cores < 1 {
 		return nil, fmt.Errorf("sched: new: %d cores, need at least 1", cores)
@@ -156,6 +247,7 @@ func New(cores int, cfg Config) (*Scheduler, error) {
 	}
 	for i := range s.cores {
 		s.cores[i].q.init(uint64(i+1) * 0x9e3779b97f4a7c15)
+		s.cores[i].lanes, s.cores[i].idx = cfg.Lanes, i
 	}
 	return s, nil
 }
@@ -163,21 +255,25 @@ func New(cores int, cfg Config) (*Scheduler, error) {
 // Cores returns the number of cores.
 func (s *Scheduler) Cores() int { return len(s.cores) }
 
+// Config returns the resolved configuration.
+func (s *Scheduler) Config() Config { return s.cfg }
+
 // Admit accepts j at time now or refuses it.
 //
 // A deadline job runs the exact admission test on every available core (see
 // the package documentation) and is enqueued on the feasible core with the
 // largest minimum slack, whose index is returned. Errors: ErrInvalidDeadline
-// if Estimate >= Deadline-now (or the deadline is negative),
-// ErrInvalidEstimate if Estimate <= 0, ErrDuplicate if the ID is queued or
-// running, and *Unschedulable if no available core can take it.
+// if Estimate >= Deadline-now (for an unverified job: Deadline <= now),
+// ErrInvalidEstimate if a verified job's Estimate <= 0, ErrDuplicate if the
+// ID is queued or started, and *Unschedulable if no available core can take
+// it.
 //
 // A best-effort job (Deadline 0) is appended to the global FIFO and core is
 // -1; the error is ErrQueueFull when the FIFO is at Config.MaxBestEffort, or
 // ErrDuplicate.
 //
-// Admit never starts a job: if the returned core is idle, or for a
-// best-effort job if some available core is idle, the caller calls Next.
+// Admit never starts or preempts a job: the caller calls Next on the
+// returned core (for a best-effort job, on every core), which does.
 func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 	if _, dup := s.index[j.ID]; dup {
 		s.invalid++
@@ -188,12 +284,19 @@ func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 			s.full++
 			return -1, ErrQueueFull
 		}
+		j.Unverified = false
 		s.be.push(j)
 		s.index[j.ID] = loc{core: -1}
 		s.bestEffort++
 		return -1, nil
 	}
 	switch {
+	case j.Unverified && (j.Deadline <= now || j.LateCap < 0):
+		s.invalid++
+		return -1, ErrInvalidDeadline
+	case j.Unverified:
+		// It may run until its kill: that is its estimate for everyone else.
+		j.Estimate = j.Deadline + j.LateCap + s.cfg.Grace - now
 	case j.Estimate <= 0:
 		s.invalid++
 		return -1, ErrInvalidEstimate
@@ -201,67 +304,266 @@ func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 		s.invalid++
 		return -1, ErrInvalidDeadline
 	}
-	best := s.pick(now, j)
+	best, preempt := s.pick(now, j)
 	if best < 0 {
 		s.rejected++
 		return -1, &Unschedulable{RetryAfter: s.retryAfter(now, j)}
 	}
 	c := &s.cores[best]
-	c.q.insert(j)
+	if preempt {
+		j.Estimate += s.cfg.PreemptCost
+	} else if c.busy && (c.run.Deadline == 0 || before(j.Deadline, j.ID, c.run.Deadline, c.run.ID)) {
+		// Admitted to wait for the running job, not to preempt it: keep it
+		// running, as planned.
+		c.pinned = true
+	}
+	c.q.insert(j, dueOf(j))
 	c.st.Admitted++
 	s.index[j.ID] = loc{core: best, deadline: j.Deadline}
 	s.admitted++
 	return best, nil
 }
 
-// Next starts the next job on core, which the caller found idle, at time
-// now: the earliest-deadline job queued on that core or, if none is queued
-// and the core is available, the head of the best-effort FIFO. ok is false
-// if there is nothing to run, or if core is already running a job (a core
-// runs one job at a time; call Done first).
-func (s *Scheduler) Next(core int, now int64) (j Job, ok bool) {
-	c := &s.cores[core]
-	switch {
-	case c.busy:
-		return Job{}, false
-	case c.q.len() > 0:
-		j = c.q.pop()
-	case !c.off && s.be.len() > 0:
-		j = s.be.pop()
-		s.index[j.ID] = loc{core: core}
-	default:
-		return Job{}, false
+// dueOf returns when a queued job must finish: its deadline, or infinity
+// for an unverified one.
+func dueOf(j Job) int64 {
+	if j.Unverified {
+		return infinity
 	}
-	c.run, c.start, c.busy = j, now, true
-	return j, true
+	return j.Deadline
+}
+
+// Action is what [Scheduler.Next] asks the caller to do on a core, in this
+// order: answer Expired, stop Stop's lane (keeping it), then start Run on an
+// idle lane or, if Resume, resume Run's stopped lane.
+type Action struct {
+	// Expired are queued firm deadline jobs whose deadline passed before
+	// they could start; they were removed and must be answered.
+	Expired []Job
+	// Stop, if its ID is not 0, is the running job to stop: preempted by a
+	// deadline job, or a best-effort job at the end of its quantum.
+	Stop Job
+	// Run, if its ID is not 0, is the job to run now.
+	Run Job
+	// Resume says Run was stopped before and its lane is to be resumed.
+	Resume bool
+	// Used is Run's run time so far, ns (for its best-effort cap).
+	Used int64
+	// Recheck, if not 0, is when to call Next on this core again: the end
+	// of a best-effort quantum while others wait.
+	Recheck int64
+}
+
+// Next decides what core does next at now: whether the running job is
+// preempted, and which job runs when the core is idle. The earliest
+// deadline job runs: a stopped one is resumed, a queued one starts on a
+// free lane; with no deadline work, best-effort jobs share the core
+// round-robin, each for Config.Quantum at a time, at most Lanes-1 of them
+// started (so that a lane is left for deadline work to preempt them).
+// The caller carries out the returned Action and calls Next again after
+// every event on the core (Admit, Done, Remove, LaneUp, LaneDown, Recheck).
+func (s *Scheduler) Next(core int, now int64) (a Action) {
+	c := &s.cores[core]
+	for c.q.len() > 0 {
+		h := c.q.first()
+		if c.stopped(h) || h.Deadline+h.LateCap >= now {
+			break
+		}
+		c.q.remove(h.Deadline, h.ID)
+		delete(s.index, h.ID)
+		c.st.Expired++
+		a.Expired = append(a.Expired, h)
+	}
+	if c.busy {
+		if !s.preemptible(c) {
+			return a
+		}
+		if c.q.len() > 0 {
+			h := c.q.first()
+			if c.run.Deadline != 0 && (c.stopped(h) || !before(h.Deadline, h.ID, c.run.Deadline, c.run.ID)) {
+				return a
+			}
+			a.Stop = s.stop(c, now)
+			c.st.Preemptions++
+			s.start(c, now, &a)
+			return a
+		}
+		if c.run.Deadline != 0 || !s.beWaiting(c) {
+			return a
+		}
+		if end := c.runAt + s.cfg.Quantum; s.cfg.Quantum == 0 || now < end {
+			if s.cfg.Quantum > 0 {
+				a.Recheck = end
+			}
+			return a
+		}
+		a.Stop = s.stop(c, now)
+		c.st.Rotations++
+	}
+	s.start(c, now, &a)
+	return a
+}
+
+// preemptible reports whether c's running job may be stopped now.
+func (s *Scheduler) preemptible(c *core) bool {
+	return c.busy && !c.pinned && c.free() > 0
+}
+
+// beWaiting reports whether a best-effort job other than the running one
+// could take c: a stopped one, or one from the FIFO on a lane it may use.
+func (s *Scheduler) beWaiting(c *core) bool {
+	return len(c.be) > 0 || (s.be.len() > 0 && !c.off && c.free() > 0 && c.bestEffort() < s.beLimit(c))
+}
+
+// beLimit is how many best-effort jobs c may have started: all but one
+// lane, so that deadline work can always preempt them, or the one lane.
+func (s *Scheduler) beLimit(c *core) int { return max(c.lanes-1, 1) }
+
+// stop stops c's running job at now and returns it.
+func (s *Scheduler) stop(c *core, now int64) Job {
+	r, used := c.run, c.used+now-c.runAt
+	if r.Deadline == 0 {
+		c.be = append(c.be, paused{r, used})
+	} else {
+		// What remains of it runs after the preempting job. Past its
+		// estimate (or unverified) nothing bounds it but its kill.
+		rem, due := r.Estimate-used, r.Deadline
+		if rem < 0 || r.Unverified {
+			rem, due = max(r.Deadline+r.LateCap+s.cfg.Grace-now, 0), infinity
+		}
+		c.stack = append(c.stack, paused{r, used})
+		rq := r
+		rq.Estimate = rem
+		c.q.insert(rq, due)
+	}
+	c.busy, c.run, c.used, c.runAt = false, Job{}, 0, 0
+	return r
+}
+
+// start fills a's Run for idle core c: the earliest deadline job, else a
+// best-effort one; nothing when that needs a lane and none is free.
+func (s *Scheduler) start(c *core, now int64, a *Action) {
+	var p paused
+	switch {
+	case c.q.len() > 0:
+		h := c.q.first()
+		if c.stopped(h) {
+			c.q.remove(h.Deadline, h.ID)
+			p = c.stack[len(c.stack)-1]
+			c.stack = c.stack[:len(c.stack)-1]
+			a.Resume = true
+		} else if c.free() > 0 {
+			c.q.remove(h.Deadline, h.ID)
+			p.job = h
+		} else {
+			return // it waits for a lane
+		}
+	case s.be.len() > 0 && !c.off && c.free() > 0 && c.bestEffort() < s.beLimit(c):
+		p.job = s.be.pop()
+	case len(c.be) > 0:
+		p = c.be[0]
+		c.be = slices.Delete(c.be, 0, 1)
+		a.Resume = true
+	default:
+		return
+	}
+	c.run, c.used, c.runAt, c.busy, c.pinned = p.job, p.used, now, true, false
+	s.index[p.job.ID] = loc{core: c.idx, deadline: p.job.Deadline, started: true}
+	a.Run, a.Used = p.job, p.used
+	if p.job.Deadline == 0 && s.cfg.Quantum > 0 && s.beWaiting(c) {
+		a.Recheck = now + s.cfg.Quantum
+	}
 }
 
 // Done marks the running job of core finished at now and returns it; its
-// run time counts as busy time. ok is false if core was idle.
-//
-// When the supervisor kills a job, it should call Done only once the
-// replacement worker is up, so that the restart keeps counting as blocking
-// time in the admission test (as Config.RestartCost promised), or Drain the
-// core and mark it unavailable meanwhile.
+// lane is idle again. ok is false if core was idle. Call Next afterwards.
 func (s *Scheduler) Done(core int, now int64) (j Job, ok bool) {
 	c := &s.cores[core]
 	if !c.busy {
 		return Job{}, false
 	}
 	j = c.run
-	c.st.Busy += max(now-c.start, 0)
+	c.st.Busy += max(now-c.runAt, 0)
 	c.st.Completed++
-	c.run, c.start, c.busy = Job{}, 0, false
+	c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false
 	delete(s.index, j.ID)
 	return j, true
 }
 
+// Remove takes the started job id (running or stopped) off core at now
+// because its lane is gone: killed at its deadline or cap, or crashed. The
+// core has one live lane less until LaneUp; if that leaves no lane free,
+// the core counts as blocked for Config.RestartCost. ok is false if id is
+// not started on core. Call Next afterwards.
+func (s *Scheduler) Remove(core int, id uint64, now int64) (j Job, ok bool) {
+	c := &s.cores[core]
+	switch {
+	case c.busy && c.run.ID == id:
+		j = c.run
+		c.st.Busy += max(now-c.runAt, 0)
+		c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false
+	default:
+		if i := slices.IndexFunc(c.stack, func(p paused) bool { return p.job.ID == id }); i >= 0 {
+			j = c.stack[i].job
+			c.stack = slices.Delete(c.stack, i, i+1)
+			if !c.q.remove(j.Deadline, j.ID) {
+				panic("sched: a stopped job is missing from its core's queue") // broken invariant
+			}
+		} else if i := slices.IndexFunc(c.be, func(p paused) bool { return p.job.ID == id }); i >= 0 {
+			j = c.be[i].job
+			c.be = slices.Delete(c.be, i, i+1)
+		} else {
+			return Job{}, false
+		}
+	}
+	c.st.Removed++
+	delete(s.index, id)
+	s.laneLost(c, now)
+	return j, true
+}
+
+// LaneDown records that an idle lane of core died at now (Remove covers a
+// lane that held a job). Call Next afterwards.
+func (s *Scheduler) LaneDown(core int, now int64) {
+	c := &s.cores[core]
+	if c.free() > 0 {
+		s.laneLost(c, now)
+	}
+}
+
+func (s *Scheduler) laneLost(c *core, now int64) {
+	c.lanes--
+	if c.free() <= 0 {
+		c.blocked = now + s.cfg.RestartCost
+	}
+}
+
+// LaneUp records that a lane of core (re)started, up to Config.Lanes. Call
+// Next afterwards.
+func (s *Scheduler) LaneUp(core int) {
+	c := &s.cores[core]
+	c.lanes = min(c.lanes+1, s.cfg.Lanes)
+	if c.free() > 0 {
+		c.blocked = 0
+	}
+}
+
+// SetLanes sets how many lanes of core are live, for a core whose lanes
+// are (re)started together; at least the started jobs.
+func (s *Scheduler) SetLanes(core, n int) {
+	c := &s.cores[core]
+	c.lanes = min(max(n, c.started()), s.cfg.Lanes)
+	if c.free() > 0 {
+		c.blocked = 0
+	}
+}
+
 // Cancel removes the queued job id, from whichever core's queue or the
-// best-effort FIFO, and reports whether it was queued. A running job is not
-// cancelled (false): it ends with Done or Drain.
+// best-effort FIFO, and reports whether it was queued. A started job is not
+// cancelled (false): it ends with Done or Remove.
 func (s *Scheduler) Cancel(id uint64) bool {
 	at, ok := s.index[id]
-	if !ok {
+	if !ok || at.started {
 		return false
 	}
 	if at.core < 0 {
@@ -272,9 +574,6 @@ func (s *Scheduler) Cancel(id uint64) bool {
 		return true
 	}
 	c := &s.cores[at.core]
-	if c.busy && c.run.ID == id {
-		return false
-	}
 	if !c.q.remove(at.deadline, id) {
 		panic("sched: index names a job its core's queue lacks") // broken invariant
 	}
@@ -283,64 +582,80 @@ func (s *Scheduler) Cancel(id uint64) bool {
 	return true
 }
 
-// Drain empties core for re-dispatch after its worker was lost or restarted:
-// it removes and returns the queued deadline jobs in EDF order and forgets
-// the running job without counting it as done (read it with Running first;
-// its answer is the caller's). The caller then re-Admits each returned job,
-// typically after SetAvailable(core, false) so that they go elsewhere. The
-// best-effort FIFO is untouched. The result is nil if nothing was queued.
-func (s *Scheduler) Drain(core int) []Job {
+// Drain empties core after all its lanes were lost or stopped: it removes
+// and returns the queued (never started) deadline jobs in EDF order, for
+// the caller to re-Admit elsewhere (typically after SetAvailable(core,
+// false)), and the started ones (running, then stopped), whose answers are
+// the caller's. The best-effort FIFO is untouched.
+func (s *Scheduler) Drain(core int) (queued, started []Job) {
 	c := &s.cores[core]
-	var out []Job
-	if n := c.q.len(); n > 0 {
-		out = c.q.appendJobs(make([]Job, 0, n))
-		for _, j := range out {
-			delete(s.index, j.ID)
-		}
-		c.st.Drained += uint64(n)
-		c.q.clear()
-	}
 	if c.busy {
-		delete(s.index, c.run.ID)
-		c.run, c.start, c.busy = Job{}, 0, false
+		started = append(started, c.run)
 	}
-	return out
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		started = append(started, c.stack[i].job)
+	}
+	for _, p := range c.be {
+		started = append(started, p.job)
+	}
+	for _, j := range c.q.appendJobs(nil) {
+		if at := s.index[j.ID]; !at.started {
+			queued = append(queued, j)
+		}
+	}
+	for _, j := range started {
+		delete(s.index, j.ID)
+	}
+	for _, j := range queued {
+		delete(s.index, j.ID)
+	}
+	c.st.Drained += uint64(len(queued))
+	c.q.clear()
+	c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false
+	c.stack, c.be = c.stack[:0], c.be[:0]
+	return queued, started
 }
 
 // SetAvailable takes core into (ok) or out of admission. An unavailable
-// core admits no new deadline job and starts no best-effort job, but Next
-// still hands out the deadline jobs already queued on it; Drain them if its
-// worker is gone. Cores start available.
+// core admits no new deadline job and starts no new best-effort job, but
+// Next still runs the work it has; Drain it if its lanes are gone. Cores
+// start available.
 func (s *Scheduler) SetAvailable(core int, ok bool) { s.cores[core].off = !ok }
 
-// Running returns the job running on core and when it started; ok is false
-// if the core is idle.
+// Running returns the job running on core and when it last started or
+// resumed; ok is false if no job runs.
 func (s *Scheduler) Running(core int) (j Job, start int64, ok bool) {
 	c := &s.cores[core]
-	return c.run, c.start, c.busy
+	return c.run, c.runAt, c.busy
 }
 
 // CoreStats describes one core. The counters only grow.
 type CoreStats struct {
 	Available bool   // admits new work (SetAvailable)
-	Queued    int    // deadline jobs queued
+	Queued    int    // deadline jobs queued, not started
 	Running   bool   // a job is running
 	RunningID uint64 // the running job's ID, if Running
+	Stopped   int    // started jobs whose lanes are stopped
+	Lanes     int    // live lanes
 	// Backlog is the planned work from now, ns: the running job's
 	// remaining blocking time (as in the admission test) plus every queued
-	// estimate.
+	// or stopped job's remaining estimate.
 	Backlog int64
 	// Slack is the minimum over the queued jobs of deadline minus planned
 	// finish, ns; negative if one is already late, 0 if none is queued.
 	Slack int64
-	// Busy is the run time of the jobs ended with Done, ns.
+	// Busy is the run time of the jobs ended with Done or Remove, ns.
 	Busy int64
 
-	Admitted   uint64 // deadline jobs enqueued here by Admit
-	Completed  uint64 // jobs ended with Done
-	Cancelled  uint64 // queued jobs removed by Cancel
-	Drained    uint64 // queued jobs removed by Drain
-	Infeasible uint64 // Admit tests this core failed
+	Admitted    uint64 // deadline jobs enqueued here by Admit
+	Completed   uint64 // jobs ended with Done
+	Removed     uint64 // started jobs ended with Remove (killed, lost)
+	Cancelled   uint64 // queued jobs removed by Cancel
+	Drained     uint64 // queued jobs removed by Drain
+	Expired     uint64 // queued jobs dropped by Next past their deadline
+	Infeasible  uint64 // Admit tests this core failed
+	Preemptions uint64 // running jobs stopped for a deadline job
+	Rotations   uint64 // best-effort jobs stopped at the end of a quantum
 }
 
 // Stats describes the scheduler at time now.
@@ -370,13 +685,17 @@ func (s *Scheduler) Stats(now int64) Stats {
 		c := &s.cores[i]
 		cs := c.st
 		cs.Available = !c.off
-		cs.Queued = c.q.len()
+		cs.Queued = c.q.len() - len(c.stack)
+		cs.Stopped = len(c.stack) + len(c.be)
+		cs.Lanes = c.lanes
 		cs.Running = c.busy
 		cs.RunningID = c.run.ID
 		t0 := s.free(c, now)
 		cs.Backlog = t0 - now + c.q.total()
-		if cs.Queued > 0 {
-			cs.Slack = c.q.latest() - t0
+		if c.q.len() > 0 {
+			if l := c.q.latest(); l != infinity {
+				cs.Slack = l - t0
+			}
 		}
 		st.Cores[i] = cs
 	}
