@@ -298,13 +298,18 @@ func (d *Dispatcher) LaneUp(core, li int, l Lane) {
 
 // LaneDown records that lane li of core, served by l, is gone. Its job,
 // if it had one that was not answered yet, is answered Lost with why.
-// A report for a lane already replaced is ignored.
-func (d *Dispatcher) LaneDown(core, li int, l Lane, why string) {
+// A report for a lane already replaced is ignored. It reports whether the
+// lane held a job (running or stopped).
+func (d *Dispatcher) LaneDown(core, li int, l Lane, why string) (busy bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if ls := &d.cores[core].lanes[li]; ls.l == l && l != nil {
-		d.laneDown(core, li, why)
+	ls := &d.cores[core].lanes[li]
+	if ls.l != l || l == nil {
+		return false
 	}
+	busy = ls.task != nil
+	d.laneDown(core, li, why)
+	return busy
 }
 
 // laneDown forgets lane li of core; d.mu held.
@@ -632,4 +637,18 @@ func (d *Dispatcher) Config() sched.Config {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.sc.Config()
+}
+
+// Lose answers task id Lost with why if it has not started (no worker will
+// take it), and reports whether it did.
+func (d *Dispatcher) Lose(id uint64, why string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.tasks[id]
+	if t == nil || !d.sc.Cancel(id) {
+		return false
+	}
+	d.count.Lost++
+	d.answer(t, Outcome{Kind: Lost, Why: why})
+	return true
 }

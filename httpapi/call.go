@@ -98,6 +98,7 @@ type timings struct {
 	Instantiate int64 `json:"instantiate"`
 	Exec        int64 `json:"exec"`
 	Total       int64 `json:"total"`
+	Stopped     int64 `json:"stopped,omitempty"` // preempted by more urgent calls
 }
 
 type callAnswer struct {
@@ -108,6 +109,7 @@ type callAnswer struct {
 	TaskName       string          `json:"task_unique_name"`
 	Worker         string          `json:"worker"`
 	CPU            int             `json:"cpu"`
+	Lane           int             `json:"lane"`
 	DeadlineMet    *bool           `json:"deadline_met,omitempty"`
 	DeadlineMs     float64         `json:"deadline_ms,omitempty"`
 	EstimateMs     float64         `json:"estimate_ms,omitempty"`
@@ -140,7 +142,8 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		DeadlineMet: res.DeadlineMet, DeadlineMs: ms(res.Deadline), EstimateMs: ms(res.Estimate),
 		EstimateSource: res.EstimateSource,
 		TimingsUs: timings{Queue: res.Queue.Microseconds(), Instantiate: res.Instantiate.Microseconds(),
-			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds()},
+			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds(), Stopped: res.Stopped.Microseconds()},
+		Lane: res.Lane,
 	}
 	if spec.CaptureOutput {
 		out, errOut := strings.ToValidUTF8(string(res.Stdout), "\uFFFD"), strings.ToValidUTF8(string(res.Stderr), "\uFFFD")

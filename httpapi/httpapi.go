@@ -77,6 +77,8 @@ type CallResult struct {
 	Instantiate    time.Duration
 	Exec           time.Duration
 	Total          time.Duration // arrival → result
+	Stopped        time.Duration // time its lane was stopped by more urgent calls
+	Lane           int           // the lane of Worker's CPU that ran it
 	Stdout, Stderr []byte        // the call's WASI output, bounded
 }
 

@@ -93,6 +93,7 @@ type ProcInfo struct {
 	Available bool     `msgpack:"available"`        // in admission
 	Queued    int      `msgpack:"queued"`           // deadline jobs queued on its core
 	Running   uint64   `msgpack:"running,omitempty"`
+	Lane      string   `msgpack:"lane,omitempty"` // a worker lane: idle, running, stopped, killed, down
 }
 
 // ProcResult is the outcome of an action (Op: VerbStart, VerbStop) on one

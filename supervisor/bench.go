@@ -184,7 +184,7 @@ func (s *Supervisor) killBenchd(gen int) {
 	if c.gen == gen && c.proc != nil {
 		// Only quiets exited's warning: the SIGKILL itself is what makes
 		// this an ordinary exit rather than a failed start (killed).
-		c.killedByUs = true
+		c.killedByUs.Store(true)
 		c.log.Warn("killing benchd: request over its limit")
 		s.killChild(c)
 	}

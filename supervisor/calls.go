@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/httpapi"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/sched"
@@ -100,17 +101,19 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	if err != nil {
 		return nil, err
 	}
-	var c time.Duration
-	var source string
+	var e estimate
 	if spec.Deadline > 0 {
 		if spec.Declared >= spec.Deadline {
 			return nil, apierr.New(apierr.InvalidDeadline, "expected_execution_time %v is not below expected_deadline %v", spec.Declared, spec.Deadline)
 		}
-		if c, source, err = s.estimate(ctx, cl, spec.Declared); err != nil {
-			return nil, err
-		}
-		if c >= spec.Deadline {
-			return nil, apierr.New(apierr.InvalidDeadline, "the %s execution time of %s is %v, not below expected_deadline %v", source, spec.Export, c, spec.Deadline)
+		e = s.estimate(cl, spec.Declared)
+		if e.c >= spec.Deadline {
+			if e.learned {
+				// One slow run may have raised it: measure again, so that
+				// the shape is not locked out for good.
+				s.calibrateLater(cl)
+			}
+			return nil, apierr.New(apierr.InvalidDeadline, "the %s execution time of %s is %v, not below expected_deadline %v", e.source, spec.Export, e.c, spec.Deadline)
 		}
 	}
 
@@ -138,36 +141,44 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		s.mu.Unlock()
 		return nil, apierr.New(apierr.InvalidUniqueName, "task_unique_name %q is in flight already", name)
 	}
-	s.nextID++
-	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,
-		results: cl.results, key: cl.key, arrived: spec.Arrived, estimate: c, source: source, core: -1,
-		done: make(chan outcome, 1)}
-	t.events = append(t.events, Step{At: spec.Arrived, What: "arrived"})
-	j := sched.Job{ID: t.id, Estimate: (c + s.cfg.DispatchOverhead).Nanoseconds()}
-	if spec.Deadline > 0 {
-		t.deadline = spec.Arrived.Add(spec.Deadline)
-		j.Deadline = s.at(t.deadline)
-		if spec.AllowLate {
-			// It may finish late, up to the best-effort cap past its
-			// deadline; admission counts it as blocking its core until then.
-			t.lateCap = s.cfg.BestEffortCap
-			j.LateCap = t.lateCap.Nanoseconds()
-		}
-	} else {
-		// Best effort: the learned estimate, so a short call blocks its
-		// core in the admission test for its run time, not the whole cap.
-		j.Estimate = s.cfg.BestEffortCap.Nanoseconds()
-		if ns, ok := s.est.Learned(cl.key); ok && ns+s.cfg.DispatchOverhead.Nanoseconds() < j.Estimate {
-			j.Estimate = ns + s.cfg.DispatchOverhead.Nanoseconds()
-		}
-	}
-	if j.Deadline == 0 && !s.anyWorkerWanted() {
+	if spec.Deadline == 0 && !s.anyWorkerWanted() {
 		s.count.Rejected++
 		s.mu.Unlock()
 		return nil, apierr.New(apierr.WorkerLost, "no worker is running or restarting; see hyper-schedctl status")
 	}
-	core, err := s.sched.Admit(s.now(), j)
+	s.nextID++
+	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,
+		results: cl.results, key: cl.key, arrived: spec.Arrived, estimate: e.c, source: e.source, core: -1}
+	t.events = append(t.events, Step{At: spec.Arrived, What: "arrived"})
+	dt := dispatch.NewTask(t.id)
+	dt.Payload, t.dt = t, dt
+	overhead := s.cfg.DispatchOverhead
+	if spec.Deadline > 0 {
+		t.deadline = spec.Arrived.Add(spec.Deadline)
+		dt.Deadline, dt.Estimate, dt.Unverified = t.deadline, e.c+overhead, !e.learned
+		if spec.AllowLate {
+			// It may finish late, up to the best-effort cap past its
+			// deadline; admission counts it as blocking its core until then.
+			t.lateCap = s.cfg.BestEffortCap
+			dt.LateCap = t.lateCap
+		}
+	} else {
+		// Best effort: the learned estimate, so a short call blocks a core
+		// it cannot be preempted on for its run time, not the whole cap.
+		dt.Estimate = s.cfg.BestEffortCap
+		if ns, ok := s.est.Learned(cl.key); ok && time.Duration(ns)+overhead < dt.Estimate {
+			dt.Estimate = time.Duration(ns) + overhead
+		}
+	}
+	s.tasks[t.id] = t
+	s.names[name] = t
+	s.mu.Unlock()
+
+	core, err := s.disp.Admit(dt)
 	if err != nil {
+		s.mu.Lock()
+		delete(s.tasks, t.id)
+		delete(s.names, name)
 		s.count.Rejected++
 		decision := "rejected"
 		if errors.Is(err, sched.ErrInvalidDeadline) {
@@ -175,41 +186,44 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		}
 		s.met.admission.WithLabelValues(decision).Inc()
 		s.mu.Unlock()
+		var u *sched.Unschedulable
+		if errors.As(err, &u) && e.learned && e.source == sched.SourceLearned {
+			s.calibrateLater(cl) // refused on a learned estimate: it may be stale
+		}
 		return nil, s.admitError(err, spec)
 	}
+	s.mu.Lock()
 	s.count.Admitted++
-	if j.Deadline == 0 {
+	if spec.Deadline == 0 {
 		s.met.admission.WithLabelValues("best_effort").Inc()
 		s.count.BestEffort++
-		t.event("queued", "best effort")
 	} else {
 		s.met.admission.WithLabelValues("admitted").Inc()
 		t.core = core
-		t.event("admitted", s.workers[core].name)
 	}
-	s.tasks[t.id] = t
-	s.names[name] = t
-	s.dispatchIdle()
 	s.mu.Unlock()
-
-	var o outcome
-	select {
-	case o = <-t.done:
-	case <-ctx.Done():
-		s.mu.Lock()
-		if s.sched.Cancel(t.id) {
-			s.finish(t, outcome{err: apierr.New(apierr.BadRequest, "client went away")})
-		}
-		s.mu.Unlock()
-		o = <-t.done // a running job still ends in exactly one answer
+	if !e.learned && spec.Deadline > 0 {
+		s.calibrateLater(cl) // admitted unverified: measure it for next time
 	}
+
+	var do dispatch.Outcome
+	select {
+	case do = <-dt.Done:
+	case <-ctx.Done():
+		s.disp.Cancel(t.id)
+		do = <-dt.Done // a started job still ends in exactly one answer
+	}
+	o := s.outcomeOf(t, do)
+	s.mu.Lock()
+	s.finish(t, o)
+	s.mu.Unlock()
 	if o.err != nil {
 		return nil, o.err
 	}
 	res := &httpapi.CallResult{TaskID: t.id, TaskName: name, CPU: o.cpu, Worker: o.worker,
-		Types: t.results, Results: o.results, Estimate: c, EstimateSource: source,
+		Types: t.results, Results: o.results, Estimate: e.c, EstimateSource: e.source,
 		Queue: o.started.Sub(t.arrived), Exec: time.Duration(o.execNs), Instantiate: time.Duration(o.instNs),
-		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr}
+		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr, Lane: do.Lane, Stopped: o.stopped}
 	if !t.deadline.IsZero() {
 		met := !o.finished.After(t.deadline)
 		res.DeadlineMet = &met
@@ -218,28 +232,91 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	return res, nil
 }
 
+// estimate is the C a deadline call is admitted with.
+type estimate struct {
+	c       time.Duration
+	source  string // sched.SourceDeclared, sched.SourceLearned, or "none"
+	learned bool   // a measurement exists: the call is verified
+}
+
 // estimate returns the C used for admission: the larger of the declared
-// and the learned value. A call never measured is calibrated by benchd
-// first when nothing was declared; when something was, it is admitted on
-// that and calibrated in the background for next time.
-func (s *Supervisor) estimate(ctx context.Context, cl *call, declared time.Duration) (time.Duration, string, error) {
+// and the learned value. A call never measured is admitted unverified (it
+// can only hurt itself) and measured in the background; it never waits for
+// a calibration.
+func (s *Supervisor) estimate(cl *call, declared time.Duration) estimate {
 	s.mu.Lock()
 	learned, ok := s.est.Learned(cl.key)
 	s.mu.Unlock()
-	if !ok {
-		if declared > 0 {
-			go s.calibrate(context.Background(), cl)
-		} else {
-			if _, err := s.calibrate(ctx, cl); err != nil {
-				return 0, "", err
+	c, source := sched.Choose(declared.Nanoseconds(), learned, ok)
+	if !ok && declared == 0 {
+		source = "none"
+	}
+	return estimate{c: time.Duration(c), source: source, learned: ok}
+}
+
+// outcomeOf turns the dispatcher's outcome of t into the call's answer,
+// and feeds the run into the estimator.
+func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
+	o := outcome{cpu: -1, started: do.Started, finished: do.Finished}
+	if do.Core >= 0 {
+		w := s.lane(do.Core, do.Lane)
+		o.cpu, o.worker = w.cpu, w.name
+	}
+	if do.Started.IsZero() {
+		o.started = do.Finished
+	}
+	if !do.Started.IsZero() {
+		o.stopped = max(do.Finished.Sub(do.Started)-do.Ran, 0)
+	}
+	switch do.Kind {
+	case dispatch.Finished:
+		r := do.Result.(*ipc.Result)
+		o.instNs, o.execNs = r.InstNs, r.ExecNs
+		switch {
+		case r.Trap != "":
+			o.err = apierr.New(apierr.Trap, "%s", r.Trap)
+		case r.Err != "":
+			// The lane rejects only what the supervisor could not check: a
+			// module deleted while this call was queued.
+			o.err = apierr.New(apierr.InvalidWasmName, "%s", r.Err)
+		default:
+			o.results, o.stdout, o.stderr = r.Results, r.Stdout, r.Stderr
+			run := r.InstNs + r.ExecNs
+			if o.stopped > 0 {
+				// The lane's clock ran on while it was stopped.
+				run = min(run, do.Ran.Nanoseconds())
 			}
 			s.mu.Lock()
-			learned, ok = s.est.Learned(cl.key)
+			s.est.Observe(t.key, run)
 			s.mu.Unlock()
 		}
+	case dispatch.Killed:
+		what := "its deadline"
+		if t.lateCap > 0 {
+			what = fmt.Sprintf("%v past its deadline (allow_late)", t.lateCap)
+		}
+		if t.deadline.IsZero() {
+			what = "the best-effort runtime cap " + s.cfg.BestEffortCap.String()
+		}
+		o.err = apierr.New(apierr.DeadlineExceeded, "%s was still running on %s at %s after %v of run time; its lane was killed",
+			t.export, o.worker, what, do.Ran.Round(time.Microsecond))
+		// Killed: it takes at least this long. Feed it back so that the
+		// same call is not admitted and killed again and again.
+		s.mu.Lock()
+		s.est.Observe(t.key, do.Ran.Nanoseconds())
+		s.mu.Unlock()
+	case dispatch.Expired:
+		o.err = apierr.New(apierr.DeadlineExceeded, "the deadline passed while the call was queued behind calls that ran longer than estimated")
+	case dispatch.Lost:
+		o.err = apierr.New(apierr.WorkerLost, "%s", do.Why)
+	case dispatch.Cancelled:
+		o.err = apierr.New(apierr.BadRequest, "client went away")
+	case dispatch.Aborted:
+		o.err = apierr.New(apierr.ShuttingDown, "hyper-sched is shutting down: %s", do.Why)
+	default:
+		o.err = fmt.Errorf("unknown outcome %v", do.Kind)
 	}
-	c, source := sched.Choose(declared.Nanoseconds(), learned, ok)
-	return time.Duration(c), source, nil
+	return o
 }
 
 func (s *Supervisor) admitError(err error, spec httpapi.CallSpec) error {
@@ -267,144 +344,36 @@ func apierrNoModule(name string) error {
 	return apierr.New(apierr.InvalidWasmName, "no module named %q is registered", name)
 }
 
-// dispatchIdle starts the next job on every idle running worker; s.mu held.
-func (s *Supervisor) dispatchIdle() {
-	now := s.now()
-	for i := 0; i < len(s.workers); i++ {
-		c := s.workers[i]
-		if c.state != Running || c.running != nil {
-			continue
-		}
-		j, ok := s.sched.Next(c.core, now)
-		if !ok {
-			continue
-		}
-		t := s.tasks[j.ID]
-		if t == nil || t.answered {
-			// Cannot happen: finished tasks leave the scheduler first.
-			panic(fmt.Sprintf("supervisor: scheduler returned unknown job %d", j.ID))
-		}
-		if !t.deadline.IsZero() && t.lateCap == 0 && time.Now().After(t.deadline) {
-			// Jobs ahead of it overran their estimates: starting it now
-			// would only get the worker killed. Answer, and take the next.
-			s.sched.Done(c.core, now)
-			s.count.Missed++
-			t.event("expired", "its deadline passed while it was queued")
-			s.finish(t, outcome{err: apierr.New(apierr.DeadlineExceeded,
-				"the deadline passed while the call was queued on %s behind calls that ran longer than estimated", c.name),
-				cpu: c.cpu, worker: c.name})
-			i-- // the same worker is still idle
-			continue
-		}
-		s.start(c, t)
-	}
-}
-
-// start marks t running on c, arms its firm deadline and sends the job;
-// s.mu held.
-func (s *Supervisor) start(c *child, t *task) {
-	c.running = t
-	t.core = c.core
-	t.started = time.Now()
-	t.event("started", c.name)
-	limit := s.cfg.BestEffortCap
-	if !t.deadline.IsZero() {
-		limit = time.Until(t.deadline) + t.lateCap + s.cfg.Grace
-	}
-	gen := c.gen
-	t.killAt = t.started.Add(limit)
-	t.timer = time.AfterFunc(limit, func() { s.overrun(c, gen, t) })
-	s.warm.n++
-	s.warm.startSum += t.started.Sub(t.arrived)
-	// A failed write closes the connection; the worker's monitor then
-	// answers this job as lost.
-	c.out.push(ipc.KindJob, &ipc.Job{ID: t.id, Module: []byte(t.module.Name),
-		Export: []byte(t.export), Params: t.params})
-}
-
-// overrun fires at a running job's firm deadline (or best-effort cap): the
-// worker is killed, the call answered 504, the worker restarted.
-func (s *Supervisor) overrun(c *child, gen int, t *task) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.gen != gen || c.running != t || t.answered {
-		return
-	}
-	if c.resultFor.Load() == t.id || pendingBytes(c.nc) > 0 {
-		// The result is already on its way (read but waiting for this
-		// lock, or in the socket): the job ended in time or nearly, and
-		// its answer will say deadline_met. Killing now would lose it.
-		return
-	}
-	c.killedByUs = true
-	what := "its deadline"
-	if t.lateCap > 0 {
-		what = fmt.Sprintf("%v past its deadline (allow_late)", t.lateCap)
-	}
-	if t.deadline.IsZero() {
-		what = "the best-effort runtime cap " + s.cfg.BestEffortCap.String()
-	}
-	s.count.Killed++
-	t.event("killed", c.name)
-	s.finish(t, outcome{err: apierr.New(apierr.DeadlineExceeded, "%s was still running on %s at %s; the worker was killed",
-		t.export, c.name, what), cpu: c.cpu, worker: c.name})
-	s.killChild(c)
-}
-
-// onResult answers the running job of c and starts the next.
-func (s *Supervisor) onResult(c *child, r *ipc.Result) {
-	s.mu.Lock()
-	t := c.running
-	if t == nil || t.id != r.ID || t.answered {
-		s.mu.Unlock()
-		c.log.Warn("result for a job not running", "task", r.ID)
-		return
-	}
-	now := time.Now()
-	c.running = nil
-	if c.state == Stopping && c.nc != nil {
-		c.nc.Close() // the stop was waiting for this job (stopProc)
-	}
-	s.sched.Done(c.core, s.now())
-	o := outcome{cpu: c.cpu, worker: c.name, started: t.started, finished: now, instNs: r.InstNs, execNs: r.ExecNs}
-	switch {
-	case r.Trap != "":
-		s.count.Traps++
-		o.err = apierr.New(apierr.Trap, "%s", r.Trap)
-	case r.Err != "":
-		// The worker rejects only what the supervisor could not check: a
-		// module deleted while this call was queued.
-		o.err = apierr.New(apierr.InvalidWasmName, "%s", r.Err)
-	default:
-		o.results = append([]uint64(nil), r.Results...)
-		o.stdout = append([]byte(nil), r.Stdout...)
-		o.stderr = append([]byte(nil), r.Stderr...)
-		s.est.Observe(t.key, r.InstNs+r.ExecNs)
-		s.count.Completed++
-	}
-	s.warm.schedSum += time.Duration(r.InstNs)
-	t.event("finished", fmt.Sprintf("exec %dµs", r.ExecNs/1000))
-	s.finish(t, o)
-	s.dispatchIdle()
-	s.mu.Unlock()
-}
-
-// finish delivers t's one answer; s.mu held. Later calls are ignored.
+// finish records t's one answer; s.mu held.
 func (s *Supervisor) finish(t *task, o outcome) {
 	if t.answered {
 		return
 	}
 	t.answered = true
 	s.count.Answered++
+	switch apierr.CodeOf(o.err) {
+	case apierr.Trap:
+		s.count.Traps++
+	case apierr.WorkerLost:
+		s.count.WorkerLost++
+	case apierr.DeadlineExceeded:
+		if o.started.Equal(o.finished) {
+			break // expired in the queue
+		}
+		s.count.Killed++
+	}
+	if o.err == nil {
+		s.count.Completed++
+	}
 	s.met.calls.WithLabelValues(outcomeLabel(o.err)).Inc()
 	if !o.finished.IsZero() {
 		s.met.latency.WithLabelValues(t.module.Name, t.export).Observe(o.finished.Sub(t.arrived).Seconds())
 	}
 	if o.err == nil {
 		s.met.exec.WithLabelValues(t.module.Name, t.export).Observe(time.Duration(o.instNs + o.execNs).Seconds())
-	}
-	if t.timer != nil {
-		t.timer.Stop()
+		s.warm.n++
+		s.warm.startSum += o.started.Sub(t.arrived)
+		s.warm.schedSum += time.Duration(o.instNs)
 	}
 	delete(s.tasks, t.id)
 	if s.names[t.name] == t {
@@ -414,105 +383,24 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	if o.err != nil {
 		state = "failed: " + o.err.Error()
 	}
-	if !t.deadline.IsZero() && !t.started.IsZero() {
+	if !t.deadline.IsZero() {
 		if o.err == nil && !o.finished.After(t.deadline) {
 			s.count.Met++
 		} else {
 			s.count.Missed++
 		}
 	}
-	tl := t.timeline(state)
+	tl := s.timelineOf(t, state)
 	tl.CPU = o.cpu
 	if !t.deadline.IsZero() && o.err == nil {
 		met := !o.finished.After(t.deadline)
 		tl.DeadlineMet = &met
 	}
 	s.recent.add(tl)
-	t.done <- o
 }
 
-// childUp is called when c reached RUNNING; s.mu held.
-func (s *Supervisor) childUp(c *child) {
-	s.broadcast()
-	if c.core < 0 {
-		return
-	}
-	s.sched.Done(c.core, s.now()) // the job killed at its deadline, if any
-	s.sched.SetAvailable(c.core, true)
-	if len(c.pending) > 0 {
-		c.pending = s.readmit(c.pending, c.name+" restarted")
-		s.losePending(c, "restarted too late")
-	}
-	if !s.ready {
-		s.ready = true
-		for _, w := range s.workers {
-			s.ready = s.ready && w.state == Running
-		}
-	}
-	s.dispatchIdle()
-}
-
-// childDown is called when c's process is gone; s.mu held. Its running job
-// is answered; its queue is admitted again on the other cores, or answered
-// when it no longer fits anywhere.
-func (s *Supervisor) childDown(c *child, why string) {
-	s.broadcast()
-	if c.core < 0 {
-		s.bench.lost(why)
-		return
-	}
-	if t := c.running; t != nil {
-		c.running = nil
-		if !t.answered {
-			s.count.WorkerLost++
-			t.event("worker lost", why)
-			s.finish(t, outcome{err: apierr.New(apierr.WorkerLost, "%s exited while running this call (%s)", c.name, why),
-				cpu: c.cpu, worker: c.name})
-		}
-	}
-	if c.killedByUs && c.state == Exited {
-		// Our own deadline kill, restarted at once: the queue stays, and
-		// the killed job keeps blocking the core in the admission test
-		// until its deadline + grace + restart cost (sched.Config). childUp
-		// ends it with Done and dispatches the queue.
-		return
-	}
-	s.sched.SetAvailable(c.core, false)
-	// What no other core can take waits for the restart (childUp).
-	c.pending = append(c.pending, s.readmit(s.sched.Drain(c.core), why)...)
-}
-
-// readmit admits jobs again after their worker was lost and returns those
-// that fit nowhere now; s.mu held.
-func (s *Supervisor) readmit(jobs []sched.Job, why string) (left []sched.Job) {
-	now := s.now()
-	for _, j := range jobs {
-		t := s.tasks[j.ID]
-		if t == nil {
-			continue
-		}
-		core, err := s.sched.Admit(now, j)
-		if err != nil {
-			left = append(left, j)
-			continue
-		}
-		t.core = core
-		t.event("re-admitted", s.workers[core].name+" after "+why)
-	}
-	return left
-}
-
-// losePending answers the jobs waiting for c's restart; s.mu held.
-func (s *Supervisor) losePending(c *child, why string) {
-	for _, j := range c.pending {
-		if t := s.tasks[j.ID]; t != nil {
-			s.count.WorkerLost++
-			t.event("worker lost", why)
-			s.finish(t, outcome{err: apierr.New(apierr.WorkerLost, "%s: %s, and no other core can finish this call in time", c.name, why)})
-		}
-	}
-	c.pending = nil
-}
+// lane returns the child serving lane li of core.
+func (s *Supervisor) lane(core, li int) *child { return s.workers[core*s.cfg.Lanes+li] }
 
 // anyWorkerWanted reports whether some worker runs or will run again
 // (not FATAL, not stopped); s.mu held.
@@ -532,18 +420,9 @@ func (s *Supervisor) loseBestEffortIfNoWorker() {
 		return
 	}
 	for _, t := range s.tasks {
-		if t.deadline.IsZero() && t.started.IsZero() && s.sched.Cancel(t.id) {
-			s.count.WorkerLost++
-			s.finish(t, outcome{err: apierr.New(apierr.WorkerLost, "every worker is FATAL or stopped")})
+		if t.deadline.IsZero() {
+			s.disp.Lose(t.id, "every worker is FATAL or stopped")
 		}
-	}
-}
-
-// abortAll answers every call still in flight with err; s.mu held.
-func (s *Supervisor) abortAll(err error) {
-	for _, t := range s.tasks {
-		s.sched.Cancel(t.id)
-		s.finish(t, outcome{err: err})
 	}
 }
 

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,9 +16,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
-	"github.com/hyper-sched/hyper-sched/sched"
 )
 
 // Roles are the hidden first arguments with which the supervisor re-executes
@@ -39,13 +40,15 @@ const (
 // child is one supervised process: benchd or a worker. Fields below mu are
 // guarded by the Supervisor's mu.
 type child struct {
-	name string // "benchd", "worker-<cpu>"
-	role string
-	cpu  int   // worker CPU; -1 for benchd
-	cpus []int // affinity
-	core int   // index into the scheduler's cores; -1 for benchd
-	log  *slog.Logger
-	errs ring // last stderr lines
+	name  string // "benchd", "worker-<cpu>:<lane>"
+	group string // its cgroup, shared by a CPU's lanes: "benchd", "worker-<cpu>"
+	role  string
+	cpu   int   // worker CPU; -1 for benchd
+	cpus  []int // affinity
+	core  int   // index into the scheduler's cores; -1 for benchd
+	lane  int   // lane index on its core
+	log   *slog.Logger
+	errs  ring // last stderr lines
 
 	// guarded by Supervisor.mu
 	state     State
@@ -59,13 +62,52 @@ type child struct {
 	failures  int // quick failures in a row
 	restarts  int
 	lastExit  string
-	running   *task         // the job on this worker, if any
+	lp        *laneProc     // a worker lane's generation as the dispatcher knows it
 	resultFor atomic.Uint64 // id of the last result read from the socket
-	pending   []sched.Job   // queued jobs waiting for this worker's restart
 	// killedByUs is set when the supervisor kills the process (a job past
 	// its deadline, a benchd request past its limit) until its exit is seen.
-	killedByUs bool
+	killedByUs atomic.Bool
 	upAt       time.Time
+}
+
+// laneProc is one generation of a worker lane process, as the dispatcher
+// drives it (dispatch.Lane). Signals go through os.Process, which uses a
+// pidfd: a recycled pid is never signalled.
+type laneProc struct {
+	c    *child
+	proc *os.Process
+	out  *outbox
+	nc   net.Conn
+}
+
+// Start sends t's job frame.
+func (l *laneProc) Start(t *dispatch.Task) {
+	tk := t.Payload.(*task)
+	l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
+}
+
+// Stop stops the lane's process.
+func (l *laneProc) Stop() { l.signal(syscall.SIGSTOP) }
+
+// Resume resumes it.
+func (l *laneProc) Resume() { l.signal(syscall.SIGCONT) }
+
+// Kill kills it; its exit is then an ordinary one, restarted at once.
+func (l *laneProc) Kill() {
+	l.c.killedByUs.Store(true)
+	l.signal(syscall.SIGKILL)
+}
+
+func (l *laneProc) signal(sig os.Signal) {
+	if err := l.proc.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		l.c.log.Warn("signal lane", "signal", sig, "err", err)
+	}
+}
+
+// Finishing reports whether job id's result was read or waits unread in
+// the socket: it ended, and a kill now would lose its answer.
+func (l *laneProc) Finishing(id uint64) bool {
+	return l.c.resultFor.Load() == id || pendingBytes(l.nc) > 0
 }
 
 // spawned is a child process that answered its hello.
@@ -113,7 +155,7 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 		pl.StartInside(cmd.SysProcAttr)
 		stderr, err := cmd.StderrPipe()
 		if err == nil {
-			err = s.iso.cg.Start(c.name, cmd, c.cpus)
+			err = s.iso.cg.Start(c.group, cmd, c.cpus)
 		}
 		return cmd, stderr, err
 	}
@@ -175,5 +217,5 @@ func (s *Supervisor) place(c *child, pid int) error {
 	if s.iso.cg == nil {
 		return isolate.SetAffinity(pid, c.cpus)
 	}
-	return s.iso.cg.Place(c.name, pid)
+	return s.iso.cg.Place(c.group, pid)
 }

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/ipc"
-	"github.com/hyper-sched/hyper-sched/sched"
 )
 
 // ControlSocket is the control socket's file name in Config.RuntimeDir.
@@ -302,17 +302,19 @@ func (cs *controlServer) dispatch(in, out *ipc.Conn, req *ipc.Request) {
 	}
 }
 
-// named returns the process called name, or nil.
-func (s *Supervisor) named(name string) *child {
+// named returns the processes called name: benchd, one lane
+// ("worker-1:0"), or every lane of a CPU ("worker-1"); nil if none.
+func (s *Supervisor) named(name string) []*child {
 	if name == s.benchd.name {
-		return s.benchd
+		return []*child{s.benchd}
 	}
+	var out []*child
 	for _, w := range s.workers {
-		if w.name == name {
-			return w
+		if w.name == name || w.group == name {
+			out = append(out, w)
 		}
 	}
-	return nil
+	return out
 }
 
 // choose resolves names (none or "all": every process) to children, and
@@ -324,12 +326,14 @@ func (s *Supervisor) choose(names []string) ([]*child, []ipc.ProcResult) {
 	var cs []*child
 	var bad []ipc.ProcResult
 	for _, n := range names {
-		c := s.named(n)
-		switch {
-		case c == nil:
+		named := s.named(n)
+		if named == nil {
 			bad = append(bad, ipc.ProcResult{Name: n, Fault: ipc.FaultBadName})
-		case !slices.Contains(cs, c):
-			cs = append(cs, c)
+		}
+		for _, c := range named {
+			if !slices.Contains(cs, c) {
+				cs = append(cs, c)
+			}
 		}
 	}
 	return cs, bad
@@ -340,9 +344,9 @@ func (s *Supervisor) ctlStatus(names []string) *ipc.Response {
 	cs, bad := s.choose(names)
 	resp := &ipc.Response{Results: bad}
 	s.mu.Lock()
-	st := s.sched.Stats(s.now())
+	_, cores, _ := s.disp.Stats()
 	for _, c := range cs {
-		resp.Procs = append(resp.Procs, s.procInfo(c, &st))
+		resp.Procs = append(resp.Procs, s.procInfo(c, cores))
 	}
 	s.mu.Unlock()
 	// The kernel's view, read without the lock (as GET /status does).
@@ -355,18 +359,17 @@ func (s *Supervisor) ctlStatus(names []string) *ipc.Response {
 
 // procInfo describes c for hyper-schedctl, all but its placement (see
 // ctlStatus); s.mu held.
-func (s *Supervisor) procInfo(c *child, st *sched.Stats) ipc.ProcInfo {
+func (s *Supervisor) procInfo(c *child, cores []dispatch.CoreInfo) ipc.ProcInfo {
 	p := s.procStatus(c)
 	info := ipc.ProcInfo{Name: c.name, State: p.State, Pid: c.pid, CPU: c.cpu, Spawned: c.gen > 0, Restarts: c.restarts, LastExit: c.lastExit, Stderr: p.Stderr}
 	if c.pid > 0 {
 		info.UptimeNs = time.Since(c.upAt).Nanoseconds()
 	}
 	if c.core >= 0 {
-		cs := st.Cores[c.core]
+		cs := cores[c.core]
 		info.Worker, info.Available, info.Queued = true, cs.Available, cs.Queued
-		if c.running != nil {
-			info.Running = c.running.id
-		}
+		l := cs.Lanes[c.lane]
+		info.Running, info.Lane = l.Task, l.State
 	}
 	return info
 }
@@ -416,12 +419,12 @@ func (cs *controlServer) act(verb string, names []string) *ipc.Response {
 	return resp
 }
 
-// stopProc takes c out of service as supervisorctl stop does, without losing
-// a call: a worker leaves admission, its queued calls go to other cores
-// (or are answered when none can meet their deadlines), its running call
-// finishes — it is bounded by its deadline or the best-effort cap — and
-// then its socket closes, on which it exits 0. It returns once c is
-// STOPPED, or done is closed.
+// stopProc takes c out of service as supervisorctl stop does: its socket
+// closes, on which it exits 0. A worker lane leaves its core at once: a
+// call started on it is answered Error_Worker_lost and the lane killed;
+// once every lane of a CPU is stopped, the core leaves admission and its
+// queued calls go to other cores (or are answered when none can meet
+// their deadlines). It returns once c is STOPPED, or done is closed.
 func (s *Supervisor) stopProc(done <-chan struct{}, c *child) ipc.ProcResult {
 	res := ipc.ProcResult{Name: c.name, Op: ipc.VerbStop}
 	s.mu.Lock()
@@ -432,16 +435,18 @@ func (s *Supervisor) stopProc(done <-chan struct{}, c *child) ipc.ProcResult {
 	}
 	c.wanted = false
 	s.transition(c, EvStop)
-	if c.core >= 0 {
-		s.sched.SetAvailable(c.core, false)
-		c.pending = append(c.pending, s.readmit(s.sched.Drain(c.core), c.name+" was stopped")...)
-		s.losePending(c, "it was stopped")
-	}
-	s.loseBestEffortIfNoWorker()
 	limit := stopGrace
-	if t := c.running; t != nil {
-		limit += max(time.Until(t.killAt), 0) // the job runs until its answer or its kill
-	} else if c.nc != nil {
+	if c.lp != nil {
+		// Out of the dispatcher first: it sends this lane nothing more.
+		busy := s.disp.LaneDown(c.core, c.lane, c.lp, c.name+" was stopped by hyper-schedctl")
+		c.lp = nil
+		if busy && c.proc != nil {
+			c.proc.Kill() // it held a call (perhaps stopped): no clean exit to wait for
+		}
+	}
+	s.coreDownIfUnwanted(c, "was stopped")
+	s.loseBestEffortIfNoWorker()
+	if c.nc != nil {
 		c.nc.Close()
 	}
 	gen := c.gen
@@ -545,10 +550,11 @@ func (cs *controlServer) tailSource(req *ipc.Request) (*ring, *ipc.Response) {
 	if len(req.Names) != 1 {
 		return nil, &ipc.Response{Err: "tail needs one process name"}
 	}
-	c := cs.s.named(req.Names[0])
-	if c == nil {
+	named := cs.s.named(req.Names[0])
+	if named == nil {
 		return nil, &ipc.Response{Results: []ipc.ProcResult{{Name: req.Names[0], Fault: ipc.FaultBadName}}}
 	}
+	c := named[0] // a CPU's name tails its lane 0
 	switch req.Stream {
 	case "", "stderr":
 		return &c.errs, nil

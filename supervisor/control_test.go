@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/sched"
 	"github.com/hyper-sched/hyper-sched/wasmval"
@@ -152,7 +154,8 @@ func testSupervisor(t *testing.T) *Supervisor {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	sc, err := sched.New(1, sched.Config{})
+	cfg.Lanes = 1
+	disp, err := dispatch.New(dispatch.Config{Cores: 1, Sched: sched.Config{Lanes: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +163,12 @@ func testSupervisor(t *testing.T) *Supervisor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Supervisor{cfg: cfg, log: cfg.Log, epoch: time.Now(), store: st, sched: sc, est: est,
+	s := &Supervisor{cfg: cfg, log: cfg.Log, epoch: time.Now(), store: st, disp: disp, est: est,
 		tasks: map[uint64]*task{}, names: map[string]*task{}, wake: make(chan struct{})}
 	s.recent.init(16)
-	s.workers = []*child{{name: "worker-1", role: RoleWorker, cpu: 1, cpus: []int{1}, core: 0, log: cfg.Log, wanted: true}}
-	s.benchd = &child{name: "benchd", role: RoleBenchd, cpu: -1, cpus: []int{0}, core: -1, log: cfg.Log, wanted: true}
+	s.choice.Workers = []int{1}
+	s.workers = []*child{{name: "worker-1:0", group: "worker-1", role: RoleWorker, cpu: 1, cpus: []int{1}, core: 0, log: cfg.Log, wanted: true}}
+	s.benchd = &child{name: "benchd", group: "benchd", role: RoleBenchd, cpu: -1, cpus: []int{0}, core: -1, log: cfg.Log, wanted: true}
 	s.met = newMetrics(s)
 	return s
 }
@@ -214,7 +218,7 @@ func TestControlServer(t *testing.T) {
 	}
 
 	r := ask(t, cs.path, ipc.Request{Verb: ipc.VerbStatus}, 1)[0]
-	if len(r.Procs) != 2 || r.Procs[0].Name != "benchd" || r.Procs[1].Name != "worker-1" || !r.Procs[1].Worker || r.Procs[0].Worker {
+	if len(r.Procs) != 2 || r.Procs[0].Name != "benchd" || r.Procs[1].Name != "worker-1:0" || !r.Procs[1].Worker || r.Procs[0].Worker {
 		t.Errorf("status: got %+v", r.Procs)
 	}
 	if p := r.Procs[1]; p.State != "STOPPED" || p.Spawned || p.CPU != 1 {
@@ -276,7 +280,8 @@ func TestControlServer(t *testing.T) {
 		t.Errorf("stop worker-1: got %+v", r.Results)
 	}
 	s.mu.Lock()
-	wanted, avail := s.workers[0].wanted, s.sched.Stats(s.now()).Cores[0].Available
+	_, cores, _ := s.disp.Stats()
+	wanted, avail := s.workers[0].wanted, cores[0].Available
 	s.mu.Unlock()
 	if wanted || avail {
 		t.Errorf("after stop: wanted %v, available %v; want both false", wanted, avail)
@@ -364,45 +369,60 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// TestStopWaitsForRunningJob checks the order of a worker's stop: out of
-// admission at once, its socket closed only after its running job ended.
-func TestStopWaitsForRunningJob(t *testing.T) {
+// TestStopLaneWithCall checks a worker lane's stop: its call is answered
+// Error_Worker_lost at once (the lane is killed, not waited for), and the
+// core leaves admission once all its lanes are stopped.
+func TestStopLaneWithCall(t *testing.T) {
 	s := testSupervisor(t)
 	w := s.workers[0]
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Skipf("no sleep(1) to stand in for a lane process: %v", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sleeper.Wait() }()
 	mine, theirs := net.Pipe()
 	defer theirs.Close()
+	out := newOutbox()
 	s.mu.Lock()
-	w.state, w.nc, w.pid, w.gen = Running, mine, 4242, 1
-	s.sched.SetAvailable(0, true)
-	tk := &task{id: 7, name: "t7", module: &Module{Name: "m"}, deadline: time.Now().Add(time.Hour), started: time.Now(), done: make(chan outcome, 1)}
-	w.running = tk
+	w.state, w.nc, w.pid, w.gen, w.proc, w.out = Running, mine, sleeper.Process.Pid, 1, sleeper.Process, out
+	w.lp = &laneProc{c: w, proc: sleeper.Process, out: out, nc: mine}
+	s.disp.LaneUp(0, 0, w.lp)
 	s.mu.Unlock()
+	tk := &task{id: 7, name: "t7", module: &Module{Name: "m"}, export: "f"}
+	dt := dispatch.NewTask(7)
+	dt.Payload, dt.Deadline, dt.Estimate = tk, time.Now().Add(time.Hour), time.Millisecond
+	if _, err := s.disp.Admit(dt); err != nil {
+		t.Fatal(err)
+	}
+	out.mu.Lock()
+	sent := len(out.q)
+	out.mu.Unlock()
+	if sent != 1 {
+		t.Fatalf("job frames sent to the lane: got %d, want 1", sent)
+	}
 
 	done := make(chan struct{})
 	defer close(done)
 	res := make(chan ipc.ProcResult, 1)
 	go func() { res <- s.stopProc(done, w) }()
-	// The stop takes effect: STOPPING, out of admission, socket open.
-	if !s.waitChild(done, 5*time.Second, func() bool { return w.state == Stopping }) {
-		t.Fatal("not STOPPING")
+	select {
+	case o := <-dt.Done:
+		if o.Kind != dispatch.Lost || !strings.Contains(o.Why, "stopped by hyper-schedctl") {
+			t.Errorf("the call on a stopped lane: got %+v, want lost, stopped by hyper-schedctl", o)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call on a stopped lane was not answered")
 	}
-	s.mu.Lock()
-	avail := s.sched.Stats(s.now()).Cores[0].Available
-	s.mu.Unlock()
-	if avail {
-		t.Error("a stopping worker is still in admission")
+	select {
+	case <-waited: // killed
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lane holding a call was not killed")
 	}
-	theirs.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if _, err := theirs.Read(make([]byte, 1)); !os.IsTimeout(err) {
-		t.Fatalf("socket of a worker with a running job: got %v, want still open", err)
+	_, cores, _ := s.disp.Stats()
+	if cores[0].Available {
+		t.Error("a core whose only lane is stopped is still in admission")
 	}
-	// The job ends: the socket closes.
-	s.onResult(w, &ipc.Result{ID: 7})
-	theirs.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := theirs.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
-		t.Fatalf("socket after the job ended: got %v, want closed", err)
-	}
-	// The worker exits: STOPPED, and the stop answers.
 	s.mu.Lock()
 	s.transition(w, EvExit)
 	s.mu.Unlock()
@@ -412,6 +432,6 @@ func TestStopWaitsForRunningJob(t *testing.T) {
 			t.Errorf("got %+v, want stopped", r)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("stop did not return after the worker exited")
+		t.Fatal("stop did not return after the lane exited")
 	}
 }

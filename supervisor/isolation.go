@@ -75,7 +75,7 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 // goes into the child's SysProcAttr (StartInside) and is released after
 // the start.
 func (s *Supervisor) prepareChild(c *child) isolate.Placement {
-	p, err := s.iso.cg.Prepare(c.name, c.cpus)
+	p, err := s.iso.cg.Prepare(c.group, c.cpus)
 	if err != nil {
 		c.log.Warn("isolation", "err", err)
 	} else if p.Err != "" {
@@ -95,10 +95,19 @@ func (s *Supervisor) startFailedInside(c *child, err error) {
 	}
 }
 
-// killChild kills c's process: with cgroup.kill where c has a v2 group
-// (which also gets anything it forked), else with SIGKILL. s.mu held.
+// killChild kills c's process: with cgroup.kill where c has a v2 group of
+// its own (which also gets anything it forked), else with SIGKILL; a
+// worker lane shares its group with its CPU's other lanes, so it gets
+// SIGKILL. s.mu held.
 func (s *Supervisor) killChild(c *child) {
-	err := s.iso.cg.Kill(c.name)
+	c.killedByUs.Store(true)
+	if c.core >= 0 {
+		if c.proc != nil {
+			c.proc.Kill()
+		}
+		return
+	}
+	err := s.iso.cg.Kill(c.group)
 	if err != nil && !errors.Is(err, isolate.ErrNoCgroup) {
 		c.log.Warn("kill group", "err", err)
 	}
@@ -112,7 +121,7 @@ func (s *Supervisor) killChild(c *child) {
 // them (GET /status, hyper-schedctl status). It reads files and needs no
 // lock: pid is c's pid as read under s.mu.
 func (s *Supervisor) isolationOf(c *child, pid int) isolate.Placement {
-	p := s.iso.cg.Inspect(c.name, pid)
+	p := s.iso.cg.Inspect(c.group, pid)
 	if s.iso.cg == nil {
 		p.CPUs = isolate.FormatList(c.cpus)
 	}

@@ -58,6 +58,11 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			}
 			c.pid, c.nc, c.proc, c.out = sp.proc.Pid, sp.nc, sp.proc, out
 			c.upAt = time.Now()
+			var lp *laneProc
+			if c.core >= 0 {
+				lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc}
+				c.lp = lp
+			}
 			if c.core >= 0 {
 				// Modules registered while this worker was loading.
 				for _, m := range s.store.all() {
@@ -73,7 +78,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			s.mu.Unlock()
 			c.log.Info("running", "pid", sp.proc.Pid)
 
-			rerr := s.serveChild(c, sp.conn)
+			rerr := s.serveChild(c, lp, sp.conn)
 			stopOnCancel()
 			out.close()
 			sp.nc.Close()
@@ -117,9 +122,9 @@ func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 	return loaded, nil
 }
 
-// serveChild reads c's frames until its connection fails.
-func (s *Supervisor) serveChild(c *child, conn *ipc.Conn) error {
-	var res ipc.Result
+// serveChild reads c's frames until its connection fails; lp is c's lane
+// generation for a worker lane.
+func (s *Supervisor) serveChild(c *child, lp *laneProc, conn *ipc.Conn) error {
 	for {
 		k, err := conn.Read()
 		if err != nil {
@@ -127,11 +132,17 @@ func (s *Supervisor) serveChild(c *child, conn *ipc.Conn) error {
 		}
 		switch k {
 		case ipc.KindResult:
-			if err := conn.Decode(&res); err != nil {
+			if lp == nil {
+				return fmt.Errorf("unexpected %v frame from %s", k, c.name)
+			}
+			res := new(ipc.Result) // handed to the call's goroutine
+			if err := conn.Decode(res); err != nil {
 				return err
 			}
-			c.resultFor.Store(res.ID) // seen by overrun, which may hold s.mu now
-			s.onResult(c, &res)
+			c.resultFor.Store(res.ID) // seen by the kill timer (Finishing)
+			if !s.disp.Result(c.core, c.lane, lp, res.ID, res) {
+				c.log.Warn("result for a job not running", "task", res.ID)
+			}
 		case ipc.KindCalibrated, ipc.KindProgress:
 			if err := s.bench.deliver(k, conn); err != nil {
 				return err
@@ -195,12 +206,12 @@ func (s *Supervisor) exited(c *child, gen int, why string, sigkill bool) {
 	} else {
 		c.failures = 0
 	}
-	if !c.killedByUs {
+	if !c.killedByUs.Load() {
 		c.log.Warn("exited", "why", why)
 	}
 	s.transition(c, EvExit)
 	s.childDown(c, why)
-	c.killedByUs = false
+	c.killedByUs.Store(false)
 	c.restarts++
 }
 
@@ -214,7 +225,7 @@ func (s *Supervisor) backoff(ctx context.Context, c *child) bool {
 		s.transition(c, EvGiveUp)
 		c.log.Error("giving up", "failures", failures, "last", c.lastExit)
 		c.wanted = false
-		s.losePending(c, "it is FATAL")
+		s.coreDownIfUnwanted(c, "it is FATAL")
 		s.loseBestEffortIfNoWorker()
 		s.mu.Unlock()
 		return s.waitWanted(ctx, c)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/dispatch"
 )
 
 // metrics are the daemon's Prometheus series (GET /metrics). They live in
@@ -65,23 +67,33 @@ func newMetrics(s *Supervisor) *metrics {
 			}
 			return 0
 		}))
-		if c.core < 0 {
-			continue
+	}
+	for core, cpu := range s.choice.Workers {
+		labels := prometheus.Labels{"proc": fmt.Sprintf("worker-%d", cpu)}
+		coreStat := func(f func(dispatch.CoreInfo) float64) func() float64 {
+			return func() float64 {
+				_, cores, _ := s.disp.Stats()
+				return f(cores[core])
+			}
 		}
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hyper_sched_queue_length", Help: "Deadline jobs queued on a worker core.", ConstLabels: labels,
-		}, func() float64 {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return float64(s.sched.Stats(s.now()).Cores[c.core].Queued)
-		}))
+			Name: "hyper_sched_queue_length", Help: "Deadline jobs queued (not started) on a worker core.", ConstLabels: labels,
+		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Queued) })))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hyper_sched_stopped_jobs", Help: "Started jobs whose lanes are stopped (preempted) on a worker core.", ConstLabels: labels,
+		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Stopped) })))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hyper_sched_lanes_up", Help: "Live lanes of a worker core.", ConstLabels: labels,
+		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.CoreStats.Lanes) })))
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hyper_sched_core_busy_seconds_total", Help: "Time a worker core spent running jobs.", ConstLabels: labels,
-		}, func() float64 {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return time.Duration(s.sched.Stats(s.now()).Cores[c.core].Busy).Seconds()
-		}))
+		}, coreStat(func(c dispatch.CoreInfo) float64 { return time.Duration(c.Busy).Seconds() })))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hyper_sched_preemptions_total", Help: "Running jobs stopped for a more urgent one on a worker core.", ConstLabels: labels,
+		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Preemptions) })))
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hyper_sched_quantum_rotations_total", Help: "Best-effort jobs stopped at the end of a quantum on a worker core.", ConstLabels: labels,
+		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Rotations) })))
 	}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
@@ -23,7 +24,10 @@ type ProcStatus struct {
 	Restarts  int                `json:"restarts"`
 	LastExit  string             `json:"last_exit,omitempty"`
 	Stderr    []string           `json:"stderr_tail,omitempty"`
-	Queue     *CoreQueue         `json:"queue,omitempty"`
+	Lane      int                `json:"lane"`
+	LaneState string             `json:"lane_state,omitempty"` // idle, running, stopped, killed, down
+	Task      uint64             `json:"task,omitempty"`       // the call started on this lane
+	Queue     *CoreQueue         `json:"queue,omitempty"`      // its core's, on every lane
 }
 
 // CoreQueue is a worker core's scheduling state.
@@ -31,11 +35,15 @@ type CoreQueue struct {
 	Available bool    `json:"available"`
 	Queued    int     `json:"queued"`
 	Running   uint64  `json:"running_task,omitempty"`
+	Stopped   int     `json:"stopped"` // started calls whose lanes are stopped
+	Lanes     int     `json:"lanes"`   // live lanes
 	BacklogMs float64 `json:"backlog_ms"`  // planned work from now
 	Busy      float64 `json:"utilisation"` // share of time since start spent running jobs
 	Admitted  uint64  `json:"admitted"`
 	Completed uint64  `json:"completed"`
 	Rejected  uint64  `json:"infeasible"` // admission tests this core failed
+	Preempted uint64  `json:"preemptions"`
+	Rotations uint64  `json:"quantum_rotations"`
 }
 
 // Status is GET /status.
@@ -55,6 +63,13 @@ type Status struct {
 	Supervisor isolate.Placement `json:"supervisor_placement"`
 	Skipped    []string          `json:"isolation_skipped,omitempty"`
 	Counters   counters          `json:"counters"`
+	// Dispatch counts preemptions, resumes, quantum rotations, kills and
+	// lost lanes; RestartCostMs is the measured lane start that admission
+	// charges a kill leaving a core without a free lane.
+	Dispatch      dispatch.Counters `json:"dispatch"`
+	Lanes         int               `json:"lanes_per_cpu"`
+	RestartCostMs float64           `json:"restart_cost_ms"`
+	PreemptCostMs float64           `json:"preempt_cost_ms"`
 }
 
 // Status snapshots the daemon for GET /status. The kernel's view of each
@@ -75,22 +90,25 @@ func (s *Supervisor) status() (Status, []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var pids []int
-	now := s.now()
-	st := s.sched.Stats(now)
-	out := Status{Status: "Success", Ready: s.ready, Uptime: time.Since(s.epoch).Round(time.Millisecond).String(),
+	up := time.Since(s.epoch)
+	st, cores, dc := s.disp.Stats()
+	cfg := s.disp.Config()
+	out := Status{Status: "Success", Ready: s.ready, Uptime: up.Round(time.Millisecond).String(),
 		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
-		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count}
+		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count,
+		Dispatch: dc, Lanes: s.cfg.Lanes, RestartCostMs: ms(time.Duration(cfg.RestartCost)), PreemptCostMs: ms(time.Duration(cfg.PreemptCost))}
 	for _, c := range s.children() {
 		p := s.procStatus(c)
 		pids = append(pids, c.pid)
 		if c.core >= 0 {
-			cs := st.Cores[c.core]
-			q := &CoreQueue{Available: cs.Available, Queued: cs.Queued, Running: cs.RunningID,
-				BacklogMs: ms(time.Duration(cs.Backlog)), Admitted: cs.Admitted, Completed: cs.Completed, Rejected: cs.Infeasible}
-			if now > 0 {
-				q.Busy = float64(cs.Busy) / float64(now)
+			cs := cores[c.core]
+			q := &CoreQueue{Available: cs.Available, Queued: cs.Queued, Running: cs.RunningID, Stopped: cs.Stopped,
+				Lanes: cs.CoreStats.Lanes, BacklogMs: ms(time.Duration(cs.Backlog)), Admitted: cs.Admitted,
+				Completed: cs.Completed, Rejected: cs.Infeasible, Preempted: cs.Preemptions, Rotations: cs.Rotations}
+			if up > 0 {
+				q.Busy = float64(cs.Busy) / float64(up)
 			}
-			p.Queue = q
+			p.Queue, p.Lane, p.LaneState, p.Task = q, c.lane, cs.Lanes[c.lane].State, cs.Lanes[c.lane].Task
 		}
 		out.Procs = append(out.Procs, p)
 	}
@@ -156,13 +174,9 @@ func (s *Supervisor) Timeline(name string) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.names[name]; ok {
-		state := "queued"
-		if !t.started.IsZero() {
-			state = "running"
-		}
-		tl := t.timeline(state)
+		tl := s.timelineOf(t, "in flight")
 		if t.core >= 0 {
-			tl.CPU = s.workers[t.core].cpu
+			tl.CPU = s.choice.Workers[t.core]
 		}
 		return tl, nil
 	}

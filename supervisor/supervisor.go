@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/httpapi"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
@@ -45,8 +46,17 @@ type Config struct {
 	// answer, which the worker's measured run time does not contain.
 	// Default 150µs (docs/benchmarks.md: /call overhead over the engine).
 	DispatchOverhead time.Duration
-	// BestEffortCap bounds a call without a deadline. Default 1s.
+	// BestEffortCap bounds a call without a deadline (run time). Default 1s.
 	BestEffortCap time.Duration
+	// Lanes is the number of lane processes per worker CPU: the depth of
+	// preemption (DESIGN.md §2a). 1 is the non-preemptive mode. Default 3.
+	Lanes int
+	// Quantum is the best-effort round-robin time slice. Default 10ms.
+	Quantum time.Duration
+	// PreemptCost is charged to a call that preempts another: stopping a
+	// lane, waking one, resuming the first. Default 200µs
+	// (docs/preemption.md).
+	PreemptCost time.Duration
 	// MemoryLimitPages caps each instance's linear memory (64 KiB pages).
 	// Default 4096 (256 MiB).
 	MemoryLimitPages uint32
@@ -106,6 +116,9 @@ func Defaults() Config {
 		Grace:             2 * time.Millisecond,
 		DispatchOverhead:  150 * time.Microsecond,
 		BestEffortCap:     time.Second,
+		Lanes:             3,
+		Quantum:           10 * time.Millisecond,
+		PreemptCost:       200 * time.Microsecond,
 		MemoryLimitPages:  4096,
 		MaxUpload:         32 << 20,
 		CalibrationBudget: 2 * time.Second,
@@ -126,6 +139,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
 	c.BestEffortCap = cmp.Or(c.BestEffortCap, d.BestEffortCap)
+	c.Lanes = cmp.Or(c.Lanes, d.Lanes)
+	c.Quantum = cmp.Or(c.Quantum, d.Quantum)
+	c.PreemptCost = cmp.Or(c.PreemptCost, d.PreemptCost)
 	c.MemoryLimitPages = cmp.Or(c.MemoryLimitPages, d.MemoryLimitPages)
 	c.MaxUpload = cmp.Or(c.MaxUpload, d.MaxUpload)
 	c.CalibrationBudget = cmp.Or(c.CalibrationBudget, d.CalibrationBudget)
@@ -135,8 +151,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Log == nil {
 		c.Log = d.Log
 	}
-	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
+	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.Quantum < 0 || c.PreemptCost < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
 		return c, errors.New("config: durations and sizes must not be negative")
+	}
+	if c.Lanes < 1 || c.Lanes > sched.MaxLanes {
+		return c, fmt.Errorf("config: lanes %d not in [1, %d]", c.Lanes, sched.MaxLanes)
 	}
 	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {
 		return c, fmt.Errorf("config: max upload %d exceeds the IPC frame cap", c.MaxUpload)
@@ -155,10 +174,10 @@ type Supervisor struct {
 	met    *metrics
 	iso    isolation // cgroups and systemd notify; isolation.go
 
-	mu       sync.Mutex // guards everything below, and child fields
-	sched    *sched.Scheduler
+	disp     *dispatch.Dispatcher // admission, lanes, deadlines; its own lock
+	mu       sync.Mutex           // guards everything below, and child fields; taken before disp's
 	est      *sched.Estimator
-	workers  []*child // by core index
+	workers  []*child // lanes, by core then lane (Supervisor.lane)
 	benchd   *child
 	tasks    map[uint64]*task // in flight
 	names    map[string]*task // in-flight unique names
@@ -169,6 +188,10 @@ type Supervisor struct {
 	count    counters
 	warm     warmStats
 	ready    bool
+	// starts are the last lane start times; restartCost is their maximum,
+	// what admission charges a kill that leaves a core without a lane.
+	starts      []time.Duration
+	restartCost time.Duration
 	// calibrating holds one channel per estimator key being calibrated,
 	// closed when done, so concurrent first calls share one calibration.
 	calibrating map[string]chan struct{}
@@ -198,10 +221,13 @@ func New(cfg Config) (*Supervisor, error) {
 	for _, e := range errs {
 		cfg.Log.Error("module store", "err", e)
 	}
-	sc, err := sched.New(len(choice.Workers), sched.Config{
+	disp, err := dispatch.New(dispatch.Config{Cores: len(choice.Workers), Grace: cfg.Grace, Sched: sched.Config{
 		BestEffortCap: cfg.BestEffortCap.Nanoseconds(),
 		Grace:         cfg.Grace.Nanoseconds(),
-	})
+		Lanes:         cfg.Lanes,
+		Quantum:       cfg.Quantum.Nanoseconds(),
+		PreemptCost:   cfg.PreemptCost.Nanoseconds(),
+	}})
 	if err != nil {
 		return nil, err
 	}
@@ -211,18 +237,20 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		cfg: cfg, log: cfg.Log, epoch: time.Now(), choice: choice, store: st,
-		sched: sc, est: est, tasks: map[uint64]*task{}, names: map[string]*task{},
+		disp: disp, est: est, tasks: map[uint64]*task{}, names: map[string]*task{},
 		wake: make(chan struct{}),
 	}
 	s.bench.s = s
 	s.recent.init(recentKeep)
 	for i, cpu := range choice.Workers {
-		name := fmt.Sprintf("worker-%d", cpu)
-		s.workers = append(s.workers, &child{name: name, role: RoleWorker, cpu: cpu, cpus: []int{cpu},
-			core: i, log: cfg.Log.With("proc", name, "cpu", cpu), wanted: true})
-		sc.SetAvailable(i, false) // until it is RUNNING
+		group := fmt.Sprintf("worker-%d", cpu)
+		for lane := range cfg.Lanes {
+			name := fmt.Sprintf("%s:%d", group, lane)
+			s.workers = append(s.workers, &child{name: name, group: group, role: RoleWorker, cpu: cpu, cpus: []int{cpu},
+				core: i, lane: lane, log: cfg.Log.With("proc", name, "cpu", cpu), wanted: true})
+		}
 	}
-	s.benchd = &child{name: "benchd", role: RoleBenchd, cpu: -1, cpus: choice.Housekeeping, core: -1,
+	s.benchd = &child{name: "benchd", group: "benchd", role: RoleBenchd, cpu: -1, cpus: choice.Housekeeping, core: -1,
 		log: cfg.Log.With("proc", "benchd"), wanted: true}
 	s.met = newMetrics(s)
 	for _, m := range st.all() {
@@ -292,7 +320,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	srv.Shutdown(shCtx)
 	s.mu.Lock()
-	s.abortAll(apierrShutdown())
+	s.disp.Abort("stopped before this call could finish")
 	s.benchd.wanted = false
 	for _, w := range s.workers {
 		w.wanted = false
@@ -307,13 +335,6 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Supervisor) engineConfig() ipc.EngineConfig {
 	return ipc.EngineConfig{CacheDir: filepath.Join(s.cfg.CacheDir, "wazero"), MemoryLimitPages: s.cfg.MemoryLimitPages}
 }
-
-// now is the scheduler's clock: monotonic nanoseconds since start.
-func (s *Supervisor) now() int64 { return time.Since(s.epoch).Nanoseconds() }
-
-// at converts a wall time.Time (with its monotonic reading) to the
-// scheduler's clock.
-func (s *Supervisor) at(t time.Time) int64 { return t.Sub(s.epoch).Nanoseconds() }
 
 // broadcast wakes everyone waiting on a child state change; s.mu held.
 func (s *Supervisor) broadcast() {

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/dispatch"
+
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -21,12 +23,9 @@ type task struct {
 	estimate time.Duration
 	source   string // "declared", "learned"
 	core     int    // -1 until admitted
-	started  time.Time
-	timer    *time.Timer // firm deadline or best-effort cap
-	killAt   time.Time   // when timer fires: the overrun kill
-	events   []Step
+	dt       *dispatch.Task
+	events   []Step // before admission; the dispatcher keeps the rest
 	answered bool
-	done     chan outcome // buffered 1; receives exactly one outcome
 }
 
 // Step is one step of a task's timeline, as /uname shows it.
@@ -35,11 +34,6 @@ type Step struct {
 	SinceU int64     `json:"since_arrival_us"`
 	What   string    `json:"event"`
 	Detail string    `json:"detail,omitempty"`
-}
-
-func (t *task) event(what, detail string) {
-	now := time.Now()
-	t.events = append(t.events, Step{At: now, SinceU: now.Sub(t.arrived).Microseconds(), What: what, Detail: detail})
 }
 
 // outcome is how a task ended.
@@ -54,6 +48,7 @@ type outcome struct {
 	execNs   int64
 	stdout   []byte
 	stderr   []byte
+	stopped  time.Duration // time its lane was stopped (preempted)
 }
 
 // recentKeep is how many finished tasks /uname remembers.
@@ -103,9 +98,13 @@ type Timeline struct {
 	Events      []Step     `json:"events"`
 }
 
-func (t *task) timeline(state string) Timeline {
+// timelineOf returns t's timeline: its own events and the dispatcher's.
+func (s *Supervisor) timelineOf(t *task, state string) Timeline {
 	tl := Timeline{ID: t.id, Name: t.name, Module: t.module.Name, Export: t.export, State: state,
 		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source, Events: append([]Step(nil), t.events...)}
+	for _, st := range s.disp.Timeline(t.dt) {
+		tl.Events = append(tl.Events, Step{At: st.At, SinceU: st.At.Sub(t.arrived).Microseconds(), What: st.What, Detail: st.Detail})
+	}
 	if !t.deadline.IsZero() {
 		tl.DeadlineMs = ms(t.deadline.Sub(t.arrived))
 		at := t.deadline

@@ -133,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	grace := fs.Duration("grace", d.Grace, "how long past its deadline a job may run before its worker is killed")
 	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip and the answer")
 	beCap := fs.Duration("best-effort-cap", d.BestEffortCap, "runtime cap of a call without a deadline")
+	lanes := fs.Int("lanes", d.Lanes, "lane processes per worker CPU: how deep calls can preempt each other (1: never)")
+	quantum := fs.Duration("quantum", d.Quantum, "round-robin time slice of best-effort calls")
+	preemptCost := fs.Duration("preempt-cost", d.PreemptCost, "charged by admission to a call that preempts another")
 	calib := fs.Duration("calibration-budget", d.CalibrationBudget, "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", d.MaxUpload, "largest module accepted, bytes")
 	maxModules := fs.Int("max-modules", d.MaxModules, "most modules registered at once")
@@ -184,6 +187,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		cfg.CPUs = list
 	}
 	cfg.DispatchOverhead = *overhead
+	cfg.Lanes, cfg.Quantum, cfg.PreemptCost = *lanes, *quantum, *preemptCost
 	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
 	if *workerMem < 0 {
 		return cfg, 0, fmt.Errorf("--worker-memory-max: %d is negative", *workerMem)
