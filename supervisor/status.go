@@ -35,8 +35,8 @@ type CoreQueue struct {
 	Available bool    `json:"available"`
 	Queued    int     `json:"queued"`
 	Running   uint64  `json:"running_task,omitempty"`
-	Stopped   int     `json:"stopped"` // started calls whose lanes are stopped
-	Lanes     int     `json:"lanes"`   // live lanes
+	Stopped   int     `json:"stopped"`     // started calls whose lanes are stopped
+	Lanes     int     `json:"lanes"`       // live lanes
 	BacklogMs float64 `json:"backlog_ms"`  // planned work from now
 	Busy      float64 `json:"utilisation"` // share of time since start spent running jobs
 	Admitted  uint64  `json:"admitted"`
