@@ -60,7 +60,8 @@ func (w *worker) handle(ctx context.Context, s *session.Session, k ipc.Kind) err
 
 func (w *worker) run(ctx context.Context, s *session.Session) {
 	job, res := &w.job, &w.res
-	*res = ipc.Result{ID: job.ID, Results: res.Results[:0], Stdout: res.Stdout[:0], Stderr: res.Stderr[:0]}
+	*res = ipc.Result{ID: job.ID, Results: res.Results[:0], Stdout: res.Stdout[:0], Stderr: res.Stderr[:0],
+		StartMono: ipc.Monotonic()}
 	m, ok := s.Module(job.Module)
 	if !ok {
 		res.Err = fmt.Sprintf("module %q is not loaded", job.Module)

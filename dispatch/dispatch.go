@@ -27,12 +27,16 @@
 package dispatch
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/sched"
 )
+
+// ErrAborted is Admit's error after Abort.
+var ErrAborted = errors.New("dispatch: aborted")
 
 // Clock is the dispatcher's time source.
 type Clock interface {
@@ -118,6 +122,10 @@ type Outcome struct {
 	// Ran is the task's run time: from each start or resume to the next
 	// stop or its end.
 	Ran time.Duration
+	// Preempted says the task stopped another when it started; Stops is
+	// how many times its own lane was stopped.
+	Preempted bool
+	Stops     int
 }
 
 // Task is one call as the dispatcher sees it. The caller fills the fields
@@ -140,6 +148,8 @@ type Task struct {
 	steps      []Step
 	timer      Timer // firm deadline or best-effort cap
 	answered   bool
+	preempting bool // it stopped another job when it started
+	stops      int
 }
 
 // NewTask returns a task with its Done channel.
@@ -175,6 +185,9 @@ type Dispatcher struct {
 	cores []coreState
 	tasks map[uint64]*Task // admitted, not yet answered
 	count Counters
+	// aborted: every task was answered (Abort); nothing starts or resumes
+	// any more, and Admit refuses.
+	aborted bool
 }
 
 type coreState struct {
@@ -240,6 +253,9 @@ func (d *Dispatcher) at(t time.Time) int64 { return t.Sub(d.epoch).Nanoseconds()
 func (d *Dispatcher) Admit(t *Task) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.aborted {
+		return -1, ErrAborted
+	}
 	core, err := d.sc.Admit(d.now(), d.job(t))
 	if err != nil {
 		return -1, err
@@ -372,26 +388,42 @@ func (d *Dispatcher) CoreDown(core int, why string) {
 // Result delivers lane li's result frame for job id; res is passed through
 // in the Outcome. A result for a task no longer on that lane is dropped
 // (false).
+//
+// A stopped lane's result is its job's too: the job ended just before the
+// lane was stopped, and its frame was read after. The lane, idle, is
+// resumed to take the next job.
 func (d *Dispatcher) Result(core, li int, l Lane, id uint64, res any) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ls := &d.cores[core].lanes[li]
-	if ls.l != l || ls.dead || ls.task == nil || ls.task.ID != id || ls.stopped {
+	if ls.l != l || ls.dead || ls.task == nil || ls.task.ID != id {
 		return false
 	}
 	t := ls.task
 	ls.task = nil
-	d.sc.Done(core, d.now())
+	if ls.stopped {
+		// The scheduler has no Done for a stopped job: it leaves with its
+		// lane, which comes straight back.
+		ls.stopped = false
+		d.sc.Remove(core, id, d.now())
+		d.sc.LaneUp(core)
+		ls.l.Resume()
+	} else {
+		d.sc.Done(core, d.now())
+	}
 	d.answer(t, Outcome{Kind: Finished, Result: res})
 	d.next(core)
 	return true
 }
 
 // Abort answers every task not yet answered with Aborted and why
-// (shutdown). Lanes are left as they are.
+// (shutdown). Lanes are left as they are, but nothing is started or
+// resumed on them any more: results, timers and lanes going down after it
+// change nothing, and Admit returns ErrAborted.
 func (d *Dispatcher) Abort(why string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.aborted = true
 	for _, t := range d.tasks {
 		d.sc.Cancel(t.ID)
 		d.answer(t, Outcome{Kind: Aborted, Why: why})
@@ -400,6 +432,9 @@ func (d *Dispatcher) Abort(why string) {
 
 // next carries out the scheduler's decisions for core; d.mu held.
 func (d *Dispatcher) next(core int) {
+	if d.aborted {
+		return // the scheduler's started jobs are answered already
+	}
 	cs := &d.cores[core]
 	for range 4 {
 		now := d.now()
@@ -430,6 +465,9 @@ func (d *Dispatcher) next(core int) {
 			continue
 		}
 		// Wake first, then stop: the CPU never idles in between.
+		if t := d.tasks[a.Run.ID]; t != nil && !a.Resume {
+			t.preempting = a.Stop.ID != 0 && a.Run.Deadline != 0
+		}
 		d.run(core, a)
 		if a.Stop.ID != 0 {
 			d.stop(core, a.Stop.ID, a.Run.Deadline == 0)
@@ -494,6 +532,7 @@ func (d *Dispatcher) stop(core int, id uint64, rotation bool) {
 	t := d.tasks[id]
 	ls := &d.cores[core].lanes[t.lane]
 	ls.stopped = true
+	t.stops++
 	now := d.clock.Now()
 	t.ran += now.Sub(t.resumed)
 	t.resumed = time.Time{}
@@ -524,8 +563,10 @@ func (d *Dispatcher) overrun(t *Task, what string) {
 	if ls.task != t || ls.dead {
 		return
 	}
-	if !ls.stopped && ls.l.Finishing(t.ID) {
-		return // it ended in time, or nearly: its answer says so
+	if ls.l.Finishing(t.ID) {
+		// It ended in time, or nearly (perhaps just before its lane was
+		// stopped): its answer says so.
+		return
 	}
 	ls.dead, ls.task = true, nil
 	ls.l.Kill()
@@ -555,6 +596,7 @@ func (d *Dispatcher) answer(t *Task, o Outcome) {
 		t.resumed = time.Time{}
 	}
 	o.Core, o.Lane, o.Started, o.Finished, o.Ran = -1, -1, t.started, now, t.ran
+	o.Preempted, o.Stops = t.preempting, t.stops
 	if !t.started.IsZero() {
 		o.Core, o.Lane = t.core, t.lane
 	}

@@ -99,6 +99,7 @@ type timings struct {
 	Exec        int64 `json:"exec"`
 	Total       int64 `json:"total"`
 	Stopped     int64 `json:"stopped,omitempty"` // preempted by more urgent calls
+	Start       int64 `json:"start,omitempty"`   // arrival → its lane began it
 }
 
 type callAnswer struct {
@@ -110,6 +111,7 @@ type callAnswer struct {
 	Worker         string          `json:"worker"`
 	CPU            int             `json:"cpu"`
 	Lane           int             `json:"lane"`
+	Preempted      bool            `json:"preempted,omitempty"` // it stopped a less urgent call to start
 	DeadlineMet    *bool           `json:"deadline_met,omitempty"`
 	DeadlineMs     float64         `json:"deadline_ms,omitempty"`
 	EstimateMs     float64         `json:"estimate_ms,omitempty"`
@@ -142,8 +144,9 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		DeadlineMet: res.DeadlineMet, DeadlineMs: ms(res.Deadline), EstimateMs: ms(res.Estimate),
 		EstimateSource: res.EstimateSource,
 		TimingsUs: timings{Queue: res.Queue.Microseconds(), Instantiate: res.Instantiate.Microseconds(),
-			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds(), Stopped: res.Stopped.Microseconds()},
-		Lane: res.Lane,
+			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds(), Stopped: res.Stopped.Microseconds(),
+			Start: res.Begin.Microseconds()},
+		Lane: res.Lane, Preempted: res.Preempted,
 	}
 	if spec.CaptureOutput {
 		out, errOut := strings.ToValidUTF8(string(res.Stdout), "\uFFFD"), strings.ToValidUTF8(string(res.Stderr), "\uFFFD")

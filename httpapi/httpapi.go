@@ -79,6 +79,8 @@ type CallResult struct {
 	Total          time.Duration // arrival → result
 	Stopped        time.Duration // time its lane was stopped by more urgent calls
 	Lane           int           // the lane of Worker's CPU that ran it
+	Begin          time.Duration // arrival → its lane began it (0: unknown)
+	Preempted      bool          // it stopped a less urgent call to start
 	Stdout, Stderr []byte        // the call's WASI output, bounded
 }
 

@@ -5,12 +5,13 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sys/unix"
 )
 
 // Version is the protocol version carried in every Hello. A peer with another
 // version is refused: supervisor and children are one binary, so a mismatch
 // means a stale executable (replaced on disk while running).
-const Version = 1
+const Version = 2 // 2: Result.StartMono
 
 // Kind says what a frame's payload is.
 type Kind uint8
@@ -131,6 +132,10 @@ type Result struct {
 	Err     string
 	Stdout  []byte // the call's WASI stdout, bounded by the engine
 	Stderr  []byte
+	// StartMono is CLOCK_MONOTONIC (ns) when the lane began the job, before
+	// instantiating: the supervisor derives dispatch and preemption latency
+	// from it. 0 if unknown.
+	StartMono int64
 }
 
 // EncodeMsgpack writes j as a fixed array, without reflection.
@@ -171,7 +176,7 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // EncodeMsgpack writes r as a fixed array, without reflection.
 func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(8); err != nil {
+	if err := enc.EncodeArrayLen(9); err != nil {
 		return err
 	}
 	if err := enc.EncodeUint64(r.ID); err != nil {
@@ -195,12 +200,15 @@ func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeBytes(r.Stdout); err != nil {
 		return err
 	}
-	return enc.EncodeBytes(r.Stderr)
+	if err := enc.EncodeBytes(r.Stderr); err != nil {
+		return err
+	}
+	return enc.EncodeInt(r.StartMono)
 }
 
 // DecodeMsgpack reads r, reusing its Results slice.
 func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
-	if err := expectArray(dec, 8); err != nil {
+	if err := expectArray(dec, 9); err != nil {
 		return err
 	}
 	var err error
@@ -225,8 +233,21 @@ func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if r.Stdout, err = decodeBytesInto(dec, r.Stdout, maxOutput); err != nil {
 		return err
 	}
-	r.Stderr, err = decodeBytesInto(dec, r.Stderr, maxOutput)
+	if r.Stderr, err = decodeBytesInto(dec, r.Stderr, maxOutput); err != nil {
+		return err
+	}
+	r.StartMono, err = dec.DecodeInt64()
 	return err
+}
+
+// Monotonic returns CLOCK_MONOTONIC in ns, the clock every process of the
+// machine shares (Result.StartMono).
+func Monotonic() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		return 0
+	}
+	return ts.Nano()
 }
 
 // maxUints bounds Params and Results; wasm functions have few of either and

@@ -223,7 +223,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	res := &httpapi.CallResult{TaskID: t.id, TaskName: name, CPU: o.cpu, Worker: o.worker,
 		Types: t.results, Results: o.results, Estimate: e.c, EstimateSource: e.source,
 		Queue: o.started.Sub(t.arrived), Exec: time.Duration(o.execNs), Instantiate: time.Duration(o.instNs),
-		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr, Lane: do.Lane, Stopped: o.stopped}
+		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr, Lane: do.Lane, Stopped: o.stopped, Begin: o.begin, Preempted: do.Preempted}
 	if !t.deadline.IsZero() {
 		met := !o.finished.After(t.deadline)
 		res.DeadlineMet = &met
@@ -272,6 +272,14 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 	case dispatch.Finished:
 		r := do.Result.(*ipc.Result)
 		o.instNs, o.execNs = r.InstNs, r.ExecNs
+		if r.StartMono > 0 {
+			o.begin = time.Duration(max(r.StartMono-s.monoOf(t.arrived), 0))
+			preempted := "false"
+			if do.Preempted {
+				preempted = "true"
+			}
+			s.met.start.WithLabelValues(preempted).Observe(o.begin.Seconds())
+		}
 		switch {
 		case r.Trap != "":
 			o.err = apierr.New(apierr.Trap, "%s", r.Trap)

@@ -22,6 +22,7 @@ type metrics struct {
 	latency      *prometheus.HistogramVec // arrival → answer, by module and export
 	exec         *prometheus.HistogramVec // instantiate + call on the worker
 	calibrations *prometheus.CounterVec   // by result
+	start        *prometheus.HistogramVec // arrival → first instruction on a lane, by preempted
 }
 
 // latencyBuckets span 50 µs to ~13 s: a no-op call to a long calibration.
@@ -42,11 +43,15 @@ func newMetrics(s *Supervisor) *metrics {
 		exec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "hyper_sched_exec_seconds", Help: "Instantiate plus call time on the worker.", Buckets: latencyBuckets,
 		}, []string{"module", "export"}),
+		start: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hyper_sched_start_latency_seconds", Help: "Time from a call's arrival to its lane beginning it; preempted=true when it stopped another call to start.",
+			Buckets: prometheus.ExponentialBuckets(5e-6, 2, 18),
+		}, []string{"preempted"}),
 		calibrations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hyper_sched_calibrations_total", Help: "Calibrations run by benchd, by result.",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.calls, m.admission, m.latency, m.exec, m.calibrations,
+	m.reg.MustRegister(m.calls, m.admission, m.latency, m.exec, m.calibrations, m.start,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	for _, c := range s.children() {
 		labels := prometheus.Labels{"proc": c.name}

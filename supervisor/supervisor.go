@@ -168,6 +168,7 @@ type Supervisor struct {
 	cfg    Config
 	log    *slog.Logger
 	epoch  time.Time
+	mono0  int64 // CLOCK_MONOTONIC at epoch (monoOf)
 	choice isolate.Choice
 	store  *store
 	bench  benchClient
@@ -236,7 +237,7 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	s := &Supervisor{
-		cfg: cfg, log: cfg.Log, epoch: time.Now(), choice: choice, store: st,
+		cfg: cfg, log: cfg.Log, epoch: time.Now(), mono0: ipc.Monotonic(), choice: choice, store: st,
 		disp: disp, est: est, tasks: map[uint64]*task{}, names: map[string]*task{},
 		wake: make(chan struct{}),
 	}
@@ -335,6 +336,10 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Supervisor) engineConfig() ipc.EngineConfig {
 	return ipc.EngineConfig{CacheDir: filepath.Join(s.cfg.CacheDir, "wazero"), MemoryLimitPages: s.cfg.MemoryLimitPages}
 }
+
+// monoOf returns t on CLOCK_MONOTONIC, the clock lanes report in
+// (ipc.Result.StartMono).
+func (s *Supervisor) monoOf(t time.Time) int64 { return s.mono0 + t.Sub(s.epoch).Nanoseconds() }
 
 // broadcast wakes everyone waiting on a child state change; s.mu held.
 func (s *Supervisor) broadcast() {

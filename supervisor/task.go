@@ -49,6 +49,7 @@ type outcome struct {
 	stdout   []byte
 	stderr   []byte
 	stopped  time.Duration // time its lane was stopped (preempted)
+	begin    time.Duration // arrival → its lane began the job; 0 if unknown
 }
 
 // recentKeep is how many finished tasks /uname remembers.
