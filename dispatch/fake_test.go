@@ -1,0 +1,453 @@
+package dispatch
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/sched"
+)
+
+// fakeClock is a manual Clock: time moves only with Advance, which fires
+// the due AfterFunc callbacks synchronously, in deadline order (ties in the
+// order they were armed), each at its own instant. The callbacks lock the
+// dispatcher's mutex, so Advance must not be called while holding it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	seq    uint64
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	at   time.Time
+	seq  uint64
+	f    func()
+	done bool // fired or stopped
+}
+
+// t0 is the fake clock's start.
+var t0 = time.Unix(1_000_000, 0)
+
+func newFakeClock() *fakeClock { return &fakeClock{now: t0} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f}
+	c.seq++
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	if t.done {
+		return false
+	}
+	t.done = true
+	for i, x := range t.c.timers {
+		if x == t {
+			t.c.timers = append(t.c.timers[:i], t.c.timers[i+1:]...)
+			break
+		}
+	}
+	return true
+}
+
+// Advance moves the clock d forward, firing every timer due by then.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	for {
+		idx := -1
+		for i, t := range c.timers {
+			if t.at.After(end) {
+				continue
+			}
+			if idx < 0 || t.at.Before(c.timers[idx].at) || (t.at.Equal(c.timers[idx].at) && t.seq < c.timers[idx].seq) {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			break
+		}
+		t := c.timers[idx]
+		c.timers = append(c.timers[:idx], c.timers[idx+1:]...)
+		t.done = true
+		if t.at.After(c.now) {
+			c.now = t.at
+		}
+		c.mu.Unlock()
+		t.f()
+		c.mu.Lock()
+	}
+	c.now = end
+	c.mu.Unlock()
+}
+
+// AdvanceTo moves the clock to t0+at.
+func (c *fakeClock) AdvanceTo(at time.Duration) {
+	d := t0.Add(at).Sub(c.Now())
+	if d < 0 {
+		panic(fmt.Sprintf("fakeClock: AdvanceTo %v is in the past", at))
+	}
+	c.Advance(d)
+}
+
+// pending returns the number of armed timers.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
+// laneLog records the calls the dispatcher makes on every fake lane, in
+// order, as "c<core>/l<lane> <op>[ <id>]", plus the results the tests
+// delivered successfully ("result <id>"), and protocol violations.
+type laneLog struct {
+	mu   sync.Mutex
+	ev   []string
+	all  []string
+	errs []string
+}
+
+func (g *laneLog) add(core, lane int, op string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := fmt.Sprintf("c%d/l%d %s", core, lane, op)
+	g.ev = append(g.ev, s)
+	g.all = append(g.all, s)
+}
+
+func (g *laneLog) fail(format string, args ...any) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.errs = append(g.errs, fmt.Sprintf(format, args...))
+}
+
+// take returns the events since the last take.
+func (g *laneLog) take() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ev := g.ev
+	g.ev = nil
+	return ev
+}
+
+func (g *laneLog) errors() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.errs...)
+}
+
+// fakeLane is one generation of a lane process. It logs every call and
+// checks the protocol: Start only on an idle lane, Stop only on a running
+// one, Resume only on a stopped one, nothing after Kill.
+type fakeLane struct {
+	log        *laneLog
+	core, lane int
+
+	mu        sync.Mutex
+	job       uint64 // started on it and not yet answered by a delivered result
+	stopped   bool
+	killed    bool
+	ended     bool            // job ended: its result is on its way
+	finishing map[uint64]bool // what Finishing answers
+	asked     int             // Finishing calls
+}
+
+func newFakeLane(log *laneLog, core, lane int) *fakeLane {
+	return &fakeLane{log: log, core: core, lane: lane, finishing: map[uint64]bool{}}
+}
+
+func (l *fakeLane) Start(t *Task) {
+	l.log.add(l.core, l.lane, fmt.Sprintf("start %d", t.ID))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed || l.stopped || (l.job != 0 && !l.ended) {
+		l.log.fail("c%d/l%d: start %d on a lane that is killed=%v stopped=%v job=%d", l.core, l.lane, t.ID, l.killed, l.stopped, l.job)
+	}
+	l.job, l.ended = t.ID, false
+}
+
+func (l *fakeLane) Stop() {
+	l.log.add(l.core, l.lane, "stop")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed || l.stopped || l.job == 0 {
+		l.log.fail("c%d/l%d: stop of a lane that is killed=%v stopped=%v job=%d", l.core, l.lane, l.killed, l.stopped, l.job)
+	}
+	l.stopped = true
+}
+
+func (l *fakeLane) Resume() {
+	l.log.add(l.core, l.lane, "resume")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed || !l.stopped {
+		l.log.fail("c%d/l%d: resume of a lane that is killed=%v stopped=%v", l.core, l.lane, l.killed, l.stopped)
+	}
+	l.stopped = false
+}
+
+func (l *fakeLane) Kill() {
+	l.log.add(l.core, l.lane, "kill")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed {
+		l.log.fail("c%d/l%d: killed twice", l.core, l.lane)
+	}
+	l.killed = true
+}
+
+func (l *fakeLane) Finishing(id uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked++
+	return l.finishing[id]
+}
+
+// setFinishing makes Finishing(id) report true.
+func (l *fakeLane) setFinishing(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.finishing[id] = true
+}
+
+// end marks the lane's job ended: its result is on its way, Finishing says so.
+func (l *fakeLane) end() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+	l.finishing[l.job] = true
+	return l.job
+}
+
+// delivered records that the dispatcher accepted the result of job id:
+// unless the dispatcher started another job there, the lane is idle.
+func (l *fakeLane) delivered(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.job == id {
+		l.job, l.ended = 0, false
+	}
+}
+
+// running reports whether the lane holds a job that uses its CPU.
+func (l *fakeLane) running() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.killed && !l.stopped && l.job != 0 && !l.ended
+}
+
+// started reports whether the lane was started and is neither stopped nor
+// killed, nor was its result delivered: as far as the dispatcher can
+// know, it runs.
+func (l *fakeLane) started() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.killed && !l.stopped && l.job != 0
+}
+
+// state returns the lane's job and whether it is stopped or killed.
+func (l *fakeLane) state() (job uint64, stopped, killed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.job, l.stopped, l.killed
+}
+
+// harness is a dispatcher with fake lanes on a fake clock.
+type harness struct {
+	t     *testing.T
+	clk   *fakeClock
+	log   *laneLog
+	d     *Dispatcher
+	lanes [][]*fakeLane // the current generation of every lane; nil: down
+}
+
+const ms = time.Millisecond
+
+// cfg returns a scheduler configuration with n lanes, no preemption cost
+// and a 2 ms grace.
+func cfg(n int) sched.Config {
+	return sched.Config{Lanes: n, PreemptCost: -1, Grace: int64(2 * ms)}
+}
+
+// newHarness returns a dispatcher with every lane of every core up.
+func newHarness(t *testing.T, cores int, sc sched.Config, grace time.Duration) *harness {
+	t.Helper()
+	h := &harness{t: t, clk: newFakeClock(), log: &laneLog{}}
+	d, err := New(Config{Cores: cores, Sched: sc, Grace: grace, Clock: h.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d = d
+	h.lanes = make([][]*fakeLane, cores)
+	for c := range cores {
+		h.lanes[c] = make([]*fakeLane, d.Lanes())
+		for li := range d.Lanes() {
+			h.up(c, li)
+		}
+	}
+	t.Cleanup(func() {
+		if errs := h.log.errors(); len(errs) > 0 {
+			t.Errorf("lane protocol violations:\n%v", errs)
+		}
+	})
+	return h
+}
+
+// up brings up a new generation of lane li of core.
+func (h *harness) up(core, li int) *fakeLane {
+	l := newFakeLane(h.log, core, li)
+	h.lanes[core][li] = l
+	h.d.LaneUp(core, li, l)
+	return l
+}
+
+// down reports lane li of core gone.
+func (h *harness) down(core, li int, why string) {
+	l := h.lanes[core][li]
+	h.lanes[core][li] = nil
+	h.d.LaneDown(core, li, l, why)
+}
+
+// task returns a deadline task due rel from now with estimate est.
+func (h *harness) task(id uint64, rel, est time.Duration) *Task {
+	t := NewTask(id)
+	t.Deadline = h.clk.Now().Add(rel)
+	t.Estimate = est
+	t.Done = make(chan Outcome, 2) // room for a second outcome, to catch it
+	return t
+}
+
+// be returns a best-effort task, with no estimate known (as the
+// supervisor passes it: the cap).
+func (h *harness) be(id uint64) *Task {
+	t := NewTask(id)
+	t.Estimate = time.Duration(h.d.Config().BestEffortCap)
+	t.Done = make(chan Outcome, 2)
+	return t
+}
+
+// admit admits t, failing the test on an error, and returns its core.
+func (h *harness) admit(t *Task) int {
+	h.t.Helper()
+	c, err := h.d.Admit(t)
+	if err != nil {
+		h.t.Fatalf("admit %d: %v", t.ID, err)
+	}
+	return c
+}
+
+// laneOf returns the core and lane holding job id, and the lane.
+func (h *harness) laneOf(id uint64) (int, int, *fakeLane) {
+	h.t.Helper()
+	for c := range h.lanes {
+		for li, l := range h.lanes[c] {
+			if l == nil {
+				continue
+			}
+			if job, _, killed := l.state(); job == id && !killed {
+				return c, li, l
+			}
+		}
+	}
+	h.t.Fatalf("job %d is on no lane", id)
+	return -1, -1, nil
+}
+
+// result delivers job id's result from the lane holding it, and logs it
+// ("result <id>", then "dropped <id>" if the dispatcher dropped it).
+func (h *harness) result(id uint64, res any) bool {
+	h.t.Helper()
+	c, li, l := h.laneOf(id)
+	l.end()
+	return h.deliver(c, li, l, id, res)
+}
+
+// deliver delivers job id's result from lane li of core, served by l.
+func (h *harness) deliver(c, li int, l *fakeLane, id uint64, res any) bool {
+	h.log.add(c, li, fmt.Sprintf("result %d", id))
+	ok := h.d.Result(c, li, l, id, res)
+	if ok {
+		l.delivered(id)
+	} else {
+		h.log.add(c, li, fmt.Sprintf("dropped %d", id))
+	}
+	return ok
+}
+
+// expectLog checks the lane calls since the last check.
+func (h *harness) expectLog(want ...string) {
+	h.t.Helper()
+	got := h.log.take()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		h.t.Fatalf("lane calls:\n got %q\nwant %q", got, want)
+	}
+}
+
+// outcome returns t's outcome, failing if there is none or more than one.
+func (h *harness) outcome(t *Task) Outcome {
+	h.t.Helper()
+	select {
+	case o := <-t.Done:
+		select {
+		case o2 := <-t.Done:
+			h.t.Fatalf("task %d: a second outcome %+v after %+v", t.ID, o2, o)
+		default:
+		}
+		return o
+	default:
+		h.t.Fatalf("task %d: no outcome", t.ID)
+	}
+	return Outcome{}
+}
+
+// none checks that t has no outcome yet.
+func (h *harness) none(ts ...*Task) {
+	h.t.Helper()
+	for _, t := range ts {
+		select {
+		case o := <-t.Done:
+			h.t.Fatalf("task %d: unexpected outcome %+v", t.ID, o)
+		default:
+		}
+	}
+}
+
+// lanesInfo returns the status of core's lanes, as "state:task".
+func (h *harness) lanesInfo(core int) string {
+	_, cores, _ := h.d.Stats()
+	s := ""
+	for i, l := range cores[core].Lanes {
+		if i > 0 {
+			s += " "
+		}
+		s += l.State
+		if l.Task != 0 {
+			s += fmt.Sprintf(":%d", l.Task)
+		}
+	}
+	return s
+}
+
+// whats returns the What of each step of t's timeline, with its time
+// since t0.
+func (h *harness) whats(t *Task) []string {
+	var out []string
+	for _, s := range h.d.Timeline(t) {
+		out = append(out, fmt.Sprintf("%s@%v", s.What, s.At.Sub(t0)))
+	}
+	return out
+}
