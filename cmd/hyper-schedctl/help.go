@@ -16,16 +16,19 @@ type command struct {
 // commandList is every verb, in the order help lists them.
 func commandList() []command {
 	return []command{
-		{"status", "status [name...]", "State of benchd and every worker-<cpu>, or of the named ones, as supervisorctl\n" +
-			"shows it, with each process's CPUs, isolation and queue. Under a process that\n" +
-			"exited too quickly (BACKOFF, FATAL) come its last stderr lines.\n" +
+		{"status", "status [name...]", "State of benchd and every worker lane (worker-<cpu>:<lane>; worker-<cpu> names\n" +
+			"all lanes of a CPU), or of the named ones, as supervisorctl shows it, with each\n" +
+			"process's CPUs, isolation, queue and lane state (the task it runs or holds\n" +
+			"stopped). Under a process that exited too quickly (BACKOFF, FATAL) come its last\n" +
+			"stderr lines.\n" +
 			"Exit status 3 if a named (or, with no name, any) process is not RUNNING, 4 for\n" +
 			"a name that does not exist.", runStatus},
 		{"start", "start name...|all", "Start a STOPPED or FATAL process and wait until it is RUNNING; a worker is\n" +
 			"then back in admission. Exit status 7 if it does not get there.", runStart},
-		{"stop", "stop name...|all", "Stop a process and wait until it is STOPPED. A worker first leaves admission:\n" +
-			"its queued calls move to other cores, or are answered when none can meet their\n" +
-			"deadline; its running call finishes. It stays STOPPED until start.", runStop},
+		{"stop", "stop name...|all", "Stop a process and wait until it is STOPPED. A lane holding a call is killed and\n" +
+			"the call answered Error_Worker_lost. Once every lane of a CPU is stopped, the\n" +
+			"core leaves admission: its queued calls move to other cores, or are answered\n" +
+			"when none can meet their deadline. It stays STOPPED until start.", runStop},
 		{"restart", "restart name...|all", "stop, then start.", runRestart},
 		{"pid", "pid [name...|all]", "The daemon's pid, or each named process's (0 when it is not running).", runPid},
 		{"tail", "tail [-f|-N] name [stderr|stdout]", "The last 20 (or N) lines a process wrote to stderr; -f follows, until Ctrl-C.\n" +
@@ -55,7 +58,7 @@ Usage:
   hyper-schedctl [-s unix:///path]        a hyper-sched> prompt; quit, exit or ^D leave it
 
 Commands:
-  status [name...]                    process states (benchd, worker-<cpu>)
+  status [name...]                    process states (benchd, worker-<cpu>[:<lane>])
   start name...|all                   start and wait until RUNNING (also from FATAL)
   stop name...|all                    stop; a worker's running call finishes first
   restart name...|all                 stop, then start

@@ -70,8 +70,13 @@ func describe(p ipc.ProcInfo) string {
 	}
 	if p.Worker {
 		q := fmt.Sprintf("queue %d", p.Queued)
-		if p.Running != 0 {
+		switch {
+		case p.Running != 0 && p.Lane != "":
+			q += fmt.Sprintf(", lane %s task %d", p.Lane, p.Running)
+		case p.Running != 0:
 			q += fmt.Sprintf(", running task %d", p.Running)
+		case p.Lane != "" && p.Lane != "idle":
+			q += ", lane " + p.Lane
 		}
 		if p.State == "RUNNING" && !p.Available {
 			q += ", out of admission"
