@@ -4,6 +4,7 @@
 #   make bench-throughput   fib_r(20), closed loop, 1..64 clients
 #   make bench-overload     two deadline classes at 0.5x..4x the worker core's capacity
 #   make bench-bimodal      rare fib_r(32) D=1000 among fib_r(20) D=10, 400 calls/s
+#   make bench-lanes        fib_r(35) D=2000 among fib_r(27) D=8 at 1x/2x/4x, --lanes 3 vs --lanes 1
 #   make bench-report       re-render bench/results/report.html
 #
 # Each scenario builds the binaries, starts hyper-sched (as root: cgroups),
@@ -22,12 +23,12 @@ BENCH_RESULTS ?= $(CURDIR)/bench/results
 
 BENCH_ENV = BENCH_BIN=$(BENCH_BIN) BENCH_RESULTS=$(BENCH_RESULTS)
 
-.PHONY: bench-build bench-overhead bench-throughput bench-overload bench-bimodal bench-report bench-clean
+.PHONY: bench-build bench-overhead bench-throughput bench-overload bench-bimodal bench-lanes bench-report bench-clean
 
 bench-build:
 	$(GO) build -o $(BENCH_BIN)/ ./cmd/hyper-sched ./cmd/hyper-bench ./bench/gobaseline
 
-bench-overhead bench-throughput bench-overload bench-bimodal: bench-%: bench-build
+bench-overhead bench-throughput bench-overload bench-bimodal bench-lanes: bench-%: bench-build
 	$(BENCH_ENV) bench/scenario.sh $*
 
 bench-report: bench-build

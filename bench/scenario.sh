@@ -6,6 +6,9 @@
 #   overload    fib_r(30) D=100 + fib_r(27) D=20, equal shares, open loop at
 #               OVERLOAD_FACTORS x the worker core's capacity (measured by /test)
 #   bimodal     fib_r(32) D=1000 (0.5%) among fib_r(20) D=10 (99.5%), open loop at BIMODAL_RATE (400/s)
+#   lanes       fib_r(35) D=2000 among fib_r(27) D=8 (1:60), open loop at LANES_FACTORS
+#               (default "1 2 4") x the worker core's capacity, with --lanes 3
+#               (target hyper-sched) against --lanes 1 (target hyper-sched-lanes1)
 #
 # It starts each system under test on a private port with private directories,
 # runs hyper-bench against it, stops it, and writes
@@ -20,7 +23,9 @@ scenario=${1:?usage: bench/scenario.sh overhead|throughput|overload|bimodal}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BENCH_BIN:-$root/bench/bin}
 results=${BENCH_RESULTS:-$root/bench/results}
-targets=${BENCH_TARGETS:-hyper-sched go-baseline node-baseline}
+default_targets="hyper-sched go-baseline node-baseline"
+[[ $scenario == lanes ]] && default_targets="hyper-sched hyper-sched-lanes1"
+targets=${BENCH_TARGETS:-$default_targets}
 warmup=${BENCH_WARMUP:-2s}
 hs_port=${HS_PORT:-3931}
 go_port=${GO_PORT:-3932}
@@ -30,7 +35,7 @@ client_cpus=${BENCH_CLIENT_CPUS:-}
 
 case $scenario in
 overhead) duration=${BENCH_DURATION:-20s} ;;
-throughput | overload | bimodal) duration=${BENCH_DURATION:-30s} ;;
+throughput | overload | bimodal | lanes) duration=${BENCH_DURATION:-30s} ;;
 *) echo "bench/scenario.sh: unknown scenario $scenario" >&2; exit 2 ;;
 esac
 workload=$root/bench/workloads/$scenario.json
@@ -86,13 +91,15 @@ current=""
 start() {
 	current=$1
 	case $1 in
-	hyper-sched)
+	hyper-sched | hyper-sched-lanes1)
 		[[ $(id -u) == 0 ]] || { echo "bench/scenario.sh: hyper-sched needs root (cgroups)" >&2; exit 1; }
 		rm -rf "$tmp/hs"
 		mkdir -p "$tmp/hs"
-		record "$bin/hyper-sched --listen 127.0.0.1:$hs_port --state-dir $tmp/hs/state --cache-dir $tmp/hs/cache --runtime-dir $tmp/hs/run &"
+		local extra=()
+		[[ $1 == hyper-sched-lanes1 ]] && extra=(--lanes 1)
+		record "$bin/hyper-sched --listen 127.0.0.1:$hs_port --state-dir $tmp/hs/state --cache-dir $tmp/hs/cache --runtime-dir $tmp/hs/run ${extra[*]} &"
 		"$bin/hyper-sched" --listen "127.0.0.1:$hs_port" --state-dir "$tmp/hs/state" --cache-dir "$tmp/hs/cache" \
-			--runtime-dir "$tmp/hs/run" >"$tmp/server.log" 2>&1 &
+			--runtime-dir "$tmp/hs/run" "${extra[@]}" >"$tmp/server.log" 2>&1 &
 		pid=$!
 		url=http://127.0.0.1:$hs_port
 		wait_ready "$url/healthz"
@@ -127,7 +134,7 @@ bench() {
 	local label=$1 step=$2
 	shift 2
 	log "$scenario: $label $step"
-	if [[ $label == hyper-sched ]]; then
+	if [[ $label == hyper-sched* ]]; then
 		# Measure again, so that every step starts from /test estimates and
 		# not from what the previous step's load taught the estimator.
 		hb prepare -url "$url" -workload "$workload" >/dev/null
@@ -144,10 +151,10 @@ bench() {
 # dir is fresh), and first on its own if a baseline runs before it.
 prepared=$out/prepared.json
 needs_capacity=false
-[[ $scenario == overload || $scenario == bimodal ]] && needs_capacity=true
+[[ $scenario == overload || $scenario == bimodal || $scenario == lanes ]] && needs_capacity=true
 first=${targets%% *}
 prepared_once=false
-if $needs_capacity && [[ $first != hyper-sched ]]; then
+if $needs_capacity && [[ $first != hyper-sched* ]]; then
 	start hyper-sched
 	log "$scenario: prepare on hyper-sched"
 	hb prepare -url "$url" -workload "$workload" -o "$prepared"
@@ -157,8 +164,8 @@ fi
 
 for target in $targets; do
 	start "$target"
-	if [[ $target == hyper-sched ]]; then
-		log "$scenario: prepare on hyper-sched"
+	if [[ $target == hyper-sched* ]]; then
+		log "$scenario: prepare on $target"
 		if $prepared_once; then
 			# Keep the capacity the baselines already ran with.
 			hb prepare -url "$url" -workload "$workload"
@@ -183,6 +190,11 @@ for target in $targets; do
 	bimodal)
 		rate=${BIMODAL_RATE:-400}
 		bench "$target" "$rate" -mode open -rate "$rate" -prepared "$prepared"
+		;;
+	lanes)
+		for f in ${LANES_FACTORS:-1 2 4}; do
+			bench "$target" "${f}x" -mode open -rate "${f}x" -prepared "$prepared"
+		done
 		;;
 	esac
 	stop_server

@@ -228,21 +228,23 @@ func workers(ctx context.Context, c *http.Client, base string) (int, error) {
 	var st struct {
 		Processes []struct {
 			Name string `json:"name"`
+			CPU  int    `json:"cpu"`
 		} `json:"processes"`
 	}
 	if err := json.Unmarshal(b, &st); err != nil || code != http.StatusOK {
 		return 0, fmt.Errorf("status answered %d", code)
 	}
-	n := 0
+	// One worker core per CPU, however many lanes it has.
+	cpus := map[int]bool{}
 	for _, p := range st.Processes {
 		if strings.HasPrefix(p.Name, "worker-") {
-			n++
+			cpus[p.CPU] = true
 		}
 	}
-	if n == 0 {
+	if len(cpus) == 0 {
 		return 0, errors.New("status lists no worker")
 	}
-	return n, nil
+	return len(cpus), nil
 }
 
 func do(ctx context.Context, c *http.Client, method, url, ctype string, body []byte) (int, []byte, error) {

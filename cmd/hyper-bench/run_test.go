@@ -44,7 +44,7 @@ func (f *fakeDaemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"status":"Success","sha256":"0123456789abcdef","unchanged":false}`)
 		return
 	case "/status":
-		io.WriteString(w, `{"status":"Success","processes":[{"name":"benchd"},{"name":"worker-2"},{"name":"worker-3"}]}`)
+		io.WriteString(w, `{"status":"Success","processes":[{"name":"benchd","cpu":-1},{"name":"worker-2:0","cpu":2},{"name":"worker-2:1","cpu":2},{"name":"worker-3:0","cpu":3},{"name":"worker-3:1","cpu":3}]}`)
 		return
 	case "/test":
 		io.WriteString(w, `{"status":"Success","result":"3","estimate_ms":2.5,"calibration":{"median_ns":1800000,"p99_ns":2400000,"instantiate_ns":200000}}`)
