@@ -111,7 +111,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 			if e.learned {
 				// One slow run may have raised it: measure again, so that
 				// the shape is not locked out for good.
-				s.calibrateLater(cl)
+				s.remeasure(cl)
 			}
 			return nil, apierr.New(apierr.InvalidDeadline, "the %s execution time of %s is %v, not below expected_deadline %v", e.source, spec.Export, e.c, spec.Deadline)
 		}
@@ -188,7 +188,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		s.mu.Unlock()
 		var u *sched.Unschedulable
 		if errors.As(err, &u) && e.learned && e.source == sched.SourceLearned {
-			s.calibrateLater(cl) // refused on a learned estimate: it may be stale
+			s.remeasure(cl) // refused on a learned estimate: it may be stale
 		}
 		return nil, s.admitError(err, spec)
 	}
@@ -252,6 +252,32 @@ func (s *Supervisor) estimate(cl *call, declared time.Duration) estimate {
 		source = "none"
 	}
 	return estimate{c: time.Duration(c), source: source, learned: ok}
+}
+
+// remeasureEvery is how often at most a shape refused on its learned
+// estimate is measured again; remeasureKeys bounds the memory of when.
+const (
+	remeasureEvery = 10 * time.Second
+	remeasureKeys  = 4096
+)
+
+// remeasure asks benchd to measure again, in the background, a shape that
+// was refused because of its learned estimate, at most once per
+// remeasureEvery: one unlucky run must not lock it out for good, and a
+// stream of refused calls must not become a stream of calibrations.
+func (s *Supervisor) remeasure(cl *call) {
+	now := time.Now()
+	s.mu.Lock()
+	if last, ok := s.remeasured[cl.key]; ok && now.Sub(last) < remeasureEvery {
+		s.mu.Unlock()
+		return
+	}
+	if s.remeasured == nil || len(s.remeasured) >= remeasureKeys {
+		s.remeasured = map[string]time.Time{} // forgetting only allows an early retry
+	}
+	s.remeasured[cl.key] = now
+	s.mu.Unlock()
+	s.calibrateLater(cl)
 }
 
 // outcomeOf turns the dispatcher's outcome of t into the call's answer,

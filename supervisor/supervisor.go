@@ -196,6 +196,9 @@ type Supervisor struct {
 	// calibrating holds one channel per estimator key being calibrated,
 	// closed when done, so concurrent first calls share one calibration.
 	calibrating map[string]chan struct{}
+	// remeasured holds when a refused shape was last sent to be measured
+	// again (remeasure).
+	remeasured map[string]time.Time
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
