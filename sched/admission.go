@@ -119,10 +119,12 @@ func (s *Scheduler) checkPreempt(c *core, now int64, j Job, due int64) (ok bool,
 	if c.run.Deadline != 0 {
 		end, kill := s.runEnd(c, now, fj)
 		next = end
-		if !kill && !c.run.Unverified {
+		if !c.run.Unverified && c.used+now-c.runAt <= c.run.Estimate {
+			// Within its estimate, it must still end on time: neither
+			// past its deadline nor pushed into its kill.
 			m := c.run.Deadline - end
-			if m < 0 {
-				return false, m
+			if kill || m < 0 {
+				return false, min(m, -1)
 			}
 			slack = min(slack, m)
 		}

@@ -12,23 +12,42 @@ var errUnsched = errors.New("unschedulable")
 
 // step is one call in a scripted scenario.
 type step struct {
-	op   string // admit, next, done, off, on, cancel
+	op   string // admit, next, done, remove, up, down, lanes, off, on, cancel
 	now  int64
-	core int   // next, done, off, on; for admit, the core we want (-1: FIFO)
-	job  Job   // admit; cancel uses job.ID
+	core int   // for admit, the core we want (-1: FIFO)
+	job  Job   // admit
 	err  error // admit: the error we want (errUnsched for *Unschedulable)
-	want bool  // next, done, cancel: the ok we want
+	want bool  // done, remove, cancel: the ok we want
 	id   uint64
+	n    int // lanes
 	// retry is the RetryAfter we want with errUnsched, if not -1.
 	retry int64
+	act   act // next
+}
+
+// act is the Action a next step wants, by IDs.
+type act struct {
+	run, stop uint64
+	resume    bool
+	used      int64
+	expired   []uint64
+	recheck   int64 // -1: any
+}
+
+func admitJ(now int64, j Job, core int) step {
+	return step{op: "admit", now: now, job: j, core: core, retry: -1}
+}
+
+func refuseJ(now int64, j Job, err error) step {
+	return step{op: "admit", now: now, job: j, core: -1, err: err, retry: -1}
 }
 
 func admit(now int64, id uint64, deadline, estimate int64, core int) step {
-	return step{op: "admit", now: now, job: Job{ID: id, Deadline: deadline, Estimate: estimate}, core: core, retry: -1}
+	return admitJ(now, Job{ID: id, Deadline: deadline, Estimate: estimate}, core)
 }
 
 func refuse(now int64, id uint64, deadline, estimate int64, err error) step {
-	return step{op: "admit", now: now, job: Job{ID: id, Deadline: deadline, Estimate: estimate}, core: -1, err: err, retry: -1}
+	return refuseJ(now, Job{ID: id, Deadline: deadline, Estimate: estimate}, err)
 }
 
 func refuseRetry(now int64, id uint64, deadline, estimate, retry int64) step {
@@ -37,13 +56,41 @@ func refuseRetry(now int64, id uint64, deadline, estimate, retry int64) step {
 	return s
 }
 
-// next wants Next(core, now) to start job id (0: nothing).
+// next wants Next(core, now) to start job id (0: nothing), stopping and
+// dropping nothing, whatever its Recheck.
 func next(now int64, core int, id uint64) step {
-	return step{op: "next", now: now, core: core, want: id != 0, id: id}
+	return step{op: "next", now: now, core: core, act: act{run: id, recheck: -1}}
+}
+
+// nextA wants Next(core, now) to return a.
+func nextA(now int64, core int, a act) step {
+	return step{op: "next", now: now, core: core, act: a}
 }
 
 func done(now int64, core int, id uint64) step {
 	return step{op: "done", now: now, core: core, want: id != 0, id: id}
+}
+
+func remove(now int64, core int, id uint64, want bool) step {
+	return step{op: "remove", now: now, core: core, id: id, want: want}
+}
+
+func laneUp(core int) step              { return step{op: "up", core: core} }
+func laneDown(now int64, core int) step { return step{op: "down", now: now, core: core} }
+func setLanes(core, n int) step         { return step{op: "lanes", core: core, n: n} }
+func cancel(id uint64, want bool) step  { return step{op: "cancel", id: id, want: want} }
+func off(core int) step                 { return step{op: "off", core: core} }
+func on(core int) step                  { return step{op: "on", core: core} }
+func blockedAt(core int, at int64) step { return step{op: "blocked", core: core, now: at} }
+func pinned(core int, want bool) step   { return step{op: "pinned", core: core, want: want} }
+func lanesAre(core int, n int) step     { return step{op: "lanesAre", core: core, n: n} }
+
+func ids(js []Job) []uint64 {
+	out := make([]uint64, 0, len(js))
+	for _, j := range js {
+		out = append(out, j.ID)
+	}
+	return out
 }
 
 func run(t *testing.T, s *Scheduler, steps []step) {
@@ -51,8 +98,8 @@ func run(t *testing.T, s *Scheduler, steps []step) {
 	for i, st := range steps {
 		switch st.op {
 		case "admit":
-			snaps := snapshot(s)
-			want, _ := oracleChoice(s.cfg, st.now, snaps, st.job)
+			snaps := snapshot(s, st.now)
+			want, _, _ := oracleChoice(s.cfg, snaps, st.job)
 			core, err := s.Admit(st.now, st.job)
 			var u *Unschedulable
 			switch {
@@ -71,25 +118,52 @@ func run(t *testing.T, s *Scheduler, steps []step) {
 				t.Fatalf("step %d: Admit(%d, %+v): got core %d, %v, want core %d", i, st.now, st.job, core, err, st.core)
 			}
 			// The scripted answer must agree with the brute force.
-			if st.job.Deadline != 0 && st.job.Estimate > 0 && st.job.Estimate < st.job.Deadline-st.now &&
-				!errors.Is(err, ErrDuplicate) && core != want {
+			if st.job.Deadline != 0 && valid(st.now, st.job) && !errors.Is(err, ErrDuplicate) && core != want {
 				t.Fatalf("step %d: Admit(%d, %+v): got core %d, oracle says %d", i, st.now, st.job, core, want)
 			}
 		case "next":
-			j, ok := s.Next(st.core, st.now)
-			if ok != st.want || j.ID != st.id {
-				t.Fatalf("step %d: Next(%d, %d): got %+v, %v, want job %d, %v", i, st.core, st.now, j, ok, st.id, st.want)
+			a := s.Next(st.core, st.now)
+			w := st.act
+			if a.Run.ID != w.run || a.Stop.ID != w.stop || a.Resume != w.resume || a.Used != w.used ||
+				!slices.Equal(ids(a.Expired), w.expired) && len(a.Expired)+len(w.expired) > 0 ||
+				w.recheck >= 0 && a.Recheck != w.recheck {
+				t.Fatalf("step %d: Next(%d, %d): got run %d stop %d resume %v used %d expired %v recheck %d, want %+v",
+					i, st.core, st.now, a.Run.ID, a.Stop.ID, a.Resume, a.Used, ids(a.Expired), a.Recheck, w)
 			}
+			checkDispatched(t, s, st.core)
 		case "done":
 			j, ok := s.Done(st.core, st.now)
 			if ok != st.want || j.ID != st.id {
 				t.Fatalf("step %d: Done(%d, %d): got %+v, %v, want job %d, %v", i, st.core, st.now, j, ok, st.id, st.want)
 			}
+		case "remove":
+			j, ok := s.Remove(st.core, st.id, st.now)
+			if ok != st.want || (ok && j.ID != st.id) {
+				t.Fatalf("step %d: Remove(%d, %d, %d): got %+v, %v, want %v", i, st.core, st.id, st.now, j, ok, st.want)
+			}
+		case "up":
+			s.LaneUp(st.core)
+		case "down":
+			s.LaneDown(st.core, st.now)
+		case "lanes":
+			s.SetLanes(st.core, st.n)
 		case "off", "on":
 			s.SetAvailable(st.core, st.op == "on")
 		case "cancel":
 			if got := s.Cancel(st.id); got != st.want {
 				t.Fatalf("step %d: Cancel(%d): got %v, want %v", i, st.id, got, st.want)
+			}
+		case "blocked":
+			if c := &s.cores[st.core]; c.blocked != st.now {
+				t.Fatalf("step %d: core %d blocked until %d, want %d", i, st.core, c.blocked, st.now)
+			}
+		case "pinned":
+			if c := &s.cores[st.core]; c.pinned != st.want {
+				t.Fatalf("step %d: core %d pinned %v, want %v", i, st.core, c.pinned, st.want)
+			}
+		case "lanesAre":
+			if c := &s.cores[st.core]; c.lanes != st.n {
+				t.Fatalf("step %d: core %d has %d lanes, want %d", i, st.core, c.lanes, st.n)
 			}
 		default:
 			t.Fatalf("step %d: unknown op %q", i, st.op)
@@ -97,10 +171,6 @@ func run(t *testing.T, s *Scheduler, steps []step) {
 		checkInvariants(t, s)
 	}
 }
-
-func cancel(id uint64, want bool) step { return step{op: "cancel", id: id, want: want} }
-func off(core int) step                { return step{op: "off", core: core} }
-func on(core int) step                 { return step{op: "on", core: core} }
 
 func TestAdmit(t *testing.T) {
 	withKill := Config{BestEffortCap: 100, Grace: 3, RestartCost: 7}
@@ -154,11 +224,18 @@ func TestAdmit(t *testing.T) {
 			admit(11, 4, 105, 5, 0),
 		}},
 		{"running job within its estimate ends at start+estimate", 1, withKill, []step{
-			admit(0, 1, 20, 15, 0),
-			next(10, 0, 1),         // started late: start+C = 25, kill bound 20+3+7 = 30
+			admit(0, 1, 30, 15, 0),
+			next(10, 0, 1),         // started late: start+C = 25, kill at 30+3 = 33
 			admit(12, 2, 27, 2, 0), // t0 = 25, ends at 27
 			cancel(2, true),
 			refuse(12, 3, 26, 2, errUnsched),
+		}},
+		{"running job whose estimate runs into its kill blocks until the kill+restart", 1, withKill, []step{
+			admit(0, 1, 20, 15, 0),
+			next(10, 0, 1),         // start+C = 25, but killed at 20+3 = 23: t0 = 23+7 = 30
+			admit(12, 2, 32, 2, 0), // ends at 32
+			cancel(2, true),
+			refuse(12, 3, 31, 2, errUnsched),
 		}},
 		{"estimate beyond deadline+grace+restart is cut at the kill", 1, Config{BestEffortCap: 100, Grace: 1, RestartCost: 2}, []step{
 			admit(0, 1, 20, 15, 0),
@@ -166,10 +243,17 @@ func TestAdmit(t *testing.T) {
 			admit(12, 2, 25, 2, 0), // t0 = 23
 			refuse(12, 3, 25, 1, errUnsched),
 		}},
-		{"running job past its kill bound frees the core now", 1, withKill, []step{
+		{"running job past its kill bound is killed now, then restarted", 1, withKill, []step{
 			admit(0, 1, 50, 10, 0),
 			next(0, 0, 1),
-			admit(61, 2, 63, 1, 0), // 50+3+7 = 60 < 61: t0 = now
+			// 50+3 = 53 < 61 but no Remove yet: killed now, restarted until 68.
+			admit(61, 2, 69, 1, 0),
+			refuse(61, 3, 68, 1, errUnsched),
+			remove(61, 0, 1, true),
+			blockedAt(0, 68),
+			next(61, 0, 0), // no lane
+			laneUp(0),
+			next(62, 0, 2),
 		}},
 		{"running best-effort job blocks until cap+grace+restart", 1, withKill, []step{
 			admit(0, 1, 0, 1, -1),
@@ -285,21 +369,219 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// TestLanes scripts the preemptive model: preemption and its cost, the
+// lane limit, pinning, unverified jobs, best effort, kills and lost lanes.
+func TestLanes(t *testing.T) {
+	lanes := func(n int, pc, rc int64) Config {
+		return Config{Lanes: n, BestEffortCap: 1000, Grace: -1, RestartCost: rc, PreemptCost: pc, Quantum: -1}
+	}
+	unverified := func(id uint64, deadline int64) Job {
+		return Job{ID: id, Deadline: deadline, Estimate: 1, Unverified: true}
+	}
+	tests := []struct {
+		name  string
+		cores int
+		cfg   Config
+		steps []step
+	}{
+		{"a short urgent job preempts a long one: both on time", 1, lanes(3, 5, -1), []step{
+			admit(0, 1, 300, 100, 0),
+			next(0, 0, 1),
+			admit(10, 2, 40, 10, 0), // ends 10+5+10 = 25; 1 then at 115
+			nextA(10, 0, act{run: 2, stop: 1}),
+			pinned(0, false),
+			admit(11, 3, 30, 3, 0), // nested: ends 11+5+3 = 19; 2 at 29, 1 at 119
+			nextA(11, 0, act{run: 3, stop: 2}),
+			done(19, 0, 3),
+			nextA(19, 0, act{run: 2, resume: true, used: 1}),
+			done(29, 0, 2),
+			nextA(29, 0, act{run: 1, resume: true, used: 10}),
+			done(119, 0, 1),
+			next(119, 0, 0),
+		}},
+		{"one lane: the same urgent job is refused", 1, lanes(1, 5, -1), []step{
+			admit(0, 1, 300, 100, 0),
+			next(0, 0, 1),
+			refuse(10, 2, 40, 10, errUnsched), // 1 ends at 100
+			admit(10, 3, 115, 10, 0),          // waits: ends 110
+			pinned(0, true),
+			next(10, 0, 0),
+		}},
+		{"lane limit: a third nested urgent job waits, if it fits waiting", 1, lanes(2, 2, -1), []step{
+			admit(0, 1, 1000, 100, 0),
+			next(0, 0, 1),
+			admit(10, 2, 200, 50, 0), // ends 10+2+50 = 62
+			nextA(10, 0, act{run: 2, stop: 1}),
+			// No lane: it could preempt 2 (ending 32, 2 at 74), but it
+			// waits for 2's end and would end at 72.
+			refuse(20, 3, 70, 10, errUnsched),
+			admit(20, 4, 72, 10, 0),
+			pinned(0, true),
+			next(20, 0, 0),
+			admit(20, 5, 1000, 1, 0), // after 1 (equal deadlines, larger ID)
+			done(62, 0, 2),
+			next(62, 0, 4), // on 2's lane
+			done(72, 0, 4),
+			nextA(72, 0, act{run: 1, resume: true, used: 10}),
+		}},
+		{"three lanes: the same third job preempts", 1, lanes(3, 2, -1), []step{
+			admit(0, 1, 1000, 100, 0),
+			next(0, 0, 1),
+			admit(10, 2, 200, 50, 0),
+			nextA(10, 0, act{run: 2, stop: 1}),
+			admit(20, 3, 70, 10, 0), // ends 32, 2 at 74
+			nextA(20, 0, act{run: 3, stop: 2}),
+			admit(21, 4, 60, 1, 0), // no fourth lane: waits for 3, ends 33
+			next(21, 0, 0),
+			pinned(0, true),
+		}},
+		{"a preemption whose cost makes the preempted job late: refused, or admitted to wait", 1, lanes(2, 5, -1), []step{
+			admit(0, 1, 13, 10, 0),
+			next(0, 0, 1),                    // ends at 10, 3 to spare
+			refuse(1, 2, 9, 2, errUnsched),   // preempting: ends 8, but 1 at 17; waiting: 12
+			admit(1, 3, 12, 2, 0),            // preempting, 1 at 17; waiting, ends 12: pinned
+			pinned(0, true),                  //
+			next(1, 0, 0),                    // 1 keeps running
+			refuse(2, 4, 11, 1, errUnsched),  // pinned: waits; then 3 at 13
+			admit(2, 5, 40, 1, 0),            // after 1 anyway: no preemption
+			done(10, 0, 1),                   //
+			next(10, 0, 3),                   //
+			pinned(0, false),                 //
+			admit(10, 6, 25, 10, 0),          // no preemption (later than 3): 12, 22
+			refuse(11, 7, 22, 4, errUnsched), // before 6, after 3: 12..16, 6 at 26
+		}},
+		{"preempting a job pushes it into its kill", 1, Config{Lanes: 2, BestEffortCap: 1000, Grace: 1, RestartCost: 50, PreemptCost: -1, Quantum: -1}, []step{
+			admit(0, 1, 20, 10, 0),
+			next(5, 0, 1), // started late: ends at 15, killed at 21
+			// Preempting at 6, 2 ends at 13 and 1 would end at 22, past its
+			// kill: refused, though waiting would not do either.
+			refuse(6, 2, 13, 6, errUnsched),
+			admit(6, 3, 14, 3, 0), // preempting: 9, then 1 at 18 <= 20
+			nextA(6, 0, act{run: 3, stop: 1}),
+		}},
+		{"unverified: admitted where it delays nobody past a deadline, never for its own", 1, lanes(1, -1, -1), []step{
+			admit(0, 1, 100, 10, 0),
+			next(0, 0, 1),
+			admitJ(0, unverified(2, 50), 0),           // runs 10..60 for the others, past its own deadline
+			admit(0, 3, 70, 5, 0),                     // 60..65
+			refuse(0, 4, 55, 5, errUnsched),           // after 2: 65
+			refuseJ(0, unverified(5, 60), errUnsched), // 60..120: 3 at 125
+			admitJ(0, unverified(6, 200), 0),          // after everyone
+			refuseJ(5, Job{ID: 7, Deadline: 5, Unverified: true}, ErrInvalidDeadline),
+			refuseJ(0, Job{ID: 7, Deadline: 10, LateCap: -1, Unverified: true}, ErrInvalidDeadline),
+		}},
+		{"unverified: its claim is ignored", 2, lanes(1, -1, -1), []step{
+			admitJ(0, Job{ID: 1, Deadline: 10, Unverified: true}, 0),
+			admitJ(0, Job{ID: 2, Deadline: 10, Estimate: 1000, Unverified: true}, 1),
+			admitJ(0, Job{ID: 3, Deadline: 20, Estimate: -5, Unverified: true}, 0),
+			admit(0, 4, 15, 5, 1),            // 1 and 2 hold their cores until 10; 3 is unchecked
+			refuse(0, 5, 21, 10, errUnsched), // core 0: 1, 3 until 30; core 1: 2, 4 until 15
+			admit(0, 6, 25, 10, 1),
+		}},
+		{"unverified: its kill and its lane's restart delay the jobs after it", 1, lanes(1, -1, 7), []step{
+			admit(0, 1, 100, 1, 0),
+			next(0, 0, 1),                             // ends at 1
+			admit(0, 2, 37, 10, 0),                    // 1..11
+			refuseJ(0, unverified(3, 20), errUnsched), // 1..28 (killed at 20, restarted until 27), 2 at 38
+		}},
+		{"unverified: killed, restarted, the job after it on time", 1, lanes(1, -1, 7), []step{
+			admit(0, 1, 100, 1, 0),
+			next(0, 0, 1),
+			admit(0, 2, 38, 10, 0),
+			admitJ(0, unverified(3, 20), 0), // 1..28, then 2 at 38
+			done(1, 0, 1),
+			next(1, 0, 3),
+			remove(20, 0, 3, true), // killed at its deadline
+			blockedAt(0, 27),
+			next(20, 0, 0),
+			laneUp(0),
+			next(27, 0, 2),
+			done(37, 0, 2),
+		}},
+		{"unverified running: its kill, then the restart", 1, lanes(1, -1, 7), []step{
+			admitJ(0, unverified(1, 50), 0),
+			next(0, 0, 1),
+			refuse(0, 2, 60, 5, errUnsched), // 50+7 = 57, ends 62
+			admit(0, 3, 62, 5, 0),
+			refuseJ(0, Job{ID: 4, Deadline: 0 - 1 + 1, Unverified: true}, nil), // best effort: FIFO
+		}},
+		{"best effort is preempted at once when a lane is free", 1, lanes(2, 3, -1), []step{
+			admitJ(0, Job{ID: 1, Estimate: 50}, -1),
+			next(0, 0, 1),
+			admit(5, 2, 30, 10, 0), // 5+3+10 = 18
+			nextA(5, 0, act{run: 2, stop: 1}),
+			done(18, 0, 2),
+			nextA(18, 0, act{run: 1, resume: true, used: 5}),
+		}},
+		{"best effort with one lane: deadline work waits for it", 1, lanes(1, 3, -1), []step{
+			admitJ(0, Job{ID: 1, Estimate: 50}, -1),
+			next(0, 0, 1),
+			refuse(5, 2, 59, 10, errUnsched),
+			admit(5, 3, 60, 10, 0),
+			pinned(0, true),
+			next(5, 0, 0),
+			done(50, 0, 1),
+			next(50, 0, 3),
+		}},
+		{"remove: with a lane free the next job starts at once, without one the core is blocked", 1, lanes(2, -1, 7), []step{
+			admit(0, 1, 20, 10, 0),
+			next(0, 0, 1),
+			admit(0, 2, 40, 10, 0), // waits: 10..20
+			remove(5, 0, 1, true),  // killed: one lane left, and free
+			lanesAre(0, 1),
+			blockedAt(0, 0),
+			next(5, 0, 2),
+			admit(5, 3, 25, 10, 0), // no lane to preempt: 15..25, no restart counted
+			pinned(0, true),
+			remove(6, 0, 2, true), // no lane left
+			lanesAre(0, 0),
+			blockedAt(0, 13),
+			next(6, 0, 0),
+			refuse(6, 4, 23, 3, errUnsched), // 13..16, then 3 at 26
+			admit(6, 5, 24, 1, 0),
+			remove(6, 0, 2, false),
+			laneUp(0),
+			blockedAt(0, 0),
+			next(13, 0, 5),
+			laneUp(0),
+			lanesAre(0, 2),
+			laneUp(0), // at most Config.Lanes
+			lanesAre(0, 2),
+		}},
+		{"expired queued jobs come back in Action.Expired", 1, lanes(1, -1, -1), []step{
+			admit(0, 1, 100, 50, 0),
+			next(0, 0, 1),
+			admit(0, 2, 60, 10, 0),
+			admitJ(0, Job{ID: 3, Deadline: 70, Estimate: 5, LateCap: 20}, 0),
+			admitJ(0, unverified(4, 72), 0), // 65..137
+			admit(0, 5, 200, 5, 0),
+			done(75, 0, 1),                                  // overran
+			nextA(75, 0, act{run: 3, expired: []uint64{2}}), // 3 may still run until 90
+			done(80, 0, 3),
+			nextA(80, 0, act{run: 5, expired: []uint64{4}}),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run(t, mustNew(t, tt.cores, tt.cfg), tt.steps)
+		})
+	}
+}
+
 func TestEqualDeadlineOrder(t *testing.T) {
 	s := mustNew(t, 1, exact)
-	ids := []uint64{9, 2, 7, 4, 1}
-	for _, id := range ids {
+	for _, id := range []uint64{9, 2, 7, 4, 1} {
 		if _, err := s.Admit(0, Job{ID: id, Deadline: 1000, Estimate: 1}); err != nil {
 			t.Fatalf("Admit(%d): %v", id, err)
 		}
 	}
 	var got []uint64
 	for {
-		j, ok := s.Next(0, 0)
-		if !ok {
+		a := s.Next(0, 0)
+		if a.Run.ID == 0 {
 			break
 		}
-		got = append(got, j.ID)
+		got = append(got, a.Run.ID)
 		s.Done(0, 0)
 	}
 	if want := []uint64{1, 2, 4, 7, 9}; !slices.Equal(got, want) {
@@ -307,74 +589,220 @@ func TestEqualDeadlineOrder(t *testing.T) {
 	}
 }
 
-// TestExactness compares Admit with the brute force on random states,
-// including running jobs past their estimates, best-effort jobs and late
-// queues, which the simulator never produces.
+// stateGen builds random scheduler states the way the supervisor drives a
+// scheduler: every event on a core is followed by Next on it. Time passes
+// between events without regard to the plans, so running jobs overrun
+// their estimates, queues go late, caps and kills pass unnoticed.
+type stateGen struct {
+	rng   *rand.Rand
+	s     *Scheduler
+	now   int64
+	id    uint64
+	maxC  int64
+	slack int64
+}
+
+// job returns a random deadline job released at g.now: verified, allowed
+// to finish late, or unverified with a random claim.
+func (g *stateGen) job() Job {
+	g.id++
+	c := 1 + g.rng.Int64N(g.maxC)
+	j := Job{ID: g.id, Estimate: c, Deadline: g.now + c + 1 + g.rng.Int64N(g.slack)}
+	switch g.rng.IntN(6) {
+	case 0:
+		j.Unverified = true
+		j.Estimate = g.rng.Int64N(2 * g.maxC) // a claim, ignored
+		j.Deadline = g.now + 1 + g.rng.Int64N(g.slack)
+	case 1:
+		j.LateCap = g.rng.Int64N(20)
+	}
+	return j
+}
+
+// started returns a random started job of core c, if any.
+func (g *stateGen) started(c int) (uint64, bool) {
+	cc := &g.s.cores[c]
+	var all []uint64
+	if cc.busy {
+		all = append(all, cc.run.ID)
+	}
+	for _, p := range cc.stack {
+		all = append(all, p.job.ID)
+	}
+	for _, p := range cc.be {
+		all = append(all, p.job.ID)
+	}
+	if len(all) == 0 {
+		return 0, false
+	}
+	return all[g.rng.IntN(len(all))], true
+}
+
+func (g *stateGen) next(c int) { g.s.Next(c, g.now) }
+
+func (g *stateGen) nextAll() {
+	for c := range g.s.cores {
+		g.next(c)
+	}
+}
+
+// step makes one random event happen.
+func (g *stateGen) step() {
+	s, rng := g.s, g.rng
+	c := rng.IntN(len(s.cores))
+	switch r := rng.IntN(100); {
+	case r < 30:
+		if core, err := s.Admit(g.now, g.job()); err == nil {
+			g.next(core)
+		}
+	case r < 38:
+		g.id++
+		j := Job{ID: g.id, Estimate: 1 + rng.Int64N(2*s.cfg.BestEffortCap)}
+		if _, err := s.Admit(g.now, j); err == nil {
+			g.nextAll()
+		}
+	case r < 53:
+		g.now += rng.Int64N(6)
+	case r < 65:
+		if _, ok := s.Done(c, g.now); ok {
+			g.next(c)
+		}
+	case r < 71:
+		if id, ok := g.started(c); ok {
+			s.Remove(c, id, g.now)
+			g.next(c)
+		}
+	case r < 75:
+		s.LaneDown(c, g.now)
+		g.next(c)
+	case r < 81:
+		s.LaneUp(c)
+		g.next(c)
+	case r < 89:
+		g.next(c)
+	case r < 93:
+		s.Cancel(uint64(1 + rng.IntN(int(g.id)+1)))
+	case r < 96:
+		s.SetAvailable(c, s.cores[c].off)
+	case r < 98:
+		s.SetLanes(c, rng.IntN(s.cfg.Lanes+1))
+		g.next(c)
+	default:
+		s.Drain(c)
+		g.nextAll()
+	}
+}
+
+// exactnessConfigs are the settings TestExactness draws from.
+func exactnessConfigs() []Config {
+	var out []Config
+	for lanes := 1; lanes <= 4; lanes++ {
+		out = append(out,
+			Config{Lanes: lanes, BestEffortCap: 100, Grace: -1, RestartCost: -1, PreemptCost: -1, Quantum: -1},
+			Config{Lanes: lanes, BestEffortCap: 30, Grace: 2, RestartCost: 5, PreemptCost: 3, Quantum: 4},
+			Config{Lanes: lanes, BestEffortCap: 7, Grace: -1, RestartCost: 3, PreemptCost: 1, Quantum: 2, MaxQueue: 4},
+		)
+	}
+	return out
+}
+
+// TestExactness compares Admit with the brute force on random states, with
+// one to four lanes: preemption and its cost, nested stopped jobs, the lane
+// limit, unverified jobs and jobs allowed to finish late, best-effort jobs
+// running or stopped, pinned cores, cores after kills and lost lanes, late
+// queues. Where Admit admits, Next must preempt exactly when the oracle's
+// plan does.
 func TestExactness(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	cfgs := []Config{exact, {BestEffortCap: 30, Grace: 2, RestartCost: 5}, {BestEffortCap: 7, Grace: -1, RestartCost: 3, MaxQueue: 4}}
-	var admitted, refused, lateCores int
-	for round := range 3000 {
+	cfgs := exactnessConfigs()
+	rounds := 4000
+	if testing.Short() {
+		rounds = 500
+	}
+	var n struct {
+		admitted, refused, preempt, unverified, lateCores                 int
+		stopped, stoppedBE, pinned, blocked, lostLane, runningBE, overrun int
+	}
+	for round := range rounds {
 		cfg := cfgs[round%len(cfgs)]
 		cores := 1 + rng.IntN(3)
-		s := mustNew(t, cores, cfg)
-		id := uint64(0)
-		now := int64(0)
-		// Build a random state: admissions, starts, and time passing.
-		for range rng.IntN(25) {
-			id++
-			now += rng.Int64N(4)
-			c := 1 + rng.Int64N(10)
-			j := Job{ID: id, Deadline: now + c + 1 + rng.Int64N(60), Estimate: c}
-			if rng.IntN(8) == 0 {
-				j.Deadline = 0
-			}
-			s.Admit(now, j)
-			core := rng.IntN(cores)
-			switch rng.IntN(4) {
-			case 0:
-				s.Next(core, now)
-			case 1:
-				s.Done(core, now)
-			}
+		g := &stateGen{rng: rng, s: mustNew(t, cores, cfg), maxC: 10, slack: 60}
+		for range rng.IntN(40) {
+			g.step()
+			checkInvariants(t, g.s)
 		}
-		now += rng.Int64N(40) // may push running jobs past estimates, caps, kills
-		checkInvariants(t, s)
-		snaps := snapshot(s)
-		for _, cs := range snaps {
-			if ok, _, _ := oracleFit(s.cfg, now, cs, Job{ID: 1 << 40, Deadline: 1 << 40, Estimate: 1}); !ok && len(cs.queued) < s.cfg.MaxQueue {
-				lateCores++
+		s := g.s
+		now := g.now + rng.Int64N(20) // may push running jobs past estimates, caps, kills
+		snaps := snapshot(s, now)
+		for i, cs := range snaps {
+			c := &s.cores[i]
+			switch {
+			case len(cs.stack) > 0:
+				n.stopped++
+			case len(cs.be) > 0:
+				n.stoppedBE++
+			case cs.pinned:
+				n.pinned++
+			case !cs.busy && c.free() <= 0 && cs.blocked > now:
+				n.blocked++
+			case cs.lanes < cfg.Lanes:
+				n.lostLane++
+			case cs.busy && cs.run.job.Deadline == 0:
+				n.runningBE++
+			case cs.busy && cs.run.used > cs.run.job.Estimate:
+				n.overrun++
+			}
+			if ok, _, _, _ := oracleFit(s.cfg, cs, Job{ID: 1 << 40, Deadline: 1 << 40, Estimate: 1}); !ok && len(cs.queued)+len(cs.stack) < s.cfg.MaxQueue {
+				n.lateCores++
 			}
 		}
 		for range 20 {
-			c := 1 + rng.Int64N(12)
-			j := Job{ID: id + 1 + uint64(rng.IntN(100)), Deadline: now + c + 1 + rng.Int64N(80), Estimate: c}
-			if _, dup := s.index[j.ID]; dup {
-				continue
-			}
-			want, feasible := oracleChoice(s.cfg, now, snaps, j)
+			g.now = now
+			j := g.job()
+			j.ID = 1<<32 + uint64(rng.IntN(100))
+			want, preempt, feasible := oracleChoice(s.cfg, snaps, j)
 			c2 := clone(s)
 			core, err := c2.Admit(now, j)
 			var u *Unschedulable
 			switch {
 			case err == nil:
 				if core != want || !feasible[core] {
-					t.Fatalf("round %d: Admit(%d, %+v): got core %d, want %d (feasible %v; cores %+v)", round, now, j, core, want, feasible, snaps)
+					t.Fatalf("round %d: Admit(%d, %+v): got core %d, want %d (feasible %v; cores %v)", round, now, j, core, want, feasible, snaps)
 				}
-				admitted++
+				busy := c2.cores[core].busy
+				running := c2.cores[core].run
+				a := c2.Next(core, now)
+				if got := busy && a.Stop.ID == running.ID && a.Run.ID == j.ID; got != preempt {
+					t.Fatalf("round %d: Admit(%d, %+v) on core %d, then Next: got %+v, want preempt %v (core %v)", round, now, j, core, a, preempt, snaps[core])
+				}
+				checkDispatched(t, c2, core)
+				n.admitted++
+				if preempt {
+					n.preempt++
+				}
+				if j.Unverified {
+					n.unverified++
+				}
 			case errors.As(err, &u):
 				if want >= 0 {
-					t.Fatalf("round %d: Admit(%d, %+v): got %v, want core %d (cores %+v)", round, now, j, err, want, snaps)
+					t.Fatalf("round %d: Admit(%d, %+v): got %v, want core %d (preempt %v; cores %v)", round, now, j, err, want, preempt, snaps)
 				}
-				refused++
+				n.refused++
 			default:
-				t.Fatalf("round %d: Admit(%d, %+v): %v", round, now, j, err)
+				if valid(now, j) {
+					t.Fatalf("round %d: Admit(%d, %+v): %v", round, now, j, err)
+				}
 			}
 			checkInvariants(t, c2)
 		}
 	}
-	if admitted == 0 || refused == 0 || lateCores == 0 {
-		t.Fatalf("got %d admitted, %d refused, %d late cores; want all > 0", admitted, refused, lateCores)
+	t.Logf("%+v", n)
+	for name, v := range map[string]int{"admitted": n.admitted, "refused": n.refused, "preempting": n.preempt,
+		"unverified": n.unverified, "late cores": n.lateCores, "stopped": n.stopped, "stopped best effort": n.stoppedBE,
+		"pinned": n.pinned, "blocked": n.blocked, "lost lane": n.lostLane, "running best effort": n.runningBE, "overrun": n.overrun} {
+		if v == 0 {
+			t.Errorf("no %s case", name)
+		}
 	}
 }
 
@@ -409,6 +837,11 @@ func TestRetryAfterSuffices(t *testing.T) {
 		if !errors.As(err, &u) {
 			continue
 		}
+		// The hint counts a late queued job as taking its estimate, but in
+		// the plan run below it is killed and its lane restarted.
+		if slices.ContainsFunc(s.Stats(now).Cores, func(c CoreStats) bool { return c.Available && c.Slack < 0 }) {
+			continue
+		}
 		if st := s.Stats(now); !slices.ContainsFunc(st.Cores, func(c CoreStats) bool { return c.Available }) {
 			if u.RetryAfter != s.cfg.RestartCost {
 				t.Fatalf("round %d: no core available: got RetryAfter %d, want RestartCost %d", round, u.RetryAfter, s.cfg.RestartCost)
@@ -417,21 +850,31 @@ func TestRetryAfterSuffices(t *testing.T) {
 		}
 		at := now + u.RetryAfter
 		// Run every core's plan up to at: each job takes what its core's
-		// timeline says (the estimate, or the kill bound), back to back.
+		// timeline says, back to back: the estimate, or until its kill,
+		// then Remove and the lane back after RestartCost.
 		for ci := range s.cores {
 			cur := now
 			for {
 				if _, _, busy := s.Running(ci); !busy {
-					if _, ok := s.Next(ci, cur); !ok {
+					if a := s.Next(ci, cur); a.Run.ID == 0 {
 						break
 					}
 				}
-				end := s.free(&s.cores[ci], cur)
+				r, _, _ := s.Running(ci)
+				end, kill := s.runEnd(&s.cores[ci], cur, cur)
 				if end > at {
 					break
 				}
-				s.Done(ci, end)
-				cur = end
+				if !kill {
+					s.Done(ci, end)
+					cur = end
+					continue
+				}
+				s.Remove(ci, r.ID, end)
+				if cur = end + s.cfg.RestartCost; cur > at {
+					break
+				}
+				s.LaneUp(ci)
 			}
 		}
 		j2 := Job{ID: id + 2, Deadline: at + (j.Deadline - now), Estimate: c}
@@ -465,11 +908,11 @@ func TestThousandsQueued(t *testing.T) {
 	if queued < n/2 {
 		t.Fatalf("queued: got %d, want >= %d", queued, n/2)
 	}
-	snaps := snapshot(s)
+	snaps := snapshot(s, 0)
 	for i := range 300 {
 		c := 1 + rng.Int64N(30)
 		j := Job{ID: uint64(n + 1 + i), Deadline: c + 1 + rng.Int64N(total+400), Estimate: c}
-		want, _ := oracleChoice(s.cfg, 0, snaps, j)
+		want, _, _ := oracleChoice(s.cfg, snaps, j)
 		got, _ := clone(s).Admit(0, j)
 		if got != want {
 			t.Fatalf("Admit(0, %+v) on %d queued: got core %d, want %d", j, queued, got, want)
@@ -486,7 +929,10 @@ func TestThousandsQueued(t *testing.T) {
 		}
 	}
 	checkInvariants(t, s)
-	got := s.Drain(0)
+	got, started := s.Drain(0)
+	if len(started) != 0 {
+		t.Fatalf("Drain: got started %v, want none", started)
+	}
 	if len(got) != queued-cancelled || !slices.IsSortedFunc(got, edfCmp) {
 		t.Fatalf("Drain: got %d jobs (sorted %v), want %d in EDF order", len(got), slices.IsSortedFunc(got, edfCmp), queued-cancelled)
 	}
@@ -501,17 +947,17 @@ func TestDrainRoundTrip(t *testing.T) {
 		}
 	}
 	s.Admit(0, Job{ID: 100}) // best-effort
-	run0, _ := s.Next(0, 0)
-	before := snapshot(s)
-	drained := s.Drain(0)
+	run0 := s.Next(0, 0).Run
+	before := snapshot(s, 0)
+	drained, started := s.Drain(0)
 	if _, _, busy := s.Running(0); busy {
 		t.Fatalf("Running(0) after Drain: got busy, want idle")
 	}
-	if !slices.Equal(drained, before[0].queued) {
-		t.Fatalf("Drain(0): got %v, want %v", drained, before[0].queued)
+	if !slices.Equal(drained, before[0].queued) || !slices.Equal(started, []Job{run0}) {
+		t.Fatalf("Drain(0): got %v, %v, want %v, %v", drained, started, before[0].queued, []Job{run0})
 	}
-	if got := s.Drain(0); got != nil {
-		t.Fatalf("second Drain(0): got %v, want nil", got)
+	if q, st := s.Drain(0); q != nil || st != nil {
+		t.Fatalf("second Drain(0): got %v, %v, want nil, nil", q, st)
 	}
 	if s.Cancel(run0.ID) {
 		t.Fatalf("Cancel(%d) of the drained running job: got true, want false", run0.ID)
@@ -589,15 +1035,21 @@ func TestNew(t *testing.T) {
 		want  Config
 	}{
 		{"defaults", 1, Config{}, true, Config{BestEffortCap: DefaultBestEffortCap, Grace: DefaultGrace,
-			RestartCost: DefaultRestartCost, MaxBestEffort: DefaultMaxBestEffort, MaxQueue: DefaultMaxQueue}},
-		{"negative means none", 2, Config{Grace: -1, RestartCost: -5}, true, Config{BestEffortCap: DefaultBestEffortCap,
-			MaxBestEffort: DefaultMaxBestEffort, MaxQueue: DefaultMaxQueue}},
-		{"explicit", 1, Config{BestEffortCap: 5, Grace: 6, RestartCost: 7, MaxBestEffort: 8, MaxQueue: 9}, true,
-			Config{BestEffortCap: 5, Grace: 6, RestartCost: 7, MaxBestEffort: 8, MaxQueue: 9}},
+			RestartCost: DefaultRestartCost, MaxBestEffort: DefaultMaxBestEffort, MaxQueue: DefaultMaxQueue,
+			Lanes: DefaultLanes, PreemptCost: DefaultPreemptCost, Quantum: DefaultQuantum}},
+		{"negative means none", 2, Config{Grace: -1, RestartCost: -5, PreemptCost: -1, Quantum: -1}, true,
+			Config{BestEffortCap: DefaultBestEffortCap, MaxBestEffort: DefaultMaxBestEffort, MaxQueue: DefaultMaxQueue, Lanes: 1}},
+		{"explicit", 1, Config{BestEffortCap: 5, Grace: 6, RestartCost: 7, MaxBestEffort: 8, MaxQueue: 9, Lanes: 3, PreemptCost: 10, Quantum: 11}, true,
+			Config{BestEffortCap: 5, Grace: 6, RestartCost: 7, MaxBestEffort: 8, MaxQueue: 9, Lanes: 3, PreemptCost: 10, Quantum: 11}},
+		{"most lanes", 1, Config{Lanes: MaxLanes, PreemptCost: 1, Quantum: 1}, true, Config{BestEffortCap: DefaultBestEffortCap,
+			Grace: DefaultGrace, RestartCost: DefaultRestartCost, MaxBestEffort: DefaultMaxBestEffort, MaxQueue: DefaultMaxQueue,
+			Lanes: MaxLanes, PreemptCost: 1, Quantum: 1}},
 		{"no cores", 0, Config{}, false, Config{}},
 		{"negative cap", 1, Config{BestEffortCap: -1}, false, Config{}},
 		{"negative fifo", 1, Config{MaxBestEffort: -1}, false, Config{}},
 		{"negative queue", 1, Config{MaxQueue: -1}, false, Config{}},
+		{"negative lanes", 1, Config{Lanes: -1}, false, Config{}},
+		{"too many lanes", 1, Config{Lanes: MaxLanes + 1}, false, Config{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,10 +27,10 @@ type Job struct {
 	LateCap int64
 	// Unverified marks a deadline job whose estimate nobody measured: a
 	// client's claim, or nothing. Such a job is admitted as if it ran until
-	// its kill (Deadline+LateCap+Grace) from the moment it is admitted, for
-	// every job it could delay; its own finishing time is not checked. So a
-	// wrong claim can only make the claimant's own call late. Estimate is
-	// ignored.
+	// its kill (Deadline+LateCap+Grace) from the moment it is admitted, and
+	// its lane then restarted (RestartCost), for every job it could delay;
+	// its own finishing time is not checked. So a wrong claim can only make
+	// the claimant's own call late. Estimate is ignored.
 	Unverified bool
 }
 
@@ -295,8 +295,9 @@ func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 		s.invalid++
 		return -1, ErrInvalidDeadline
 	case j.Unverified:
-		// It may run until its kill: that is its estimate for everyone else.
-		j.Estimate = j.Deadline + j.LateCap + s.cfg.Grace - now
+		// It may run until its kill, and its lane then restart: that is its
+		// estimate for everyone else.
+		j.Estimate = j.Deadline + j.LateCap + s.cfg.Grace + s.cfg.RestartCost - now
 	case j.Estimate <= 0:
 		s.invalid++
 		return -1, ErrInvalidEstimate
