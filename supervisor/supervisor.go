@@ -169,9 +169,10 @@ type Supervisor struct {
 	count    counters
 	warm     warmStats
 	ready    bool
-	// calibrating holds one channel per estimator key being calibrated,
-	// closed when done, so concurrent first calls share one calibration.
-	calibrating map[string]chan struct{}
+	// calib holds the calibrations in flight, shared by concurrent
+	// callers, and the bounded background queue (calibqueue.go). It has
+	// its own lock.
+	calib calibrator
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
@@ -261,6 +262,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	defer s.startIsolation(ctx)() // cgroups, pinning, sd_notify; undone once the children are gone
 	childCtx, stopChildren := context.WithCancel(context.Background())
+	defer s.calib.stop() // background calibrations; runs after the children are gone
 	var wg sync.WaitGroup
 	for _, c := range s.children() {
 		wg.Add(1)
