@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -74,12 +73,16 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 	if err := s.store.put(m); err != nil {
 		return httpapi.Registered{}, err
 	}
+	if taken {
+		s.calib.cancelModule(m.Name, m.SHA256) // the replaced bytes' background work
+	}
 	s.mu.Lock()
 	s.pushLoad(m)
 	s.mu.Unlock()
 	s.log.Info("registered", "module", m.Name, "sha256", m.SHA256[:12], "exports", len(m.Exports))
 
-	// Calibrate the named call, or every parameterless export.
+	// Calibrate the named call, or the parameterless exports: the first
+	// maxRegisterCalibrations of them, in export order.
 	var calls []*call
 	if spec.Export != "" {
 		cl, err := s.resolve(m.Name, spec.Export, spec.ParamTypes, spec.Params, -1)
@@ -88,21 +91,39 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 		}
 		calls = append(calls, cl)
 	} else {
-		for _, e := range m.Exports {
-			if len(e.Params) == 0 {
-				cl, err := s.resolve(m.Name, e.Name, nil, nil, -1)
-				if err == nil {
-					calls = append(calls, cl)
-				}
+		names, n := registerExports(m.Exports)
+		for _, name := range names {
+			if cl, err := s.resolve(m.Name, name, nil, nil, -1); err == nil {
+				calls = append(calls, cl)
 			}
+		}
+		if n > len(names) {
+			s.log.Warn("register: calibrating only the first parameterless exports", "module", m.Name,
+				"parameterless", n, "calibrated", len(names),
+				"others", "calibrated on first use; name one with export_func, or use /test")
 		}
 	}
 	for _, cl := range calls {
-		if _, err := s.calibrate(ctx, cl); err != nil {
+		if _, err := s.calibrateAs(ctx, cl, calRegister); err != nil {
 			s.log.Warn("calibrate at register", "module", m.Name, "export", cl.export.Name, "err", err)
 		}
 	}
 	return s.registered(m)
+}
+
+// registerExports returns the parameterless exports that a register
+// without export_func calibrates — the first maxRegisterCalibrations, in
+// export order — and how many there are.
+func registerExports(exports []ExportInfo) (names []string, parameterless int) {
+	for _, e := range exports {
+		if len(e.Params) > 0 {
+			continue
+		}
+		if parameterless++; parameterless <= maxRegisterCalibrations {
+			names = append(names, e.Name)
+		}
+	}
+	return names, parameterless
 }
 
 // pushLoad sends m to every worker that is up; s.mu held. A worker still
@@ -156,59 +177,72 @@ func estimateKeyFor(m *Module, c Calibration) string {
 	return estimateKey(m, c.Export, params)
 }
 
-// calibrate measures cl in benchd, seeds the estimator with the result and
-// stores it with the module. Concurrent calibrations of the same call wait
-// for the first.
+// calibrate measures cl in benchd for a /call's first use; see calibrateAs.
 func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, error) {
-	s.mu.Lock()
-	if s.calibrating == nil {
-		s.calibrating = map[string]chan struct{}{}
-	}
-	if wait, busy := s.calibrating[cl.key]; busy {
-		s.mu.Unlock()
+	return s.calibrateAs(ctx, cl, calCall)
+}
+
+// calibrateAs measures cl in benchd, seeds the estimator with the result
+// and stores it with the module; source says who asked (Calibration.Source).
+// Concurrent calibrations of the same estimator key share one measurement:
+// every caller gets its Calibration and its error. The Calibration is
+// shared and read only; it is nil when nothing was measured (benchd was
+// unreachable, the module is gone, ctx ended). A caller whose ctx ends
+// stops waiting; if it was the one measuring, a waiter takes over.
+func (s *Supervisor) calibrateAs(ctx context.Context, cl *call, source string) (*Calibration, error) {
+	foreground := source != calBackground
+	for {
+		sh, leader := s.calib.join(cl.key, foreground)
+		if leader {
+			return s.lead(ctx, cl, source, sh, foreground)
+		}
 		select {
-		case <-wait:
+		case <-sh.done:
 		case <-ctx.Done():
+			s.calib.leave(sh)
 			return nil, ctx.Err()
 		}
-		return nil, nil
-	}
-	done := make(chan struct{})
-	s.calibrating[cl.key] = done
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.calibrating, cl.key)
-		s.mu.Unlock()
-		close(done)
-	}()
-
-	budget := s.cfg.CalibrationBudget
-	req := &ipc.Calibrate{Module: cl.module.Name, Export: cl.export.Name, Params: cl.params, BudgetNs: budget.Nanoseconds()}
-	var v any
-	var err error
-	// Twice at most: a benchd restarted between the load and the
-	// calibration has lost the module and says so (Missing).
-	for try := 0; try < 2; try++ {
-		if _, err := s.bench.ensureLoaded(ctx, cl.module); err != nil {
+		if !sh.abandoned {
+			return sh.cal, sh.err
+		}
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		v, err = s.bench.do(ctx, ipc.KindCalibrate, req, 2*budget+time.Second, s.progress(cl))
-		if c, ok := v.(*ipc.Calibrated); err != nil || !ok || !c.Missing {
-			break
-		}
-		s.bench.forget(cl.module.Name)
 	}
-	cal := Calibration{Export: cl.export.Name, Params: paramStrings(cl.params), At: time.Now().UTC()}
-	var res *ipc.Calibrated
-	switch {
-	case err != nil:
+}
+
+// lead runs the calibration sh of cl and publishes its outcome.
+func (s *Supervisor) lead(ctx context.Context, cl *call, source string, sh *sharedCalibration, foreground bool) (cal *Calibration, err error) {
+	abandoned := true // if measure panics, waiters do not take a nil result for one
+	defer func() { s.calib.finish(cl.key, sh, foreground, cal, err, abandoned) }()
+	cal, err = s.measure(ctx, cl, source)
+	// An end of ctx is this caller giving up, not an outcome of the call.
+	abandoned = err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+	return cal, err
+}
+
+// measure runs cl in benchd and records the outcome: a failed measurement
+// is recorded too, with its error.
+func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Calibration, error) {
+	// cl was resolved before it waited: the module may be gone since.
+	if cur, ok := s.store.get(cl.module.Name); !ok {
+		return nil, apierrNoModule(cl.module.Name)
+	} else if cur.SHA256 != cl.module.SHA256 {
+		return nil, apierr.New(apierr.InvalidWasmName, "module %q was replaced while this request waited; send it again", cl.module.Name)
+	}
+	measure := s.calib.measure
+	if measure == nil {
+		measure = s.benchMeasure
+	}
+	res, err := measure(ctx, cl)
+	if err != nil && (apierr.CodeOf(err) == apierr.ShuttingDown ||
+		ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))) {
+		return nil, err // not an outcome of the call: nothing to record
+	}
+	cal := Calibration{Export: cl.export.Name, Source: source, Params: paramStrings(cl.params), At: time.Now().UTC()}
+	if err != nil {
 		cal.Err = err.Error()
-	default:
-		var ok bool
-		if res, ok = v.(*ipc.Calibrated); !ok {
-			return nil, fmt.Errorf("benchd answered a calibration with %T", v)
-		}
+	} else {
 		cal.Runs, cal.MinNs, cal.MedianNs, cal.P99Ns, cal.MaxNs = res.Runs, res.MinNs, res.MedianNs, res.P99Ns, res.MaxNs
 		cal.InstantiateNs, cal.TotalNs, cal.Stable = res.InstantiateNs, res.TotalNs, res.Stable
 		switch {
@@ -236,19 +270,36 @@ func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, err
 	return &cal, err
 }
 
-// saveCalibration replaces the module's calibration of the same call and
-// persists the module. A module deleted or replaced meanwhile is left alone.
-func (s *Supervisor) saveCalibration(m *Module, cal Calibration) {
-	cur, ok := s.store.get(m.Name)
-	if !ok || cur.SHA256 != m.SHA256 {
-		return
+// benchMeasure has benchd measure cl.
+func (s *Supervisor) benchMeasure(ctx context.Context, cl *call) (*ipc.Calibrated, error) {
+	budget := s.cfg.CalibrationBudget
+	req := &ipc.Calibrate{Module: cl.module.Name, Export: cl.export.Name, Params: cl.params, BudgetNs: budget.Nanoseconds()}
+	// Twice at most: a benchd restarted between the load and the
+	// calibration has lost the module and says so (Missing).
+	for try := 0; try < 2; try++ {
+		if _, err := s.bench.ensureLoaded(ctx, cl.module); err != nil {
+			return nil, err
+		}
+		v, err := s.bench.do(ctx, ipc.KindCalibrate, req, 2*budget+time.Second, s.progress(cl))
+		if err != nil {
+			return nil, err
+		}
+		res, ok := v.(*ipc.Calibrated)
+		if !ok {
+			return nil, fmt.Errorf("benchd answered a calibration with %T", v)
+		}
+		if !res.Missing {
+			return res, nil
+		}
+		s.bench.forget(cl.module.Name)
 	}
-	next := *cur
-	next.Calibrations = slices.DeleteFunc(slices.Clone(cur.Calibrations), func(c Calibration) bool {
-		return c.sameCall(cal.Export, cal.Params)
-	})
-	next.Calibrations = append(next.Calibrations, cal)
-	if err := s.store.put(&next); err != nil {
+	return nil, apierr.New(apierr.WorkerLost, "benchd lost module %q twice while calibrating it; try again", cl.module.Name)
+}
+
+// saveCalibration stores cal with the module. A module deleted or replaced
+// meanwhile is left alone.
+func (s *Supervisor) saveCalibration(m *Module, cal Calibration) {
+	if _, err := s.store.putCalibration(m.Name, m.SHA256, cal); err != nil {
 		s.log.Error("save calibration", "module", m.Name, "err", err)
 	}
 }
@@ -268,28 +319,18 @@ func (s *Supervisor) Test(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	if err != nil {
 		return nil, err
 	}
-	cal, err := s.calibrate(ctx, cl)
+	// A /test that finds the same call being calibrated gets that
+	// calibration's outcome, error included.
+	cal, err := s.calibrateAs(ctx, cl, calTest)
 	if err != nil {
 		return nil, err
 	}
-	if cal == nil { // another request calibrated the same call meanwhile
-		cur, ok := s.store.get(cl.module.Name)
-		if !ok {
-			return nil, apierrNoModule(cl.module.Name)
-		}
-		params := paramStrings(cl.params)
-		for i := range cur.Calibrations {
-			if c := cur.Calibrations[i]; c.sameCall(cl.export.Name, params) {
-				cal = &c
-			}
-		}
-		if cal == nil {
-			return nil, errors.New("calibration finished without a result")
-		}
-	}
 	s.mu.Lock()
-	est, _ := s.est.Learned(cl.key)
+	est, ok := s.est.Learned(cl.key)
 	s.mu.Unlock()
+	if !ok {
+		est = cal.P99Ns
+	}
 	return &httpapi.Tested{Estimate: time.Duration(est), Calibration: cal}, nil
 }
 
@@ -312,6 +353,7 @@ func (s *Supervisor) DeleteModule(name string) error {
 	if err := s.store.remove(name); err != nil {
 		return err
 	}
+	s.calib.cancelModule(name, "")
 	s.mu.Lock()
 	for _, c := range s.children() {
 		if c.out != nil {

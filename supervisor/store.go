@@ -19,17 +19,26 @@ import (
 )
 
 // Module is a registered module as the supervisor keeps it and persists it
-// in the state dir.
+// in the state dir. A *Module in the store is never modified: a new
+// calibration replaces it with a copy.
 type Module struct {
-	Name         string        `json:"name"`
-	SHA256       string        `json:"sha256"`
-	Size         int           `json:"size"`
-	Registered   time.Time     `json:"registered"`
-	Exports      []ExportInfo  `json:"exports"`
-	CompileNs    int64         `json:"compile_ns"` // cold compile in benchd at register
+	Name       string       `json:"name"`
+	SHA256     string       `json:"sha256"`
+	Size       int          `json:"size"`
+	Registered time.Time    `json:"registered"`
+	Exports    []ExportInfo `json:"exports"`
+	CompileNs  int64        `json:"compile_ns"` // cold compile in benchd at register
+	// Calibrations are the latest calibration of each call measured, at
+	// most maxCalibrations (addCalibration). They are shown by GET
+	// /modules and kept in calibrations.json, not in meta.json, which
+	// only state dirs written by older versions have them in.
 	Calibrations []Calibration `json:"calibrations,omitempty"`
 
 	wasm []byte
+	// legacy is set when meta.json still holds calibrations: it is
+	// rewritten without them at the next chance (openStore, or the next
+	// calibration of a module added by Reload).
+	legacy bool
 }
 
 // ExportInfo is one exported function's signature. The types marshal as
@@ -55,11 +64,76 @@ type Calibration struct {
 	Stable        bool      `json:"stable"`
 	At            time.Time `json:"at"`
 	Err           string    `json:"error,omitempty"`
+	// Source is what asked for it: calRegister, calTest, calCall or
+	// calBackground; "" in records written before it existed. Last, so
+	// the fields before it keep their order in JSON.
+	Source string `json:"source,omitempty"`
 }
+
+// What asked for a calibration (Calibration.Source).
+const (
+	calRegister   = "register"   // POST /register: authenticated when a token is set
+	calTest       = "test"       // POST /test: likewise
+	calCall       = "call"       // a /call's first use, synchronous
+	calBackground = "background" // the background queue (calibqueue.go)
+)
 
 // sameCall reports whether c measured export with params.
 func (c Calibration) sameCall(export string, params []string) bool {
 	return c.Export == export && slices.Equal(c.Params, params)
+}
+
+// pinned reports whether c was asked for by an operator (register, /test,
+// or a record older than Source), so that calibrations any client can
+// cause are evicted first.
+func (c Calibration) pinned() bool {
+	return c.Source == calRegister || c.Source == calTest || c.Source == ""
+}
+
+// Bounds of a module's calibration records.
+const (
+	// maxCalibrations bounds the records kept per module, in memory and
+	// in calibrations.json. With maxParams params of at most 20 digits
+	// and a cut error, a record is under 2.5 KiB plus its export's name,
+	// so the file stays under ~160 KiB plus 64 export names.
+	maxCalibrations = 64
+	// maxCalibrationErr bounds a record's error text.
+	maxCalibrationErr = 512
+)
+
+// addCalibration returns list with cal added: it replaces the record of
+// the same call, and beyond maxCalibrations the oldest record is evicted —
+// the oldest not pinned while there is one, so clients that need no token
+// cannot push out what register and /test measured. list is not modified;
+// the order is oldest first.
+func addCalibration(list []Calibration, cal Calibration) []Calibration {
+	if len(cal.Err) > maxCalibrationErr {
+		cal.Err = strings.ToValidUTF8(cal.Err[:maxCalibrationErr], "") + "…"
+	}
+	out := make([]Calibration, 0, min(len(list)+1, maxCalibrations+1))
+	for _, c := range list {
+		if !c.sameCall(cal.Export, cal.Params) {
+			out = append(out, c)
+		}
+	}
+	out = append(out, cal)
+	for len(out) > maxCalibrations {
+		i := evictee(out)
+		out = slices.Delete(out, i, i+1)
+	}
+	return out
+}
+
+// evictee is the index of the record to evict: the oldest unpinned one,
+// else the oldest. The list is in the order the records were made (the
+// previous version kept that order too), which a clock step cannot upset.
+func evictee(list []Calibration) int {
+	for i, c := range list {
+		if !c.pinned() {
+			return i
+		}
+	}
+	return 0
 }
 
 // export returns the named export.
@@ -102,16 +176,49 @@ func ValidName(name string) error {
 	return nil
 }
 
-// store is the module registry, mirrored in <state-dir>/modules/<name>/.
-// It has its own lock because workers read it while starting.
+// store is the module registry, mirrored in <state-dir>/modules/<name>/:
+//
+//	module.wasm        the module's bytes, written once when it is registered
+//	meta.json          name, sha256, size, exports, compile time; written once
+//	calibrations.json  {"sha256", "calibrations": [...]}: the latest
+//	                   calibration of each call measured, at most
+//	                   maxCalibrations, replaced (atomically) after each one
+//
+// Each file is written atomically (writeAtomic). A registration writes
+// module.wasm, then meta.json, so a crash between the two leaves a module
+// that fails its sha256 check and is skipped. calibrations.json names the
+// sha256 it belongs to and is ignored when that is not the module's, so
+// calibrations never outlive the bytes they measured.
+//
+// Older versions kept the calibrations in meta.json, appended one per
+// calibration, and rewrote module.wasm with each; openStore moves them to
+// calibrations.json (written first, then meta.json without them).
+//
+// The store has its own lock because workers read it while starting.
 type store struct {
 	dir string
+	wmu sync.Mutex // serialises the writes to dir, held across their fsyncs
 	mu  sync.RWMutex
 	m   map[string]*Module
 }
 
+// File names in a module's directory.
+const (
+	wasmFile         = "module.wasm"
+	metaFile         = "meta.json"
+	calibrationsFile = "calibrations.json"
+)
+
+// calibrationRecords is calibrations.json.
+type calibrationRecords struct {
+	SHA256       string        `json:"sha256"`
+	Calibrations []Calibration `json:"calibrations"`
+}
+
 // openStore loads every module under dir. A module that cannot be loaded is
-// skipped and reported in errs; the rest still load.
+// skipped and reported in errs; the rest still load. A problem that does not
+// stop a module loading (unreadable calibrations, a failed migration) is
+// reported too.
 func openStore(dir string) (st *store, errs []error) {
 	st = &store{dir: filepath.Join(dir, "modules"), m: map[string]*Module{}}
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
@@ -122,10 +229,18 @@ func openStore(dir string) (st *store, errs []error) {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
 	for _, name := range names {
-		m, err := st.load(name)
+		m, warn, err := st.loadModule(name)
+		if warn != nil {
+			errs = append(errs, warn)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if m.legacy {
+			if err := st.migrate(m); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		st.addIfAbsent(m)
 	}
@@ -160,26 +275,100 @@ func (st *store) addIfAbsent(m *Module) bool {
 	return true
 }
 
+// load reads one module from disk without writing anything; see
+// loadModule.
 func (st *store) load(name string) (*Module, error) {
+	m, _, err := st.loadModule(name)
+	return m, err
+}
+
+// loadModule reads one module: its bytes, meta.json, and its calibrations,
+// from calibrations.json or, in a state dir written by an older version,
+// from meta.json (then m.legacy is set). warn reports what was skipped
+// while the module still loads: calibrations that cannot be read.
+func (st *store) loadModule(name string) (m *Module, warn, err error) {
 	d := filepath.Join(st.dir, name)
-	meta, err := os.ReadFile(filepath.Join(d, "meta.json"))
+	meta, err := os.ReadFile(filepath.Join(d, metaFile))
 	if err != nil {
-		return nil, fmt.Errorf("load module %s: %w", name, err)
+		return nil, nil, fmt.Errorf("load module %s: %w", name, err)
 	}
-	var m Module
-	if err := json.Unmarshal(meta, &m); err != nil {
-		return nil, fmt.Errorf("load module %s: meta.json: %w", name, err)
+	m = &Module{}
+	if err := json.Unmarshal(meta, m); err != nil {
+		return nil, nil, fmt.Errorf("load module %s: meta.json: %w", name, err)
 	}
-	if m.wasm, err = os.ReadFile(filepath.Join(d, "module.wasm")); err != nil {
-		return nil, fmt.Errorf("load module %s: %w", name, err)
+	if m.wasm, err = os.ReadFile(filepath.Join(d, wasmFile)); err != nil {
+		return nil, nil, fmt.Errorf("load module %s: %w", name, err)
 	}
 	if m.Name != name {
-		return nil, fmt.Errorf("load module %s: meta.json names module %q", name, m.Name)
+		return nil, nil, fmt.Errorf("load module %s: meta.json names module %q", name, m.Name)
 	}
 	if got := Sum(m.wasm); got != m.SHA256 {
-		return nil, fmt.Errorf("load module %s: module.wasm has sha256 %s, meta.json says %s", name, got, m.SHA256)
+		return nil, nil, fmt.Errorf("load module %s: module.wasm has sha256 %s, meta.json says %s", name, got, m.SHA256)
 	}
-	return &m, nil
+	m.legacy = len(m.Calibrations) > 0
+	b, err := os.ReadFile(filepath.Join(d, calibrationsFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// none yet, or an older state dir: meta.json's, if any
+	case err != nil:
+		warn = fmt.Errorf("load module %s: calibrations skipped: %w", name, err)
+	default:
+		var rec calibrationRecords
+		switch err := json.Unmarshal(b, &rec); {
+		case err != nil:
+			warn = fmt.Errorf("load module %s: calibrations skipped: %s: %w", name, calibrationsFile, err)
+		case rec.SHA256 != m.SHA256:
+			// Left by the module these bytes replaced (a crash between
+			// the writes of a replacement): they measured other code.
+			m.Calibrations = nil
+		default:
+			m.Calibrations = rec.Calibrations
+		}
+	}
+	var list []Calibration
+	for _, c := range m.Calibrations {
+		list = addCalibration(list, c)
+	}
+	m.Calibrations = list
+	return m, warn, nil
+}
+
+// migrate moves a legacy module's calibrations from meta.json to
+// calibrations.json (written first: a crash in between leaves them in
+// both, and calibrations.json wins). m is not in the store yet.
+func (st *store) migrate(m *Module) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	d := filepath.Join(st.dir, m.Name)
+	if err := writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
+		return fmt.Errorf("migrate module %s: %w", m.Name, err)
+	}
+	if err := writeMeta(d, m); err != nil {
+		return fmt.Errorf("migrate module %s: %w", m.Name, err)
+	}
+	m.legacy = false
+	return nil
+}
+
+// writeMeta writes m's meta.json, without the calibrations.
+func writeMeta(dir string, m *Module) error {
+	c := *m
+	c.Calibrations = nil
+	meta, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, metaFile), meta)
+}
+
+// writeCalibrations writes calibrations.json: compact, since it is
+// rewritten after every calibration (jq reads it).
+func writeCalibrations(dir, sha string, list []Calibration) error {
+	b, err := json.Marshal(calibrationRecords{SHA256: sha, Calibrations: list})
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, calibrationsFile), b)
 }
 
 // Sum is the hex sha256 of wasm.
@@ -213,37 +402,79 @@ func (st *store) len() int {
 	return len(st.m)
 }
 
-// put persists m (wasm first, meta last, each atomically) and then makes it
-// visible. A crash in between leaves either the old module or none.
+// put persists a newly registered module — the previous calibrations
+// file removed, then module.wasm, meta.json and m's calibrations, if any,
+// each atomically — and then makes it visible. A crash in between leaves
+// either the old module or none. Only a registration calls it: module.wasm
+// and meta.json are written once per registered module, and a calibration
+// goes through putCalibration.
 func (st *store) put(m *Module) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
 	d := filepath.Join(st.dir, m.Name)
 	if err := os.MkdirAll(d, 0o750); err != nil {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
-	meta, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	if err := os.Remove(filepath.Join(d, calibrationsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
-	if err := writeAtomic(filepath.Join(d, "module.wasm"), m.wasm); err != nil {
+	if err := writeAtomic(filepath.Join(d, wasmFile), m.wasm); err != nil {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
-	if err := writeAtomic(filepath.Join(d, "meta.json"), meta); err != nil {
+	if err := writeMeta(d, m); err != nil {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
+	if len(m.Calibrations) > 0 {
+		if err := writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
+			return fmt.Errorf("store module %s: %w", m.Name, err)
+		}
+	}
+	m.legacy = false
 	st.mu.Lock()
 	st.m[m.Name] = m
 	st.mu.Unlock()
 	return nil
 }
 
+// putCalibration adds cal to module name's calibrations (addCalibration),
+// rewrites calibrations.json, and replaces the module in memory with a copy
+// that has them. A module deleted, or replaced by other bytes than sha,
+// is left alone and stored reports false.
+func (st *store) putCalibration(name, sha string, cal Calibration) (stored bool, err error) {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	cur, ok := st.get(name)
+	if !ok || cur.SHA256 != sha {
+		return false, nil
+	}
+	next := *cur
+	next.Calibrations = addCalibration(cur.Calibrations, cal)
+	d := filepath.Join(st.dir, name)
+	if err := writeCalibrations(d, sha, next.Calibrations); err != nil {
+		return false, fmt.Errorf("store calibration of %s: %w", name, err)
+	}
+	if cur.legacy {
+		if err := writeMeta(d, &next); err != nil {
+			return false, fmt.Errorf("store calibration of %s: %w", name, err)
+		}
+		next.legacy = false
+	}
+	st.mu.Lock()
+	st.m[name] = &next // every writer holds wmu: still cur
+	st.mu.Unlock()
+	return true, nil
+}
+
 // remove deletes a module from disk and memory.
 func (st *store) remove(name string) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
 	st.mu.Lock()
 	delete(st.m, name)
 	st.mu.Unlock()
 	d := filepath.Join(st.dir, name)
 	// Remove meta first: a half-removed module is then skipped at load.
-	if err := os.Remove(filepath.Join(d, "meta.json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(filepath.Join(d, metaFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove module %s: %w", name, err)
 	}
 	if err := os.RemoveAll(d); err != nil {

@@ -1,11 +1,16 @@
 package supervisor
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
@@ -62,5 +67,325 @@ func TestStore(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "modules", "m.wasm")); !os.IsNotExist(err) {
 		t.Errorf("after remove: got %v, want not exist", err)
+	}
+}
+
+// testModule is a module with export f(i32) and its bytes.
+func testModule(name, wasm string) *Module {
+	return &Module{Name: name, SHA256: Sum([]byte(wasm)), Size: len(wasm), Registered: time.Unix(1, 0).UTC(), wasm: []byte(wasm),
+		Exports: []ExportInfo{{Name: "f", Params: []wasmval.Type{wasmval.I32}, Results: []wasmval.Type{}}}}
+}
+
+// testCalibration is a calibration of f(i).
+func testCalibration(i int, source string) Calibration {
+	return Calibration{Export: "f", Source: source, Params: []string{strconv.Itoa(i)}, Runs: 100, MinNs: 1000,
+		MedianNs: 2000, P99Ns: 3000, MaxNs: 4000, At: time.Unix(int64(1000+i), 0).UTC()}
+}
+
+// tmpfsDir is a temporary directory on tmpfs where there is one, so that
+// tests making a thousand fsyncs stay quick; else t.TempDir.
+func tmpfsDir(t *testing.T) string {
+	d, err := os.MkdirTemp("/dev/shm", "hyper-sched-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// fileID is what changes when a file is written: its inode, size, mtime.
+type fileID struct {
+	ino   uint64
+	size  int64
+	mtime time.Time
+}
+
+func statID(t *testing.T, path string) fileID {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fileID{fi.Sys().(*syscall.Stat_t).Ino, fi.Size(), fi.ModTime()}
+}
+
+// TestStoreCalibrationsApart checks that a calibration rewrites only
+// calibrations.json: module.wasm and meta.json are written once.
+func TestStoreCalibrationsApart(t *testing.T) {
+	dir := tmpfsDir(t)
+	st, errs := openStore(dir)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	m := testModule("m.wasm", "\x00asm\x01\x00\x00\x00")
+	if err := st.put(m); err != nil {
+		t.Fatal(err)
+	}
+	d := filepath.Join(dir, "modules", "m.wasm")
+	wasm0, meta0 := statID(t, filepath.Join(d, wasmFile)), statID(t, filepath.Join(d, metaFile))
+	for i := range 200 {
+		if ok, err := st.putCalibration("m.wasm", m.SHA256, testCalibration(i, calBackground)); !ok || err != nil {
+			t.Fatalf("calibration %d: got %v %v", i, ok, err)
+		}
+	}
+	if got := statID(t, filepath.Join(d, wasmFile)); got != wasm0 {
+		t.Errorf("module.wasm after 200 calibrations: got %+v, want unchanged %+v", got, wasm0)
+	}
+	if got := statID(t, filepath.Join(d, metaFile)); got != meta0 {
+		t.Errorf("meta.json after 200 calibrations: got %+v, want unchanged %+v", got, meta0)
+	}
+	if meta, _ := os.ReadFile(filepath.Join(d, metaFile)); strings.Contains(string(meta), "calibrations") {
+		t.Errorf("meta.json holds calibrations:\n%s", meta)
+	}
+	ents, _ := os.ReadDir(d)
+	if len(ents) != 3 {
+		t.Errorf("module dir has %d entries, want module.wasm, meta.json and calibrations.json", len(ents))
+	}
+	// In memory and reloaded: the most recent maxCalibrations, oldest first.
+	cur, _ := st.get("m.wasm")
+	st2, errs := openStore(dir)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	re, _ := st2.get("m.wasm")
+	for _, got := range [][]Calibration{cur.Calibrations, re.Calibrations} {
+		if len(got) != maxCalibrations || got[0].Params[0] != strconv.Itoa(200-maxCalibrations) || got[len(got)-1].Params[0] != "199" {
+			t.Fatalf("calibrations: got %d, from %v to %v; want %d, from %d to 199", len(got), got[0].Params, got[len(got)-1].Params, maxCalibrations, 200-maxCalibrations)
+		}
+	}
+	// The same call again replaces its record.
+	st2.putCalibration("m.wasm", m.SHA256, testCalibration(199, calTest))
+	if re, _ := st2.get("m.wasm"); len(re.Calibrations) != maxCalibrations || re.Calibrations[maxCalibrations-1].Source != calTest {
+		t.Errorf("recalibrated: got %d records, last %+v", len(re.Calibrations), re.Calibrations[len(re.Calibrations)-1])
+	}
+	// A module deleted or replaced is left alone.
+	if ok, err := st2.putCalibration("m.wasm", Sum([]byte("other")), testCalibration(1, calCall)); ok || err != nil {
+		t.Errorf("calibration of replaced bytes: got %v %v, want not stored", ok, err)
+	}
+	if err := st2.remove("m.wasm"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st2.putCalibration("m.wasm", m.SHA256, testCalibration(1, calCall)); ok || err != nil {
+		t.Errorf("calibration of a deleted module: got %v %v, want not stored", ok, err)
+	}
+	if _, err := os.Stat(d); !os.IsNotExist(err) {
+		t.Errorf("a calibration recreated the deleted module's dir: %v", err)
+	}
+}
+
+// TestStoreCalibrationsBounded checks that calibrations.json stays bounded
+// however many different calls are calibrated.
+func TestStoreCalibrationsBounded(t *testing.T) {
+	dir := tmpfsDir(t)
+	st, _ := openStore(dir)
+	m := testModule("m.wasm", "\x00asm\x01\x00\x00\x00")
+	if err := st.put(m); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "modules", "m.wasm", calibrationsFile)
+	long := strings.Repeat("e", 10_000)
+	var full int64
+	for i := range 1000 {
+		c := testCalibration(i, calBackground)
+		c.Params = []string{strconv.Itoa(1_000_000_000 + i)}
+		if i%8 == 0 {
+			c.Err = long // cut to maxCalibrationErr
+		}
+		if _, err := st.putCalibration("m.wasm", m.SHA256, c); err != nil {
+			t.Fatal(err)
+		}
+		if i == maxCalibrations-1 {
+			full = statID(t, path).size
+		}
+	}
+	size := statID(t, path).size
+	if size > full || size > maxCalibrations*(maxCalibrationErr+1024) {
+		t.Errorf("calibrations.json after 1000 calibrations: %d bytes, want at most %d (its size at %d records)", size, full, maxCalibrations)
+	}
+	var rec calibrationRecords
+	b, _ := os.ReadFile(path)
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Calibrations) != maxCalibrations || rec.SHA256 != m.SHA256 {
+		t.Errorf("calibrations.json: %d records, sha256 %s, err %v; want %d records of %s", len(rec.Calibrations), rec.SHA256, err, maxCalibrations, m.SHA256)
+	}
+}
+
+func TestAddCalibration(t *testing.T) {
+	var list []Calibration
+	// Pinned records (register, /test, older records without a source)
+	// survive any number of calibrations any client can cause.
+	for i, src := range []string{calRegister, calTest, ""} {
+		list = addCalibration(list, testCalibration(i, src))
+	}
+	for i := 10; i < 1000; i++ {
+		list = addCalibration(list, testCalibration(i, []string{calCall, calBackground}[i%2]))
+	}
+	if len(list) != maxCalibrations {
+		t.Fatalf("got %d records, want %d", len(list), maxCalibrations)
+	}
+	for i, src := range []string{calRegister, calTest, ""} {
+		if list[i].Source != src || list[i].Params[0] != strconv.Itoa(i) {
+			t.Errorf("record %d: got %+v, want the %q one kept", i, list[i], src)
+		}
+	}
+	if last := list[len(list)-1]; last.Params[0] != "999" {
+		t.Errorf("last record: got %v, want the newest", last.Params)
+	}
+	// When every record is pinned, the oldest goes.
+	list = nil
+	for i := range maxCalibrations + 5 {
+		list = addCalibration(list, testCalibration(i, calTest))
+	}
+	if len(list) != maxCalibrations || list[0].Params[0] != "5" {
+		t.Errorf("all pinned: got %d records from %v, want %d from 5", len(list), list[0].Params, maxCalibrations)
+	}
+	// The same call replaces its record, and moves to the end.
+	list = addCalibration(list, testCalibration(5, calBackground))
+	if len(list) != maxCalibrations || list[0].Params[0] != "6" || list[len(list)-1].Params[0] != "5" {
+		t.Errorf("recalibrated: got %d records from %v to %v", len(list), list[0].Params, list[len(list)-1].Params)
+	}
+	// A long error is cut, on a rune boundary.
+	c := testCalibration(1, calCall)
+	c.Err = strings.Repeat("é", maxCalibrationErr)
+	list = addCalibration(nil, c)
+	if e := list[0].Err; len(e) > maxCalibrationErr+len("…") || !utf8.ValidString(e) {
+		t.Errorf("long error: got %d bytes, valid UTF-8 %v", len(e), utf8.ValidString(e))
+	}
+}
+
+// TestStoreLegacyFormat loads a state dir written before calibrations.json:
+// calibrations appended to meta.json. They are moved out, bounded.
+func TestStoreLegacyFormat(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "modules", "old.wasm")
+	os.MkdirAll(d, 0o750)
+	wasm := "\x00asm\x01\x00\x00\x00"
+	os.WriteFile(filepath.Join(d, wasmFile), []byte(wasm), 0o600)
+	// meta.json as the previous version wrote it (json.MarshalIndent of
+	// its Module), with 100 calibrations.
+	var cals []string
+	for i := range 100 {
+		cals = append(cals, fmt.Sprintf(`    {
+      "export": "f",
+      "params": [
+        "%d"
+      ],
+      "runs": 100,
+      "min_ns": 1000,
+      "median_ns": 2000,
+      "p99_ns": %d,
+      "max_ns": 4000,
+      "instantiate_ns": 500,
+      "compile_ns": 7000,
+      "total_ns": 300000,
+      "stable": true,
+      "at": "2025-01-01T00:%02d:%02d.5Z"
+    }`, i, 3000+i, i/60, i%60))
+	}
+	meta := fmt.Sprintf(`{
+  "name": "old.wasm",
+  "sha256": "%s",
+  "size": %d,
+  "registered": "2025-01-01T00:00:00Z",
+  "exports": [
+    {
+      "name": "f",
+      "params": [
+        "i32"
+      ],
+      "results": []
+    }
+  ],
+  "compile_ns": 7000,
+  "calibrations": [
+%s
+  ]
+}`, Sum([]byte(wasm)), len(wasm), strings.Join(cals, ",\n"))
+	os.WriteFile(filepath.Join(d, metaFile), []byte(meta), 0o600)
+	wasm0 := statID(t, filepath.Join(d, wasmFile))
+
+	st, errs := openStore(dir)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	m, ok := st.get("old.wasm")
+	if !ok {
+		t.Fatal("old-format module not loaded")
+	}
+	check := func(what string, m *Module) {
+		t.Helper()
+		if len(m.Calibrations) != maxCalibrations || m.Calibrations[0].Params[0] != strconv.Itoa(100-maxCalibrations) ||
+			m.Calibrations[maxCalibrations-1].P99Ns != 3099 || len(m.Exports) != 1 || m.Exports[0].Params[0] != wasmval.I32 || m.legacy {
+			t.Errorf("%s: got %d calibrations from %v, exports %+v, legacy %v", what, len(m.Calibrations), m.Calibrations[0].Params, m.Exports, m.legacy)
+		}
+	}
+	check("migrated", m)
+	if b, _ := os.ReadFile(filepath.Join(d, metaFile)); strings.Contains(string(b), "calibrations") {
+		t.Errorf("meta.json after migration still holds calibrations")
+	}
+	if got := statID(t, filepath.Join(d, wasmFile)); got != wasm0 {
+		t.Errorf("module.wasm rewritten by the migration")
+	}
+	st2, errs := openStore(dir)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	m2, _ := st2.get("old.wasm")
+	check("reloaded", m2)
+
+	// A Reload of an old-format module (load: no writes) migrates at its
+	// next calibration.
+	os.WriteFile(filepath.Join(d, metaFile), []byte(meta), 0o600)
+	os.Remove(filepath.Join(d, calibrationsFile))
+	st3 := &store{dir: filepath.Join(dir, "modules"), m: map[string]*Module{}}
+	m3, err := st3.load("old.wasm")
+	if err != nil || !m3.legacy || len(m3.Calibrations) != maxCalibrations {
+		t.Fatalf("load: got %v, legacy %v, %d calibrations", err, m3.legacy, len(m3.Calibrations))
+	}
+	st3.addIfAbsent(m3)
+	if _, err := st3.putCalibration("old.wasm", m3.SHA256, testCalibration(500, calTest)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(d, metaFile)); strings.Contains(string(b), "calibrations") {
+		t.Errorf("meta.json after a calibration of a reloaded module still holds calibrations")
+	}
+	st4, _ := openStore(dir)
+	if m4, _ := st4.get("old.wasm"); len(m4.Calibrations) != maxCalibrations || m4.Calibrations[maxCalibrations-1].Params[0] != "500" {
+		t.Errorf("after a calibration of a reloaded module: got %d, last %v", len(m4.Calibrations), m4.Calibrations[len(m4.Calibrations)-1].Params)
+	}
+}
+
+// TestStoreStaleCalibrations checks that calibrations never outlive the
+// bytes they measured, and that unreadable ones do not stop a module.
+func TestStoreStaleCalibrations(t *testing.T) {
+	dir := t.TempDir()
+	st, _ := openStore(dir)
+	a := testModule("m.wasm", "\x00asm\x01\x00\x00\x00")
+	st.put(a)
+	st.putCalibration("m.wasm", a.SHA256, testCalibration(1, calRegister))
+	path := filepath.Join(dir, "modules", "m.wasm", calibrationsFile)
+	stale, _ := os.ReadFile(path)
+
+	// Replaced by other bytes: their calibrations go.
+	b := testModule("m.wasm", "\x00asm\x01\x00\x00\x00\x00")
+	if err := st.put(b); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := st.get("m.wasm"); len(m.Calibrations) != 0 {
+		t.Errorf("after replacement: got %d calibrations, want 0", len(m.Calibrations))
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("calibrations.json after replacement: %v, want removed", err)
+	}
+	// A crash left the old bytes' calibrations.json: ignored.
+	os.WriteFile(path, stale, 0o600)
+	st2, errs := openStore(dir)
+	if m, _ := st2.get("m.wasm"); len(errs) != 0 || m == nil || len(m.Calibrations) != 0 {
+		t.Errorf("stale calibrations.json: got %v errors, module %+v; want loaded without calibrations", errs, m)
+	}
+	// Unreadable: reported, and the module still loads.
+	os.WriteFile(path, []byte("{"), 0o600)
+	st3, errs := openStore(dir)
+	if m, _ := st3.get("m.wasm"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "calibrations skipped") || m == nil {
+		t.Errorf("corrupt calibrations.json: got %v, module %v; want one warning and the module", errs, m)
 	}
 }

@@ -193,12 +193,13 @@ type Supervisor struct {
 	// what admission charges a kill that leaves a core without a lane.
 	starts      []time.Duration
 	restartCost time.Duration
-	// calibrating holds one channel per estimator key being calibrated,
-	// closed when done, so concurrent first calls share one calibration.
-	calibrating map[string]chan struct{}
 	// remeasured holds when a refused shape was last sent to be measured
 	// again (remeasure).
 	remeasured map[string]time.Time
+	// calib holds the calibrations in flight, shared by concurrent
+	// callers, and the bounded background queue (calibqueue.go). It has
+	// its own lock.
+	calib calibrator
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
@@ -293,6 +294,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	defer s.startIsolation(ctx)() // cgroups, pinning, sd_notify; undone once the children are gone
 	childCtx, stopChildren := context.WithCancel(context.Background())
+	defer s.calib.stop() // background calibrations; runs after the children are gone
 	var wg sync.WaitGroup
 	for _, c := range s.children() {
 		wg.Add(1)
