@@ -73,6 +73,12 @@ func newMetrics(s *Supervisor) *metrics {
 			return 0
 		}))
 	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hyper_sched_calibration_queue_pending", Help: "Background calibrations waiting for benchd.",
+	}, func() float64 { return float64(s.CalibrationQueue().Pending) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "hyper_sched_calibration_queue_dropped_total", Help: "Background calibrations dropped because the queue was full.",
+	}, func() float64 { return float64(s.CalibrationQueue().Dropped) }))
 	for core, cpu := range s.choice.Workers {
 		labels := prometheus.Labels{"proc": fmt.Sprintf("worker-%d", cpu)}
 		coreStat := func(f func(dispatch.CoreInfo) float64) func() float64 {

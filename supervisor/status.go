@@ -67,6 +67,7 @@ type Status struct {
 	// lost lanes; RestartCostMs is the measured lane start that admission
 	// charges a kill leaving a core without a free lane.
 	Dispatch      dispatch.Counters `json:"dispatch"`
+	CalibQueue    CalibQueueStats   `json:"calibration_queue"`
 	Lanes         int               `json:"lanes_per_cpu"`
 	RestartCostMs float64           `json:"restart_cost_ms"`
 	PreemptCostMs float64           `json:"preempt_cost_ms"`
@@ -82,6 +83,7 @@ func (s *Supervisor) Status() any {
 		s.fillPlacement(&out.Procs[i], procs[i], pids[i])
 	}
 	out.Supervisor, out.Skipped = s.supervisorIsolation(), s.isolationSkipped()
+	out.CalibQueue = s.CalibrationQueue()
 	return out
 }
 
