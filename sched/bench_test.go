@@ -99,11 +99,25 @@ func BenchmarkAdmitRefused(b *testing.B) {
 }
 
 // BenchmarkEstimator measures the per-call pair: Observe a run, then look up
-// the estimate (which recomputes the percentile of the window).
+// the estimate (which recomputes the percentile of the window). The clock
+// variants stamp and age entries with a clock advancing 1 µs per reading.
 func BenchmarkEstimator(b *testing.B) {
-	for _, w := range []int{64, 1024} {
-		b.Run("window="+strconv.Itoa(w), func(b *testing.B) {
-			e := mustEstimator(b, EstimatorConfig{Window: w})
+	for _, bc := range []struct {
+		w     int
+		clock bool
+	}{{64, false}, {1024, false}, {64, true}, {1024, true}} {
+		name := "window=" + strconv.Itoa(bc.w)
+		if bc.clock {
+			name += "/clock"
+		}
+		w := bc.w
+		b.Run(name, func(b *testing.B) {
+			cfg := EstimatorConfig{Window: w}
+			if bc.clock {
+				var t int64
+				cfg.Now = func() int64 { t += 1000; return t }
+			}
+			e := mustEstimator(b, cfg)
 			keys := make([]string, 100)
 			for i := range keys {
 				keys[i] = "mod.wasm/fib/i32:" + strconv.Itoa(i)
