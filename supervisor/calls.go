@@ -262,12 +262,17 @@ const (
 )
 
 // remeasure asks benchd to measure again, in the background, a shape that
-// was refused because of its learned estimate, at most once per
+// was refused because of its learned estimate when that estimate rests on
+// few or old runs or one outlier (Estimator.Stale), at most once per
 // remeasureEvery: one unlucky run must not lock it out for good, and a
 // stream of refused calls must not become a stream of calibrations.
 func (s *Supervisor) remeasure(cl *call) {
 	now := time.Now()
 	s.mu.Lock()
+	if !s.est.Stale(cl.key) {
+		s.mu.Unlock()
+		return // many fresh runs agree: the estimate is what the shape costs
+	}
 	if last, ok := s.remeasured[cl.key]; ok && now.Sub(last) < remeasureEvery {
 		s.mu.Unlock()
 		return
@@ -337,7 +342,7 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 		// Killed: it takes at least this long. Feed it back so that the
 		// same call is not admitted and killed again and again.
 		s.mu.Lock()
-		s.est.Observe(t.key, do.Ran.Nanoseconds())
+		s.est.ObserveAtLeast(t.key, do.Ran.Nanoseconds())
 		s.mu.Unlock()
 	case dispatch.Expired:
 		o.err = apierr.New(apierr.DeadlineExceeded, "the deadline passed while the call was queued behind calls that ran longer than estimated")

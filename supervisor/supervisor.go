@@ -236,12 +236,14 @@ func New(cfg Config) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	est, err := sched.NewEstimator(sched.EstimatorConfig{})
+	epoch := time.Now()
+	// Learned estimates age: an outlier stops counting after MaxAge.
+	est, err := sched.NewEstimator(sched.EstimatorConfig{Now: func() int64 { return time.Since(epoch).Nanoseconds() }})
 	if err != nil {
 		return nil, err
 	}
 	s := &Supervisor{
-		cfg: cfg, log: cfg.Log, epoch: time.Now(), mono0: ipc.Monotonic(), choice: choice, store: st,
+		cfg: cfg, log: cfg.Log, epoch: epoch, mono0: ipc.Monotonic(), choice: choice, store: st,
 		disp: disp, est: est, tasks: map[uint64]*task{}, names: map[string]*task{},
 		wake: make(chan struct{}),
 	}
