@@ -166,7 +166,7 @@ func TestCtlCommands(t *testing.T) {
 		}
 	}
 
-	d.ctl("version").want(t, "version", 0, "hyper-sched dev (hyper-schedctl dev, protocol 2)")
+	d.ctl("version").want(t, "version", 0, "hyper-sched dev (hyper-schedctl dev, protocol 1)")
 	st := d.ctl("status")
 	st.want(t, "status", 0, "benchd ")
 	if got := statusOf(st.stdout)[w]; got[0] != "RUNNING" || !regexp.MustCompile(`^pid \d+, uptime \d+:\d\d:\d\d, cpu \d+, isolation \S+`).MatchString(got[1]) {
