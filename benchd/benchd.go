@@ -28,8 +28,8 @@ func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
 }
 
 // idle lowers benchd to SCHED_IDLE: calibrations use what the housekeeping
-// CPUs leave and never delay the supervisor. A preempted run only lengthens
-// that one sample, which the median and the stability check absorb.
+// CPUs leave and never delay the supervisor. The time a run waits for its CPU
+// is taken out of its measurement (calibrate.go), so it does not count.
 func idle(_ ipc.Hello, log *slog.Logger) error {
 	if err := isolate.SetIdlePolicy(os.Getpid()); err != nil {
 		log.Warn("benchd keeps normal priority", "err", err)
@@ -49,7 +49,7 @@ func handle(ctx context.Context, s *session.Session, k ipc.Kind) error {
 	if m, ok := s.Module([]byte(req.Module)); ok {
 		out = Calibrate(ctx, m, req, func(p ipc.Progress) { s.Conn.Write(ipc.KindProgress, &p) })
 	} else {
-		out = &ipc.Calibrated{Module: req.Module, Export: req.Export, Missing: true,
+		out = &ipc.Calibrated{ID: req.ID, Module: req.Module, Export: req.Export, Missing: true,
 			Err: fmt.Sprintf("module %q is not loaded in benchd", req.Module)}
 	}
 	return s.Conn.Write(ipc.KindCalibrated, out)

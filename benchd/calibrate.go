@@ -1,9 +1,11 @@
 package benchd
 
 import (
+	"bytes"
 	"context"
 	"runtime"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,7 +16,7 @@ import (
 )
 
 // Calibration defaults. A run is instantiate + call, what a worker spends on
-// one job, measured in CPU time of the calling thread.
+// one job, timed as a worker's core would see it (runClock).
 const (
 	DefaultBudget  = 2 * time.Second
 	DefaultMinRuns = 20
@@ -42,30 +44,28 @@ func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progres
 	if maxRuns < minRuns {
 		maxRuns = max(DefaultMaxRuns, minRuns)
 	}
-	out := &ipc.Calibrated{Module: req.Module, Export: req.Export}
+	out := &ipc.Calibrated{ID: req.ID, Module: req.Module, Export: req.Export}
 	start := time.Now()
 	defer func() { out.TotalNs = time.Since(start).Nanoseconds() }()
 
-	// Runs are timed on this thread's CPU clock, not the wall clock: benchd
-	// shares the housekeeping CPUs (at idle priority), and time spent
-	// preempted is not time the call needs. On an isolated worker core the
-	// two are the same. The thread is locked so the clock is the call's.
+	// The thread is locked so that run_delay (runClock) is the call's, and
+	// idle so that it yields the shared CPU to the supervisor.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	isolate.SetThreadIdle() // a refusal was logged by idle already
+	clk := openRunClock()
+	defer clk.close()
 	run := func() (total, inst time.Duration, ok bool) {
-		c0 := threadCPU()
+		t := clk.start()
 		r, err := m.Call(ctx, req.Export, req.Params)
-		cpu := threadCPU() - c0
+		d := clk.since(t)
 		if err != nil {
 			out.Trap, out.Err = engine.Failure(err)
 			return 0, 0, false
 		}
 		out.Results = r.Results
-		if cpu <= 0 { // no thread clock: fall back to the wall clock
-			cpu = r.Instantiate + r.Exec
-		}
-		return cpu, r.Instantiate, true
+		out.Clock = clk.name()
+		return d, r.Instantiate, true
 	}
 	// Warm-up: the first runs pay for page faults and cold caches.
 	for i := 0; i < warmupRuns && time.Since(start) < budget/10; i++ {
@@ -86,7 +86,7 @@ func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progres
 		insts = append(insts, inst)
 		if time.Since(lastProgress) >= progressEvery && progress != nil {
 			lastProgress = time.Now()
-			progress(ipc.Progress{Runs: len(runs), ElapsedNs: time.Since(start).Nanoseconds(),
+			progress(ipc.Progress{ID: req.ID, Runs: len(runs), ElapsedNs: time.Since(start).Nanoseconds(),
 				MedianNs: median(runs).Nanoseconds()})
 		}
 		if len(runs)%batch == 0 {
@@ -141,11 +141,120 @@ func relDiff(a, b time.Duration) float64 {
 	return d
 }
 
-// threadCPU is the calling thread's CPU time, 0 if unavailable.
-func threadCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
+// schedstatPath is the calling thread's scheduler statistics: time on the
+// CPU, time spent runnable waiting for a CPU (run_delay), timeslices; ns.
+var schedstatPath = "/proc/thread-self/schedstat"
+
+// runClock times runs on the locked calling thread as a worker's core would
+// see them: wall time less the time the thread waited, runnable, for a CPU.
+// What is left is the call's time on the CPU plus the time it blocked on its
+// own (a WASI sleep, a read): both take a worker's core, since the
+// supervisor dispatches nothing else to it until the job ends. The CPU time
+// of the thread, used before, missed the second (a guest sleeping 50 ms
+// through poll_oneoff calibrated at 0.5 ms); plain wall time counts the time
+// other threads held benchd's shared CPU, which at SCHED_IDLE is much of it
+// whenever the supervisor or anything else is busy.
+//
+// A wait for the CPU while the guest's own timer runs is subtracted though
+// on a quiet core the sleep would have covered it: that run comes out short
+// by the wait, which the median absorbs.
+//
+// Without schedstat (kernel without CONFIG_SCHED_INFO, no /proc) it falls
+// back to plain wall time, an overestimate on a busy CPU, and says so.
+type runClock struct {
+	fd  int // schedstatPath opened on the locked thread; -1 for wall time
+	buf [96]byte
+}
+
+// openRunClock opens the calling thread's schedstat; the thread must stay
+// locked until close.
+func openRunClock() *runClock {
+	c := &runClock{fd: -1}
+	fd, err := unix.Open(schedstatPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return c
 	}
-	return time.Duration(ts.Nano())
+	c.fd = fd
+	if _, ok := c.runDelay(); !ok {
+		c.close()
+	}
+	return c
+}
+
+func (c *runClock) close() {
+	if c.fd >= 0 {
+		unix.Close(c.fd)
+		c.fd = -1
+	}
+}
+
+// name is the clock's name for Calibrated.Clock.
+func (c *runClock) name() string {
+	if c.fd >= 0 {
+		return ipc.ClockWallMinusRunDelay
+	}
+	return ipc.ClockWall
+}
+
+// runDelay reads the thread's run_delay. A kernel that keeps no scheduler
+// statistics prints "0 0 0": a thread that is running has had a timeslice,
+// so a zero count means the numbers are not kept.
+func (c *runClock) runDelay() (time.Duration, bool) {
+	n, err := unix.Pread(c.fd, c.buf[:], 0)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	f := bytes.Fields(c.buf[:n])
+	if len(f) < 3 {
+		return 0, false
+	}
+	delay, err1 := strconv.ParseInt(string(f[1]), 10, 64)
+	pcount, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+	if err1 != nil || err2 != nil || pcount == 0 {
+		return 0, false
+	}
+	return time.Duration(delay), true
+}
+
+// mark is a run's start on a runClock.
+type mark struct {
+	outer time.Time // before reading run_delay
+	inner time.Time // after
+	delay time.Duration
+	ok    bool // delay was read
+}
+
+// start marks the start of a run.
+func (c *runClock) start() mark {
+	m := mark{outer: time.Now()}
+	if c.fd >= 0 {
+		m.delay, m.ok = c.runDelay()
+	}
+	m.inner = time.Now()
+	return m
+}
+
+// since is the time of the run begun at m on this clock: the wall time
+// between the two reads of run_delay (inner) less the waits for the CPU in
+// it. The growth of run_delay counts the waits between the reads, within
+// the outer interval (the thread was running at each end); those that fell
+// in the reads themselves, outer − inner at most, are not the run's. So
+// inner − max(0, growth − (outer − inner)) never undercounts the run, and
+// is exact whenever the reads (about 4 µs each here) were not preempted,
+// which the median sees. A read that fails mid-calibration turns the clock
+// into plain wall time for the rest of it.
+func (c *runClock) since(m mark) time.Duration {
+	inner := time.Since(m.inner)
+	var delay time.Duration
+	ok := m.ok && c.fd >= 0
+	if ok {
+		delay, ok = c.runDelay()
+	}
+	if !ok {
+		c.close()
+		return inner
+	}
+	reads := time.Since(m.outer) - inner
+	wait := min(max(delay-m.delay-reads, 0), inner)
+	return inner - wait
 }

@@ -28,6 +28,13 @@ func TestRoundTrip(t *testing.T) {
 		{"job without params", KindJob, &Job{ID: 1, Module: []byte("m"), Export: []byte("noop")}, &Job{}},
 		{"result", KindResult, &Result{ID: 7, Results: []uint64{832040}, InstNs: 10, ExecNs: -1, Trap: "unreachable"}, &Result{}},
 		{"result with output", KindResult, &Result{ID: 8, Stdout: []byte("hello\n"), Stderr: []byte("oops")}, &Result{}},
+		{"load with id", KindLoad, &Load{ID: 3, Name: "fib.wasm", Wasm: []byte{0}}, &Load{}},
+		{"loaded with id", KindLoaded, &Loaded{ID: 3, Name: "fib.wasm", Err: "bad"}, &Loaded{}},
+		{"calibrate", KindCalibrate, &Calibrate{ID: 4, Module: "fib.wasm", Export: "fib_r", Params: []uint64{30}, BudgetNs: 2e9, MinRuns: 20, MaxRuns: 2000}, &Calibrate{}},
+		{"progress", KindProgress, &Progress{ID: 4, Runs: 40, ElapsedNs: 250e6, MedianNs: 6e6}, &Progress{}},
+		{"calibrated", KindCalibrated, &Calibrated{ID: 4, Module: "fib.wasm", Export: "fib_r", Runs: 40, Warmup: 3,
+			MinNs: 5e6, MedianNs: 6e6, P99Ns: 7e6, MaxNs: 8e6, InstantiateNs: 1e4, TotalNs: 3e8, Stable: true,
+			Results: []uint64{832040}, Clock: ClockWallMinusRunDelay}, &Calibrated{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,8 +15,11 @@ func FuzzRead(f *testing.F) {
 		{KindHello, &Hello{Version: Version, Role: "benchd"}},
 		{KindJob, &Job{ID: 1, Module: []byte("fib.wasm"), Export: []byte("fib"), Params: []uint64{30}}},
 		{KindResult, &Result{ID: 1, Results: []uint64{5}, Trap: "x"}},
-		{KindLoad, &Load{Name: "a", Wasm: []byte("\x00asm")}},
-		{KindLoaded, &Loaded{Exports: []Export{{Name: "f"}}}},
+		{KindLoad, &Load{ID: 1, Name: "a", Wasm: []byte("\x00asm")}},
+		{KindLoaded, &Loaded{ID: 1, Exports: []Export{{Name: "f"}}}},
+		{KindCalibrate, &Calibrate{ID: 2, Module: "a", Export: "f", Params: []uint64{30}}},
+		{KindProgress, &Progress{ID: 2, Runs: 10}},
+		{KindCalibrated, &Calibrated{ID: 2, Runs: 10, MedianNs: 5, Results: []uint64{1}, Clock: ClockWall}},
 	} {
 		var p pipe
 		NewConn(&p, 0).Write(m.k, m.v)
@@ -43,6 +46,12 @@ func FuzzRead(f *testing.F) {
 				v = &Load{}
 			case KindLoaded:
 				v = &Loaded{}
+			case KindCalibrate:
+				v = &Calibrate{}
+			case KindProgress:
+				v = &Progress{}
+			case KindCalibrated:
+				v = &Calibrated{}
 			default:
 				continue
 			}

@@ -11,7 +11,14 @@ import (
 // Version is the protocol version carried in every Hello. A peer with another
 // version is refused: supervisor and children are one binary, so a mismatch
 // means a stale executable (replaced on disk while running).
-const Version = 2 // 2: Result.StartMono
+//
+// Version 2: benchd's answers echo their request's id (Load, Loaded,
+// Calibrate, Calibrated, Progress), and the supervisor drops any answer
+// whose id is not the waiting request's; a Result carries StartMono, when
+// its lane began the job. The id fields alone would decode either way, but
+// a version-1 benchd answers with id 0, every one of which a version-2
+// supervisor would drop: refusing it at the hello says why.
+const Version = 2
 
 // Kind says what a frame's payload is.
 type Kind uint8
@@ -64,8 +71,11 @@ type Hello struct {
 }
 
 // Load hands a module to a child, which compiles it (a cache hit when benchd
-// compiled it first) and answers Loaded.
+// compiled it first) and answers Loaded with the same ID. The supervisor
+// numbers its requests to benchd from 1; loads pushed to coreworkers carry
+// 0, which nobody waits on.
 type Load struct {
+	ID     uint64 `msgpack:"id"`
 	Name   string `msgpack:"name"`
 	SHA256 string `msgpack:"sha256"`
 	Wasm   []byte `msgpack:"wasm"`
@@ -78,8 +88,9 @@ type Export struct {
 	Results []uint8 `msgpack:"results"`
 }
 
-// Loaded answers Load. Err is empty on success.
+// Loaded answers Load, with its ID. Err is empty on success.
 type Loaded struct {
+	ID        uint64   `msgpack:"id"`
 	Name      string   `msgpack:"name"`
 	SHA256    string   `msgpack:"sha256"`
 	CompileNs int64    `msgpack:"compile_ns"`
@@ -328,7 +339,9 @@ func decodeBytesInto(dec *msgpack.Decoder, buf []byte, limit int) ([]byte, error
 
 // Calibrate asks benchd to measure one call of a module it has loaded:
 // warm-up, then runs until the median is stable or a budget is spent.
+// Its Progress frames and its Calibrated answer carry its ID.
 type Calibrate struct {
+	ID       uint64   `msgpack:"id"`
 	Module   string   `msgpack:"module"`
 	Export   string   `msgpack:"export"`
 	Params   []uint64 `msgpack:"params"`
@@ -339,14 +352,17 @@ type Calibrate struct {
 
 // Progress is sent by benchd while a calibration runs.
 type Progress struct {
-	Runs      int   `msgpack:"runs"`
-	ElapsedNs int64 `msgpack:"elapsed_ns"`
-	MedianNs  int64 `msgpack:"median_ns"`
+	ID        uint64 `msgpack:"id"` // the Calibrate's
+	Runs      int    `msgpack:"runs"`
+	ElapsedNs int64  `msgpack:"elapsed_ns"`
+	MedianNs  int64  `msgpack:"median_ns"`
 }
 
-// Calibrated answers Calibrate. Run times are per job as a worker sees
-// them: instantiate plus call. Err (or Trap) is set when the call failed.
+// Calibrated answers Calibrate, with its ID. Run times are per job as a
+// worker sees them: instantiate plus call, on the clock Clock names. Err (or
+// Trap) is set when the call failed.
 type Calibrated struct {
+	ID            uint64   `msgpack:"id"`
 	Module        string   `msgpack:"module"`
 	Export        string   `msgpack:"export"`
 	Runs          int      `msgpack:"runs"`
@@ -362,4 +378,17 @@ type Calibrated struct {
 	Trap          string   `msgpack:"trap"`
 	Err           string   `msgpack:"err"`
 	Missing       bool     `msgpack:"missing"` // the module is not loaded: send Load first
+	Clock         string   `msgpack:"clock"`   // ClockWallMinusRunDelay or ClockWall; empty when nothing ran
 }
+
+// Clocks a calibration's runs are timed on (Calibrated.Clock).
+const (
+	// ClockWallMinusRunDelay is wall time less the time the thread waited,
+	// runnable, for a CPU (run_delay in /proc/thread-self/schedstat): what a
+	// call takes on a core of its own, its on-CPU time plus the time it
+	// blocks in its own sleeps and I/O.
+	ClockWallMinusRunDelay = "wall-minus-run-delay"
+	// ClockWall is plain wall time, used when the kernel keeps no run_delay;
+	// it also counts the time other threads held benchd's CPU.
+	ClockWall = "wall"
+)

@@ -130,7 +130,7 @@ func (s *Session) Module(name []byte) (*engine.Module, bool) {
 func (s *Session) load(ctx context.Context, l *ipc.Load) *ipc.Loaded {
 	start := time.Now()
 	m, err := s.Engine.Compile(ctx, l.Wasm)
-	out := &ipc.Loaded{Name: l.Name, SHA256: l.SHA256, CompileNs: time.Since(start).Nanoseconds()}
+	out := &ipc.Loaded{ID: l.ID, Name: l.Name, SHA256: l.SHA256, CompileNs: time.Since(start).Nanoseconds()}
 	if err != nil {
 		out.Err = err.Error()
 		s.Log.Warn("compile module", "module", l.Name, "err", err)

@@ -49,6 +49,23 @@ func TestReloadSameBytesThenUnload(t *testing.T) {
 	}
 }
 
+// TestLoadedEchoesID: a Loaded carries its Load's id, by which the
+// supervisor tells benchd's answer to its request from a late one.
+func TestLoadedEchoesID(t *testing.T) {
+	ctx := context.Background()
+	eng, err := engine.New(ctx, engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	s := &Session{Engine: eng, Log: slog.New(slog.DiscardHandler), mods: map[string]*engine.Module{}}
+	for _, l := range []*ipc.Load{{ID: 9, Name: "bad", Wasm: []byte("not wasm")}, {Name: "zero", Wasm: []byte("not wasm")}} {
+		if got := s.load(ctx, l); got.ID != l.ID || got.Err == "" {
+			t.Errorf("load %s: got id %d, err %q; want id %d and an error", l.Name, got.ID, got.Err, l.ID)
+		}
+	}
+}
+
 type frame struct {
 	k ipc.Kind
 	v any

@@ -12,29 +12,79 @@ import (
 
 // benchClient sends requests to benchd one at a time and waits for their
 // answers, killing benchd when one takes longer than its limit.
+//
+// Every request carries a fresh id and benchd's answers echo it (Loaded,
+// Progress, Calibrated). An answer is handed only to the request waiting
+// for that id: one that comes after its request gave up, or that nobody
+// asked for, is dropped, never taken as the answer to the next request.
 type benchClient struct {
-	s  *Supervisor
-	mu sync.Mutex // one request at a time; held across the wait
+	s    *Supervisor
+	mu   sync.Mutex // one request at a time; held across the wait
+	last uint64     // the last request id; mu held
 
-	rmu    sync.Mutex
-	cur    chan any          // the waiting request's replies; nil when idle
-	gen    int               // benchd generation the loaded set belongs to
-	loaded map[string]string // module → sha256 compiled in that generation
+	rmu     sync.Mutex
+	cur     chan any          // the waiting request's replies; nil when idle
+	curID   uint64            // the waiting request's id
+	curGen  int               // the benchd generation it was sent to
+	downGen int               // the last benchd generation that exited
+	gen     int               // benchd generation the loaded set belongs to
+	loaded  map[string]string // module → sha256 compiled in that generation
 }
 
 // lost is benchd's exit reason, delivered to a waiting request.
 type lost struct{ why string }
 
-// reply hands a frame from benchd to the waiting request.
+// answerID is the request id an answer from benchd carries.
+func answerID(v any) (uint64, bool) {
+	switch v := v.(type) {
+	case *ipc.Loaded:
+		return v.ID, true
+	case *ipc.Calibrated:
+		return v.ID, true
+	case *ipc.Progress:
+		return v.ID, true
+	}
+	return 0, false
+}
+
+// withID returns a copy of req carrying id; the caller's value is left as
+// it was, so a request can be sent again.
+func withID(req any, id uint64) (any, error) {
+	switch r := req.(type) {
+	case *ipc.Load:
+		c := *r
+		c.ID = id
+		return &c, nil
+	case *ipc.Calibrate:
+		c := *r
+		c.ID = id
+		return &c, nil
+	}
+	return nil, fmt.Errorf("benchd request %T carries no id", req)
+}
+
+// reply hands an answer from benchd to the request waiting for its id, and
+// drops it otherwise.
 func (b *benchClient) reply(v any) {
+	id, _ := answerID(v)
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
-	if b.cur == nil {
-		return // an answer to a request that gave up (benchd was killed)
+	if b.cur == nil || id != b.curID {
+		// An answer to a request that gave up (over its limit: benchd is
+		// being killed) or to a load nobody waits for.
+		var waiting any = "none"
+		if b.cur != nil {
+			waiting = b.curID
+		}
+		b.s.log.Debug("dropped a benchd answer: not the waiting request's", "answer", fmt.Sprintf("%T", v), "id", id, "waiting", waiting)
+		return
+	}
+	if _, ok := v.(*ipc.Progress); ok && len(b.cur) >= cap(b.cur)-1 {
+		return // progress beyond the buffer is dropped: the answer must fit
 	}
 	select {
 	case b.cur <- v:
-	default: // progress beyond the buffer is dropped; answers fit
+	default:
 	}
 }
 
@@ -54,35 +104,54 @@ func (b *benchClient) deliver(k ipc.Kind, conn *ipc.Conn) error {
 	return nil
 }
 
-// lost tells a waiting request that benchd is gone and forgets what that
-// benchd had compiled; s.mu held.
+// lost tells the request waiting on the benchd generation that exited that
+// it is gone, and forgets what that benchd had compiled; s.mu held.
 func (b *benchClient) lost(why string) {
-	b.reply(lost{why})
+	gen := b.s.benchd.gen
 	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	b.downGen = max(b.downGen, gen)
 	b.loaded = nil
-	b.rmu.Unlock()
+	if b.cur != nil && b.curGen == gen {
+		select {
+		case b.cur <- lost{why}:
+		default:
+		}
+	}
 }
 
-// do sends one request and returns benchd's answer. progress, if not nil,
-// sees Progress frames. After limit, benchd is killed (and restarted by its
-// supervise loop) and do fails.
+// do sends one request (a *ipc.Load or *ipc.Calibrate, sent with a fresh id)
+// and returns benchd's answer to it. progress, if not nil, sees its Progress
+// frames. After limit, benchd is killed (and restarted by its supervise
+// loop) and do fails.
 func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Duration, progress func(*ipc.Progress)) (any, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.last++
+	id := b.last
+	req, err := withID(req, id)
+	if err != nil {
+		return nil, err
+	}
 	out, gen, err := b.s.benchdUp(ctx)
 	if err != nil {
 		return nil, err
 	}
 	ch := make(chan any, 16)
 	b.rmu.Lock()
-	b.cur = ch
+	if b.downGen >= gen {
+		// It exited between benchdUp and now: nothing will answer.
+		b.rmu.Unlock()
+		return nil, apierr.New(apierr.WorkerLost, "benchd exited before the request was sent; it is being restarted")
+	}
+	b.cur, b.curID, b.curGen = ch, id, gen
 	if b.gen != gen || b.loaded == nil {
 		b.gen, b.loaded = gen, map[string]string{}
 	}
 	b.rmu.Unlock()
 	defer func() {
 		b.rmu.Lock()
-		b.cur = nil
+		b.cur, b.curID = nil, 0
 		b.rmu.Unlock()
 	}()
 	out.push(k, req)
