@@ -41,7 +41,7 @@ func TestSeedClients(t *testing.T) {
 	if len(results) != 1 || results[0].(map[string]any)["value"].(float64) != 832040 {
 		t.Errorf("call results: got %v, want one i32 832040", call.body["results"])
 	}
-	for _, k := range []string{"task_id", "worker", "cpu", "deadline_met", "timings_us"} {
+	for _, k := range []string{"task_id", "worker", "cpu", "lane", "deadline_met", "timings_us"} {
 		if _, ok := call.body[k]; !ok {
 			t.Errorf("call answer lacks %q: %s", k, call.raw)
 		}

@@ -81,12 +81,8 @@ func BenchmarkOverload(b *testing.B) {
 		}
 		classes[i].est = time.Duration(a.body["estimate_ms"].(float64) * float64(time.Millisecond))
 	}
-	workers := 0
-	for name := range d.procs() {
-		if len(name) > 7 && name[:7] == "worker-" {
-			workers++
-		}
-	}
+	// Cores, not lanes: a core's lanes share its CPU.
+	workers := len(d.workerCPUs())
 	capacity := float64(workers) / ((classes[0].est + classes[1].est).Seconds() / 2) // jobs/s
 	rate := 2 * capacity
 	run := 10 * time.Second

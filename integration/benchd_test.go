@@ -58,22 +58,36 @@ func TestCalibrationKilled(t *testing.T) {
 }
 
 // TestFirstUseCalibration: a deadline call of a never-measured pair
-// without a declared estimate is calibrated before admission and runs on
-// the learned estimate.
+// without a declared estimate is admitted at once, unverified (estimate
+// source "none"), never waiting for a calibration; benchd measures it in
+// the background, the calibration is stored with the module, and the next
+// call of the same pair runs on a learned estimate.
 func TestFirstUseCalibration(t *testing.T) {
 	d := start(t, t.TempDir())
 	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
 		t.Fatalf("register: %d %s", a.code, a.raw)
 	}
 	a := d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["20"],"expected_deadline":"5000"}`)
+	if a.code != 200 || a.str("estimate_source") != "none" {
+		t.Fatalf("first call: got %d %s, want 200, admitted unverified (estimate_source none)", a.code, a.raw)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m := d.get("/modules/fib.wasm")
+		if strings.Contains(m.raw, `"export":"fib_r","params":["20"]`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the background calibration of fib_r(20) is not stored with the module after 30s: %s", m.raw)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a = d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["20"],"expected_deadline":"5000"}`)
 	if a.code != 200 || a.str("estimate_source") != "learned" {
-		t.Fatalf("first call: got %d %s, want 200 on a learned estimate", a.code, a.raw)
+		t.Fatalf("second call: got %d %s, want 200 on a learned estimate", a.code, a.raw)
 	}
-	m := d.get("/modules/fib.wasm")
-	if !strings.Contains(m.raw, `"export":"fib_r","params":["20"]`) {
-		t.Errorf("the calibration of fib_r(20) is not stored with the module: %s", m.raw)
-	}
-	// Declared but not learned: admitted at once on the declared value.
+	// Declared but not learned: admitted at once on the declared value,
+	// unverified.
 	a = d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["21"],"expected_execution_time":"50","expected_deadline":"5000"}`)
 	if a.code != 200 || a.str("estimate_source") != "declared" {
 		t.Fatalf("declared call: got %d %s, want 200 on the declared estimate", a.code, a.raw)

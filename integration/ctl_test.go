@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand"
 	"net"
 	"net/http"
@@ -17,12 +18,15 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
 // The hyper-schedctl binary, built once beside the daemon's.
@@ -125,21 +129,15 @@ func (r ctlRun) want(t testing.TB, what string, code int, has ...string) {
 	}
 }
 
-// firstWorker is the name of the lowest-numbered worker.
+// firstWorker is the name of the lowest-numbered worker CPU,
+// worker-<cpu>: the group of its lanes, worker-<cpu>:<lane>.
 func (d *daemon) firstWorker() string {
 	d.t.Helper()
-	best := -1
-	for name := range d.procs() {
-		if n, ok := strings.CutPrefix(name, "worker-"); ok {
-			if cpu, _ := strconv.Atoi(n); best < 0 || cpu < best {
-				best = cpu
-			}
-		}
-	}
-	if best < 0 {
+	cpus := d.workerCPUs()
+	if len(cpus) == 0 {
 		d.t.Fatalf("no worker running; log:\n%s", d.logs())
 	}
-	return fmt.Sprintf("worker-%d", best)
+	return fmt.Sprintf("worker-%d", cpus[0])
 }
 
 var statusLine = regexp.MustCompile(`(?m)^(\S+) +(RUNNING|STOPPED|STARTING|BACKOFF|STOPPING|EXITED|FATAL) +(.*)$`)
@@ -158,28 +156,50 @@ func TestCtlCommands(t *testing.T) {
 	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
 		t.Fatalf("register: %d %s", a.code, a.raw)
 	}
+	// w names a CPU's lanes; w0 and w1 are two of them.
 	w := d.firstWorker()
-	workers := 0
-	for name := range d.procs() {
-		if strings.HasPrefix(name, "worker-") {
-			workers++
+	w0, w1 := w+":0", w+":1"
+	cpu, _, _ := laneOf(w0)
+	pids := d.lanePids(w)
+	lanes := sortedKeys(pids)
+	cores := len(d.workerCPUs())
+	if n := d.status().Lanes; n < 2 || len(lanes) != n {
+		t.Fatalf("%s: got lanes %v with lanes_per_cpu %d, want the default of several lanes, all RUNNING", w, lanes, n)
+	}
+	// each returns what a verb prints for every lane of w.
+	each := func(format string) []string {
+		var out []string
+		for _, l := range lanes {
+			out = append(out, fmt.Sprintf(format, l))
 		}
+		return out
 	}
 
-	d.ctl("version").want(t, "version", 0, "hyper-sched dev (hyper-schedctl dev, protocol 1)")
+	d.ctl("version").want(t, "version", 0, fmt.Sprintf("hyper-sched dev (hyper-schedctl dev, protocol %d)", ipc.Version))
 	st := d.ctl("status")
 	st.want(t, "status", 0, "benchd ")
-	if got := statusOf(st.stdout)[w]; got[0] != "RUNNING" || !regexp.MustCompile(`^pid \d+, uptime \d+:\d\d:\d\d, cpu \d+, isolation \S+`).MatchString(got[1]) {
-		t.Errorf("status %s: got %q in\n%s", w, got, st.stdout)
+	for _, l := range lanes {
+		if got := statusOf(st.stdout)[l]; got[0] != "RUNNING" || !regexp.MustCompile(`^pid \d+, uptime \d+:\d\d:\d\d, cpu \d+, isolation \S+`).MatchString(got[1]) {
+			t.Errorf("status %s: got %q in\n%s", l, got, st.stdout)
+		}
 	}
-	if line := regexp.MustCompile(`(?m)^` + w + `.*$`).FindString(st.stdout); strings.Index(line, "RUNNING") != 33 {
+	if line := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(w0) + ` .*$`).FindString(st.stdout); strings.Index(line, "RUNNING") != 33 {
 		t.Errorf("status line %q: want the state at column 33, as supervisorctl", line)
 	}
+	// A CPU's name stands for all its lanes.
+	if r := d.ctl("status", w); r.code != 0 || len(statusOf(r.stdout)) != len(lanes) || strings.Contains(r.stdout, "benchd") {
+		t.Errorf("status %s: got %s\nwant exit 0 and its %d lanes", w, r, len(lanes))
+	}
 	d.ctl("pid").want(t, "pid", 0, strconv.Itoa(d.cmd.Process.Pid)+"\n")
-	d.ctl("pid", w).want(t, "pid "+w, 0, strconv.Itoa(int(d.procs()[w]))+"\n")
+	d.ctl("pid", w0).want(t, "pid "+w0, 0, strconv.Itoa(int(pids[w0]))+"\n")
+	if r := d.ctl("pid", w); r.code != 0 || !sameLines(r.stdout, pidLines(pids)) {
+		t.Errorf("pid %s: got %s\nwant the pids of its lanes %v", w, r, pids)
+	}
 	d.ctl("pid", "worker-999").want(t, "pid worker-999", 1, "No such process worker-999")
+	d.ctl("pid", w+":99").want(t, "pid "+w+":99", 1, "No such process "+w+":99")
 	d.ctl("modules").want(t, "modules", 0, "fib.wasm", "fib_r(i32) i32")
 	d.ctl("tail", w).want(t, "tail", 0)
+	d.ctl("tail", w1).want(t, "tail "+w1, 0)
 	d.ctl("tail", "-5", "benchd", "stderr").want(t, "tail -5 benchd stderr", 0)
 	if r := d.ctl("tail", w, "stdout"); r.code != 1 || !strings.Contains(r.stderr, "stdout is /dev/null") {
 		t.Errorf("tail stdout: got %s\nwant exit 1 explaining that stdout is /dev/null", r)
@@ -195,108 +215,154 @@ func TestCtlCommands(t *testing.T) {
 	d.ctl("stop").want(t, "stop without a name", 2)
 	d.ctl("tail", "-x", w).want(t, "tail -x", 2)
 
-	// stop: STOPPED after a clean exit; status says 3.
-	pid := d.procs()[w]
-	d.ctl("stop", w).want(t, "stop", 0, w+": stopped\n")
+	// stop of a CPU stops every lane: STOPPED after a clean exit (no call
+	// was running); status says 3.
+	d.ctl("stop", w).want(t, "stop", 0, each("%s: stopped\n")...)
 	st = d.ctl("status")
 	st.want(t, "status after stop", 3)
-	if got := statusOf(st.stdout)[w]; got[0] != "STOPPED" || !strings.HasPrefix(got[1], "exit status 0, ") {
-		t.Errorf("status %s after stop: got %q, want STOPPED after exit status 0", w, got)
+	for _, l := range lanes {
+		if got := statusOf(st.stdout)[l]; got[0] != "STOPPED" || !strings.HasPrefix(got[1], "exit status 0, ") {
+			t.Errorf("status %s after stop: got %q, want STOPPED after exit status 0", l, got)
+		}
 	}
 	d.ctl("status", w).want(t, "status "+w+" after stop", 3)
+	d.ctl("status", w0).want(t, "status "+w0+" after stop", 3)
 	d.ctl("status", "benchd").want(t, "status benchd", 0)
-	if syscall.Kill(int(pid), 0) == nil {
-		t.Errorf("%s (pid %v) still exists after stop", w, pid)
+	for l, pid := range pids {
+		if syscall.Kill(int(pid), 0) == nil {
+			t.Errorf("%s (pid %v) still exists after stop", l, pid)
+		}
 	}
-	d.ctl("pid", w).want(t, "pid of a stopped worker", 0, "0\n")
-	d.ctl("stop", w).want(t, "stop again", 0, w+": ERROR (not running)")
-	if workers == 1 {
+	if r := d.ctl("pid", w); r.code != 0 || r.stdout != strings.Repeat("0\n", len(lanes)) {
+		t.Errorf("pid of a stopped worker: got %s\nwant 0 for each of its %d lanes", r, len(lanes))
+	}
+	d.ctl("stop", w).want(t, "stop again", 0, each("%s: ERROR (not running)")...)
+	if cores == 1 {
 		if a := d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["10"]}`); a.code != 503 {
 			t.Errorf("call with the only worker stopped: got %d %s, want 503", a.code, a.raw)
 		}
 	}
 
-	// start brings it back, in admission.
-	d.ctl("start", w).want(t, "start", 0, w+": started\n")
+	// start brings every lane back, in admission.
+	d.ctl("start", w).want(t, "start", 0, each("%s: started\n")...)
 	d.ctl("status").want(t, "status after start", 0)
-	d.ctl("start", w).want(t, "start again", 0, w+": ERROR (already started)")
+	d.ctl("start", w).want(t, "start again", 0, each("%s: ERROR (already started)")...)
 	if a := d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["10"],"expected_deadline":"5000"}`); a.code != 200 {
 		t.Errorf("call after start: got %d %s", a.code, a.raw)
 	}
 
-	// restart: a new process.
-	pid = d.procs()[w]
-	d.ctl("restart", w).want(t, "restart", 0, w+": stopped\n"+w+": started\n")
-	if now := d.procs()[w]; now == 0 || now == pid {
-		t.Errorf("pid after restart: got %v, was %v", now, pid)
+	// One lane stopped: the core stays in admission on the others.
+	d.ctl("stop", w1).want(t, "stop "+w1, 0, w1+": stopped\n")
+	if r := d.ctl("status", w); r.code != 3 || statusOf(r.stdout)[w1][0] != "STOPPED" || statusOf(r.stdout)[w0][0] != "RUNNING" {
+		t.Errorf("status %s with %s stopped: got %s\nwant exit 3, %s STOPPED, %s RUNNING", w, w1, r, w1, w0)
+	}
+	if q := d.status().core(cpu); q == nil || !q.Available || q.Lanes != len(lanes)-1 {
+		t.Errorf("core of %s with %s stopped: got %+v, want available with %d lanes", w, w1, q, len(lanes)-1)
+	}
+	if a := d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["10"],"expected_deadline":"5000"}`); a.code != 200 || a.str("worker") == w1 {
+		t.Errorf("call with %s stopped: got %d %s, want 200 from another lane", w1, a.code, a.raw)
+	}
+	d.ctl("start", w1).want(t, "start "+w1, 0, w1+": started\n")
+
+	// restart: a new process for every lane.
+	pids = d.lanePids(w)
+	d.ctl("restart", w).want(t, "restart", 0, each("%s: stopped\n%[1]s: started\n")...)
+	now := d.lanePids(w)
+	for l, pid := range pids {
+		if now[l] == 0 || now[l] == pid {
+			t.Errorf("pid of %s after restart: got %v, was %v", l, now[l], pid)
+		}
 	}
 	d.ctl("restart", "benchd").want(t, "restart benchd", 0, "benchd: started")
 	if a := d.post("/test", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["15"]}`); a.code != 200 {
 		t.Errorf("test after restarting benchd: got %d %s", a.code, a.raw)
 	}
-	d.ctl("restart", "all").want(t, "restart all", 0, "benchd: started", w+": started")
+	d.ctl("restart", "all").want(t, "restart all", 0, append(each("%s: started"), "benchd: started")...)
 	d.ctl("status").want(t, "status after restart all", 0)
 
 	// The prompt.
-	r := ctlCmd(t, func(c *exec.Cmd) { c.Stdin = strings.NewReader("pid\nstatus " + w + "\nbogus\nquit\n") }, "-s", d.sock())
-	r.want(t, "interactive", 2, "hyper-sched> ", strconv.Itoa(d.cmd.Process.Pid)+"\nhyper-sched> "+w)
+	r := ctlCmd(t, func(c *exec.Cmd) { c.Stdin = strings.NewReader("pid\nstatus " + w0 + "\nbogus\nquit\n") }, "-s", d.sock())
+	r.want(t, "interactive", 2, "hyper-sched> ", strconv.Itoa(d.cmd.Process.Pid)+"\nhyper-sched> "+w0+" ")
 	if !strings.Contains(r.stderr, `unknown command "bogus"`) {
 		t.Errorf("interactive: got %s\nwant the unknown command reported", r)
 	}
 }
 
-// TestCtlStopFinishesRunningCall stops the worker running a long call: the
-// worker leaves admission at once, a call queued behind it is moved or
-// answered, the running one finishes, and only then the worker exits 0.
-func TestCtlStopFinishesRunningCall(t *testing.T) {
-	d := start(t, t.TempDir(), "--best-effort-cap", "20s")
+func sortedKeys(m map[string]float64) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// pidLines is what pid prints for the processes of pids, in any order.
+func pidLines(pids map[string]float64) []string {
+	var out []string
+	for _, p := range pids {
+		out = append(out, strconv.Itoa(int(p)))
+	}
+	return out
+}
+
+// sameLines reports whether out's lines are want's, in any order.
+func sameLines(out string, want []string) bool {
+	got := strings.Fields(out)
+	slices.Sort(got)
+	want = slices.Clone(want)
+	slices.Sort(want)
+	return slices.Equal(got, want)
+}
+
+// TestCtlStopLaneLosesItsCall stops the lane running a long call: a stop
+// does not wait for the call (it could run until its cap); the call is
+// answered Error_Worker_lost and the lane killed, while the core goes on
+// serving on its other lanes. start brings the lane back.
+func TestCtlStopLaneLosesItsCall(t *testing.T) {
+	d := start(t, t.TempDir(), "--best-effort-cap", "60s")
 	if a := d.register(map[string]string{"loop.wasm": "loop.wasm"},
 		map[string]string{"export_func": "spin", "params": "1000"}); a.code != 200 {
 		t.Fatalf("register: %d %s", a.code, a.raw)
 	}
-	long := make(chan answer, 1)
-	begin := time.Now()
-	go func() {
-		long <- d.post("/call", `{"wasm_name":"loop.wasm","export_func":"spin","params":["2000000000"]}`)
-	}()
-	// Find the worker running it.
-	var w string
-	for deadline := time.Now().Add(10 * time.Second); w == ""; {
-		for _, p := range d.get("/status").body["processes"].([]any) {
-			m := p.(map[string]any)
-			if q, ok := m["queue"].(map[string]any); ok && q["running_task"] != nil {
-				w = m["name"].(string)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the long call never started; log:\n%s", d.logs())
+	// Far longer than the test: it only ends by the stop.
+	long := d.goPost(`{"wasm_name":"loop.wasm","task_unique_name":"long","export_func":"forever"}`)
+	d.waitStarted("long")
+	id := d.timeline("long").ID
+	w := ""
+	for _, p := range d.status().Procs {
+		if p.Task == id && p.LaneState == "running" {
+			w = p.Name
 		}
 	}
-	// A deadline call queued behind it on the same core, if it goes there.
-	queued := make(chan answer, 1)
-	go func() {
-		queued <- d.post("/call", `{"wasm_name":"loop.wasm","export_func":"spin","params":["1000"],"expected_execution_time":"10","expected_deadline":"60000"}`)
-	}()
-	time.Sleep(100 * time.Millisecond)
-	d.ctl("stop", w).want(t, "stop "+w, 0, w+": stopped")
-	// 200, not 503 Error_Worker_lost: the call ran to its end on the
-	// stopping worker (its answer may still be on its way to the client).
+	if _, _, ok := laneOf(w); !ok {
+		t.Fatalf("no lane runs task %d: %+v", id, d.status())
+	}
+	pid := d.procs()[w]
+	d.ctl("stop", w).want(t, "stop "+w, 0, w+": stopped\n")
 	select {
 	case a := <-long:
-		if a.code != 200 {
-			t.Errorf("the running call: got %d %s, want 200: a stop lets it finish", a.code, a.raw)
+		if a.code != http.StatusServiceUnavailable || a.str("status") != "Error_Worker_lost" || !strings.Contains(a.str("error"), "hyper-schedctl") {
+			t.Errorf("the call on the stopped lane: got %d %s, want 503 Error_Worker_lost naming the stop", a.code, a.raw)
 		}
 	case <-time.After(10 * time.Second):
-		t.Errorf("the running call still unanswered 10s after its worker stopped (%v after it began)", time.Since(begin))
+		t.Fatalf("the call on %s still unanswered 10s after its lane stopped", w)
 	}
-	if a := <-queued; a.code != 200 && a.str("status") != "Error_Worker_lost" {
-		t.Errorf("the queued call: got %d %s, want 200 (moved) or 503 Error_Worker_lost", a.code, a.raw)
+	if syscall.Kill(int(pid), 0) == nil {
+		t.Errorf("%s (pid %v) still exists after stop", w, pid)
 	}
 	st := d.ctl("status", w)
-	if got := statusOf(st.stdout)[w]; got[0] != "STOPPED" || !strings.HasPrefix(got[1], "exit status 0") {
-		t.Errorf("status after stop: got %s\nwant STOPPED, exit status 0", st)
+	if got := statusOf(st.stdout)[w]; st.code != 3 || got[0] != "STOPPED" {
+		t.Errorf("status after stop: got %s\nwant exit 3, %s STOPPED", st, w)
+	}
+	// The other lanes serve meanwhile.
+	if a := d.post("/call", `{"wasm_name":"loop.wasm","export_func":"spin","params":["1000"],"expected_deadline":"5000"}`); a.code != 200 || a.str("worker") == w {
+		t.Errorf("a call with %s stopped: got %d %s, want 200 from another lane", w, a.code, a.raw)
 	}
 	d.ctl("start", w).want(t, "start", 0, w+": started")
+	if now := d.procs()[w]; now == 0 || now == pid {
+		t.Errorf("pid of %s after start: got %v, was %v", w, now, pid)
+	}
 }
 
 func TestCtlUnreachable(t *testing.T) {
@@ -614,7 +680,7 @@ func TestCtlReloadAndTailFollow(t *testing.T) {
 		t.Fatalf("register: %d %s", a.code, a.raw)
 	}
 	w := d.firstWorker()
-	pid := d.procs()[w]
+	pids := d.lanePids(w)
 
 	follow := exec.Command(ctlBinary(t), "-s", d.sock(), "tail", "-f", w)
 	follow.Env = []string{"GORACE=atexit_sleep_ms=0"}
@@ -659,8 +725,8 @@ func TestCtlReloadAndTailFollow(t *testing.T) {
 	if a := d.post("/call", `{"wasm_name":"fib2.wasm","export_func":"fib_r","params":["20"],"expected_deadline":"5000"}`); a.str("result") != "[I32(6765)]" {
 		t.Errorf("call of a reloaded module: got %d %s", a.code, a.raw)
 	}
-	if now := d.procs()[w]; now != pid {
-		t.Errorf("%s restarted by SIGHUP: pid %v → %v", w, pid, now)
+	if now := d.lanePids(w); len(now) == 0 || !maps.Equal(now, pids) {
+		t.Errorf("%s restarted by SIGHUP: lanes %v → %v", w, pids, now)
 	}
 	d.ctl("maintail", "-50").want(t, "maintail after SIGHUP", 0, "reloaded module", "fib2.wasm")
 }
@@ -708,7 +774,7 @@ func TestCtlFigures(t *testing.T) {
 					t.Fatalf("register %s: %d %s", name, a.code, a.raw)
 				}
 			}
-			w := d.firstWorker()
+			w := d.firstWorker() + ":0" // one lane
 			const runs = 20
 			var kill, restart []time.Duration
 			for range runs {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -199,7 +201,8 @@ func (d *daemon) register(files map[string]string, fields map[string]string) ans
 	return d.do(req)
 }
 
-// workerPids returns the pid of every worker-N in /status.
+// procs returns the pid of every RUNNING process in /status, by name:
+// benchd and each worker lane, worker-<cpu>:<lane>.
 func (d *daemon) procs() map[string]float64 {
 	st := d.get("/status")
 	out := map[string]float64{}
@@ -211,6 +214,107 @@ func (d *daemon) procs() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// laneOf splits a worker lane's name, worker-<cpu>:<lane>.
+func laneOf(name string) (cpu, lane int, ok bool) {
+	rest, ok := strings.CutPrefix(name, "worker-")
+	if !ok {
+		return 0, 0, false
+	}
+	c, l, ok := strings.Cut(rest, ":")
+	if !ok {
+		return 0, 0, false
+	}
+	cpu, err1 := strconv.Atoi(c)
+	lane, err2 := strconv.Atoi(l)
+	return cpu, lane, err1 == nil && err2 == nil
+}
+
+// workerCPUs returns the CPUs that have a RUNNING lane, in order.
+func (d *daemon) workerCPUs() []int {
+	var cpus []int
+	for name := range d.procs() {
+		if cpu, _, ok := laneOf(name); ok && !slices.Contains(cpus, cpu) {
+			cpus = append(cpus, cpu)
+		}
+	}
+	slices.Sort(cpus)
+	return cpus
+}
+
+// lanePids returns the pids of the RUNNING lanes of worker-<cpu>, by lane
+// name.
+func (d *daemon) lanePids(group string) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range d.procs() {
+		if strings.HasPrefix(name, group+":") {
+			out[name] = pid
+		}
+	}
+	return out
+}
+
+// coreQueue is one worker core's scheduling state in /status, repeated on
+// each of its lanes.
+type coreQueue struct {
+	Available   bool   `json:"available"`
+	Queued      int    `json:"queued"`
+	Running     uint64 `json:"running_task"`
+	Stopped     int    `json:"stopped"`
+	Lanes       int    `json:"lanes"`
+	Preemptions uint64 `json:"preemptions"`
+	Rotations   uint64 `json:"quantum_rotations"`
+}
+
+// statusDoc is the part of GET /status the tests read.
+type statusDoc struct {
+	Procs []struct {
+		Name      string     `json:"name"`
+		State     string     `json:"state"`
+		Pid       int        `json:"pid"`
+		CPU       int        `json:"cpu"`
+		Lane      int        `json:"lane"`
+		LaneState string     `json:"lane_state"`
+		Task      uint64     `json:"task"`
+		Queue     *coreQueue `json:"queue"`
+	} `json:"processes"`
+	InFlight int `json:"in_flight"`
+	// Dispatch has the dispatcher's counters (json matches the names
+	// case-insensitively: Kills or kills).
+	Dispatch struct {
+		Admitted    uint64 `json:"admitted"`
+		Preemptions uint64 `json:"preemptions"`
+		Resumes     uint64 `json:"resumes"`
+		Rotations   uint64 `json:"rotations"`
+		Kills       uint64 `json:"kills"`
+		Expired     uint64 `json:"expired"`
+		Lost        uint64 `json:"lost"`
+		LanesLost   uint64 `json:"laneslost"`
+	} `json:"dispatch"`
+	Lanes         int     `json:"lanes_per_cpu"`
+	RestartCostMs float64 `json:"restart_cost_ms"`
+	PreemptCostMs float64 `json:"preempt_cost_ms"`
+}
+
+func (d *daemon) status() statusDoc {
+	d.t.Helper()
+	a := d.get("/status")
+	var st statusDoc
+	if err := json.Unmarshal([]byte(a.raw), &st); err != nil {
+		d.t.Fatalf("status: %v in %s", err, a.raw)
+	}
+	return st
+}
+
+// core returns the queue of the worker core on cpu, nil if none.
+func (st statusDoc) core(cpu int) *coreQueue {
+	for _, p := range st.Procs {
+		if c, _, ok := laneOf(p.Name); ok && c == cpu && p.Queue != nil {
+			return p.Queue
+		}
+	}
+	return nil
 }
 
 // waitHealthy waits until /healthz answers 200.

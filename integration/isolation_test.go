@@ -98,23 +98,29 @@ func TestIsolation(t *testing.T) {
 	hk, _ := isolate.ParseList(st.str("housekeeping_cpus"))
 	wk, _ := isolate.ParseList(st.str("worker_cpus"))
 	shared := slices.ContainsFunc(hk, func(c int) bool { return slices.Contains(wk, c) })
+	lanes := d.status().Lanes
 	check := func() (workerCPUs []int) {
 		t.Helper()
 		procs := d.procs()
+		perCPU := map[int]int{}
 		for name, fpid := range procs {
 			pid := int(fpid)
-			cpu, isWorker := strings.CutPrefix(name, "worker-")
+			n, _, isWorker := laneOf(name)
 			if !isWorker {
 				continue
 			}
-			n, _ := strconv.Atoi(cpu)
-			workerCPUs = append(workerCPUs, n)
+			perCPU[n]++
+			if !slices.Contains(workerCPUs, n) {
+				workerCPUs = append(workerCPUs, n)
+			}
 			if got := cpusAllowed(t, pid); len(got) != 1 || got[0] != n {
 				t.Errorf("%s: got Cpus_allowed_list %v, want exactly [%d]", name, got, n)
 			}
+			// Every lane of a CPU is in that CPU's group.
+			cpu := strconv.Itoa(n)
 			group := cpusetGroup(t, pid, v2)
-			if !strings.HasSuffix(group, "/hyper-sched/"+name) {
-				t.Errorf("%s: got cpuset cgroup %q, want …/hyper-sched/%s; log:\n%s", name, group, name, d.logs())
+			if !strings.HasSuffix(group, "/hyper-sched/worker-"+cpu) {
+				t.Errorf("%s: got cpuset cgroup %q, want …/hyper-sched/worker-%s; log:\n%s", name, group, cpu, d.logs())
 				continue
 			}
 			eff := "cpuset.cpus.effective"
@@ -123,6 +129,11 @@ func TestIsolation(t *testing.T) {
 			}
 			if b, err := os.ReadFile(filepath.Join(root, group, eff)); err != nil || strings.TrimSpace(string(b)) != cpu {
 				t.Errorf("%s: got %s %q (%v), want %q", name, eff, b, err, cpu)
+			}
+		}
+		for cpu, n := range perCPU {
+			if n != lanes {
+				t.Errorf("worker-%d: got %d lanes RUNNING, want lanes_per_cpu %d", cpu, n, lanes)
 			}
 		}
 		if len(workerCPUs) == 0 {
@@ -150,10 +161,10 @@ func TestIsolation(t *testing.T) {
 	}
 	check()
 
-	// A worker killed from outside comes back in its group.
+	// Lanes killed from outside come back in their group.
 	before := d.procs()
 	for name, pid := range before {
-		if strings.HasPrefix(name, "worker-") {
+		if _, _, ok := laneOf(name); ok {
 			syscall.Kill(int(pid), syscall.SIGKILL)
 		}
 	}

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -16,6 +17,8 @@ func TestMetrics(t *testing.T) {
 	}
 	d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["10"],"expected_deadline":"1000"}`)
 	d.post("/call", `{"wasm_name":"trap.wasm","export_func":"unreachable"}`)
+	w := d.firstWorker()
+	lanes := d.status().Lanes
 	resp, err := http.Get(d.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +28,15 @@ func TestMetrics(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
 		t.Fatalf("got %d %q, want 200 text/plain", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	// Series per core are labelled worker-<cpu>; per process, with the
+	// lane's name.
 	for _, want := range []string{
+		fmt.Sprintf(`hyper_sched_lanes_up{proc="%s"} %d`, w, lanes),
+		`hyper_sched_preemptions_total{proc="` + w + `"} 0`,
+		`hyper_sched_quantum_rotations_total{proc="` + w + `"} 0`,
+		`hyper_sched_stopped_jobs{proc="` + w + `"} 0`,
+		`hyper_sched_restarts_total{proc="` + w + `:0"} 0`,
+		`hyper_sched_process_running{proc="` + w + `:0"} 1`,
 		`hyper_sched_calls_total{outcome="success"} 1`,
 		`hyper_sched_calls_total{outcome="trap"} 1`,
 		`hyper_sched_admission_decisions_total{decision="admitted"} 1`,

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"math/rand"
 	"net/http"
 	"strings"
@@ -13,48 +14,56 @@ import (
 
 // TestUnschedulable fills every worker core with a long deadline job, then
 // asks for a call whose deadline no core can meet: 503 with Retry-After.
+// Each blocker holds its core until it is killed at its deadline (it never
+// ends, and its estimate is only declared). The probe cannot preempt a
+// blocker, its deadline being later, and cannot wait for one: it would
+// finish past its deadline.
 func TestUnschedulable(t *testing.T) {
 	d := start(t, t.TempDir())
 	if a := d.register(map[string]string{"loop.wasm": "loop.wasm"},
 		map[string]string{"export_func": "spin", "params": "1000"}); a.code != 200 {
 		t.Fatalf("register: %d %s", a.code, a.raw)
 	}
-	workers := 0
-	for name := range d.procs() {
-		if strings.HasPrefix(name, "worker-") {
-			workers++
-		}
-	}
+	cpus := d.workerCPUs()
 	var wg sync.WaitGroup
-	blockers := make([]answer, workers)
-	for i := range workers {
+	blockers := make([]answer, len(cpus))
+	for i := range cpus {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			blockers[i] = d.post("/call", `{"wasm_name":"loop.wasm","export_func":"forever","expected_execution_time":"1500","expected_deadline":"2000"}`)
+			blockers[i] = d.post("/call", `{"wasm_name":"loop.wasm","export_func":"forever","expected_execution_time":"1500","expected_deadline":"3000"}`)
 		}()
 	}
 	// Wait until every core runs its blocker.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st := d.get("/status")
-		if strings.Count(st.raw, `"running_task"`) == workers {
+		st := d.status()
+		busy := 0
+		for _, cpu := range cpus {
+			if q := st.core(cpu); q != nil && q.Running != 0 {
+				busy++
+			}
+		}
+		if busy == len(cpus) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("blockers not running: %s", st.raw)
+			t.Fatalf("blockers not running: %+v", st)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// spin(1000) is measured: the probe is verified, admitted only where
+	// it can finish, 2 s of declared work within 3.5 s.
 	req, _ := http.NewRequest(http.MethodPost, d.url+"/call", strings.NewReader(
-		`{"wasm_name":"loop.wasm","export_func":"spin","params":["1"],"expected_execution_time":"100","expected_deadline":"300"}`))
+		`{"wasm_name":"loop.wasm","export_func":"spin","params":["1000"],"expected_execution_time":"2000","expected_deadline":"3500"}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("call with no room: got %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "Error_Unschedulable") {
+		t.Errorf("call with no room: got %d Retry-After %q %s, want 503 Error_Unschedulable with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	wg.Wait()
 	for i, b := range blockers {
