@@ -481,7 +481,7 @@ func TestLanes(t *testing.T) {
 		{"unverified: its kill and its lane's restart delay the jobs after it", 1, lanes(1, -1, 7), []step{
 			admit(0, 1, 100, 1, 0),
 			next(0, 0, 1),                             // ends at 1
-			admit(0, 2, 37, 10, 0),                    // 1..11
+			admit(0, 2, 36, 10, 0),                    // 1..11
 			refuseJ(0, unverified(3, 20), errUnsched), // 1..28 (killed at 20, restarted until 27), 2 at 38
 		}},
 		{"unverified: killed, restarted, the job after it on time", 1, lanes(1, -1, 7), []step{
@@ -523,6 +523,60 @@ func TestLanes(t *testing.T) {
 			done(50, 0, 1),
 			next(50, 0, 3),
 		}},
+		{"best effort: round robin among the started ones, new ones from the FIFO while allowed", 1,
+			Config{Lanes: 3, BestEffortCap: 1000, Grace: -1, RestartCost: 7, PreemptCost: -1, Quantum: 10}, []step{
+				admitJ(0, Job{ID: 1, Estimate: 100}, -1),
+				admitJ(0, Job{ID: 2, Estimate: 100}, -1),
+				admitJ(0, Job{ID: 3, Estimate: 100}, -1),
+				nextA(0, 0, act{run: 1, recheck: 10}),
+				nextA(5, 0, act{recheck: 10}),
+				nextA(10, 0, act{run: 2, stop: 1, recheck: 20}), // from the FIFO: 2 of Lanes-1 started
+				nextA(20, 0, act{run: 1, stop: 2, resume: true, used: 10, recheck: 30}),
+				nextA(30, 0, act{run: 2, stop: 1, resume: true, used: 10, recheck: 40}),
+				done(35, 0, 2),
+				nextA(35, 0, act{run: 3, recheck: 45}),
+				nextA(45, 0, act{run: 1, stop: 3, resume: true, used: 20, recheck: 55}),
+				admit(47, 9, 100, 5, 0), // a deadline job preempts at once
+				nextA(47, 0, act{run: 9, stop: 1}),
+				done(52, 0, 9),
+				nextA(52, 0, act{run: 3, resume: true, used: 10, recheck: 62}),
+				laneDown(53, 0), // no lane free now: rotation needs none
+				lanesAre(0, 2),
+				blockedAt(0, 60),
+				nextA(53, 0, act{recheck: 62}),
+				nextA(62, 0, act{run: 1, stop: 3, resume: true, used: 22, recheck: 72}),
+				admit(63, 10, 200, 5, 0), // no lane to preempt: waits, pinned
+				pinned(0, true),
+				nextA(72, 0, act{}), // pinned: no rotation either
+				laneUp(0),
+				nextA(73, 0, act{}),
+				done(80, 0, 1),
+				next(80, 0, 10),
+			}},
+		{"best effort: a cancelled job no longer pins it", 1,
+			Config{Lanes: 3, BestEffortCap: 1000, Grace: -1, RestartCost: -1, PreemptCost: 100, Quantum: 10}, []step{
+				admitJ(0, Job{ID: 1, Estimate: 20}, -1),
+				nextA(0, 0, act{run: 1}),
+				admitJ(0, Job{ID: 2, Estimate: 20}, -1),
+				nextA(0, 0, act{recheck: 10}),
+				admit(1, 5, 40, 10, 0), // preempting would end at 111: waits for 1 (ends 20), pinned
+				pinned(0, true),
+				nextA(1, 0, act{}),
+				cancel(5, true),
+				nextA(10, 0, act{run: 2, stop: 1, recheck: 20}),
+			}},
+		{"best effort: no round robin without a quantum, nor with fewer than three lanes", 2,
+			Config{Lanes: 3, BestEffortCap: 1000, Grace: -1, RestartCost: -1, PreemptCost: -1, Quantum: -1}, []step{
+				admitJ(0, Job{ID: 1, Estimate: 100}, -1),
+				admitJ(0, Job{ID: 2, Estimate: 100}, -1),
+				nextA(0, 0, act{run: 1}),
+				nextA(50, 0, act{}),
+				setLanes(1, 2), // one best-effort job at most
+				nextA(50, 1, act{run: 2}),
+				admitJ(50, Job{ID: 3, Estimate: 100}, -1),
+				nextA(60, 1, act{}),
+				nextA(60, 0, act{}), // Lanes-1 = 2 started, but no quantum: 1 runs on
+			}},
 		{"remove: with a lane free the next job starts at once, without one the core is blocked", 1, lanes(2, -1, 7), []step{
 			admit(0, 1, 20, 10, 0),
 			next(0, 0, 1),

@@ -146,16 +146,16 @@ type future struct {
 	back    []int64 // when lost lanes come back, in any order
 	ok      bool
 	slack   int64
-	trace   []string
+	late    []uint64 // the jobs whose deadlines are missed
 }
 
 const noSlack = math.MaxInt64 / 2 // the slack of a plan with nothing checked
 
 // check records that a job whose deadline counts ends at end (killed: late).
 func (f *future) check(j Job, end int64, killed bool) {
-	f.trace = append(f.trace, fmt.Sprintf("%d ends %d killed %v", j.ID, end, killed))
 	if killed || end > j.Deadline {
 		f.ok = false
+		f.late = append(f.late, j.ID)
 	}
 	f.slack = min(f.slack, j.Deadline-end)
 }
@@ -257,6 +257,14 @@ func oracleEstimate(cfg Config, now int64, j Job) int64 {
 // without a free lane (until blocked). Stopped best-effort jobs hold their
 // lanes throughout.
 func play(cfg Config, cs coreSnap, j *Job, preempt bool) (ok bool, slack, end int64) {
+	f := playOut(cfg, cs, j, preempt)
+	return f.ok, f.slack, f.t
+}
+
+// lateJobs returns the jobs of cs whose deadlines its plan misses.
+func lateJobs(cfg Config, cs coreSnap) []uint64 { return playOut(cfg, cs, nil, false).late }
+
+func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 	f := &future{cfg: cfg, t: cs.now, lanes: cs.lanes, ok: true, slack: noSlack}
 	f.started = len(cs.stack) + len(cs.be)
 	if cs.busy {
@@ -337,7 +345,7 @@ func play(cfg Config, cs coreSnap, j *Job, preempt bool) (ok bool, slack, end in
 			f.started--
 		}
 	}
-	return f.ok, f.slack, f.t
+	return f
 }
 
 // stall waits for a lane to come back.

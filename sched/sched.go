@@ -375,13 +375,16 @@ func (s *Scheduler) Next(core int, now int64) (a Action) {
 		c.st.Expired++
 		a.Expired = append(a.Expired, h)
 	}
+	if c.pinned && (c.q.len() == 0 || c.run.Deadline != 0 && !before(c.q.first().Deadline, c.q.first().ID, c.run.Deadline, c.run.ID)) {
+		c.pinned = false // the jobs that waited for it are gone (expired, cancelled)
+	}
 	if c.busy {
-		if !s.preemptible(c) {
+		if c.pinned {
 			return a
 		}
 		if c.q.len() > 0 {
 			h := c.q.first()
-			if c.run.Deadline != 0 && (c.stopped(h) || !before(h.Deadline, h.ID, c.run.Deadline, c.run.ID)) {
+			if !s.preemptible(c) || c.run.Deadline != 0 && (c.stopped(h) || !before(h.Deadline, h.ID, c.run.Deadline, c.run.ID)) {
 				return a
 			}
 			a.Stop = s.stop(c, now)
