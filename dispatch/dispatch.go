@@ -206,14 +206,14 @@ type laneState struct {
 
 // Counters are the dispatcher's lifetime totals.
 type Counters struct {
-	Admitted    uint64
-	Preemptions uint64
-	Resumes     uint64
-	Rotations   uint64
-	Kills       uint64
-	Expired     uint64
-	Lost        uint64
-	LanesLost   uint64
+	Admitted    uint64 `json:"admitted"`
+	Preemptions uint64 `json:"preemptions"` // running jobs stopped for a deadline job
+	Resumes     uint64 `json:"resumes"`
+	Rotations   uint64 `json:"quantum_rotations"` // best-effort jobs stopped at a quantum's end
+	Kills       uint64 `json:"kills"`             // lanes killed at a firm deadline or cap
+	Expired     uint64 `json:"expired"`           // deadlines passed while queued
+	Lost        uint64 `json:"lost"`              // jobs whose lane or core went away
+	LanesLost   uint64 `json:"lanes_lost"`        // lanes that died without being killed
 }
 
 // New returns a dispatcher with no lane up: every core is unavailable
@@ -514,7 +514,11 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 		return
 	}
 	kill := t.Deadline.Add(t.LateCap + d.grace)
-	t.timer = d.clock.AfterFunc(kill.Sub(now), func() { d.overrun(t, "its deadline") })
+	what := "its deadline"
+	if t.LateCap > 0 {
+		what = fmt.Sprintf("%v past its deadline (allow_late)", t.LateCap)
+	}
+	t.timer = d.clock.AfterFunc(kill.Sub(now), func() { d.overrun(t, what) })
 }
 
 // armCap arms a best-effort task's cap for the run time it has left; d.mu

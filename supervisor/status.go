@@ -138,20 +138,39 @@ func (s *Supervisor) procStatus(c *child) ProcStatus {
 func (s *Supervisor) Healthy() (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// A worker stopped on purpose (hyper-schedctl stop) does not count.
-	up, wanted := 0, 0
-	for _, w := range s.workers {
-		if w.wanted || w.state == Fatal {
-			wanted++
-			if w.state == Running {
-				up++
-			}
-		}
-	}
 	if s.shutting {
 		return false, "shutting down"
 	}
-	return up > 0 && up == wanted, fmt.Sprintf("%d of %d workers running", up, wanted)
+	// A lane stopped on purpose (hyper-schedctl stop) does not count. A
+	// CPU serves while one of its lanes runs and none is FATAL: a lane
+	// killed at a deadline and being respawned does not make the node
+	// unhealthy (the core goes on with its other lanes).
+	lanesUp, lanesWanted, cpusUp, cpusWanted := 0, 0, 0, 0
+	for core := range s.choice.Workers {
+		running, wanted, fatal := 0, 0, false
+		for li := range s.cfg.Lanes {
+			w := s.lane(core, li)
+			if w.wanted || w.state == Fatal {
+				wanted++
+				fatal = fatal || w.state == Fatal
+				if w.state == Running {
+					running++
+				}
+			}
+		}
+		lanesUp, lanesWanted = lanesUp+running, lanesWanted+wanted
+		if wanted > 0 {
+			cpusWanted++
+			if running > 0 && !fatal {
+				cpusUp++
+			}
+		}
+	}
+	msg := fmt.Sprintf("%d of %d worker CPUs serving, %d of %d lanes running", cpusUp, cpusWanted, lanesUp, lanesWanted)
+	if !s.ready {
+		return false, "starting: " + msg
+	}
+	return cpusUp > 0 && cpusUp == cpusWanted, msg
 }
 
 // Modules lists the registered modules (GET /modules).

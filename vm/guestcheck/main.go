@@ -249,8 +249,12 @@ func call(r *report, name string, workers []int) {
 func placement(r *report, exp expect, supPid int) {
 	// benchd may still be starting: /healthz waits for the workers only.
 	var procs []any
+	lanes := 0
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		procs, _ = getJSON(url + "/status")["processes"].([]any)
+		st := getJSON(url + "/status")
+		procs, _ = st["processes"].([]any)
+		n, _ := st["lanes_per_cpu"].(float64)
+		lanes = int(n)
 		if allRunning(procs) || time.Now().After(deadline) {
 			break
 		}
@@ -265,14 +269,16 @@ func placement(r *report, exp expect, supPid int) {
 			r.fail(name, "state %v, pid %d", m["state"], pid)
 			continue
 		}
-		cpu, isWorker := strings.CutPrefix(name, "worker-")
+		lane, isWorker := strings.CutPrefix(name, "worker-")
 		if !isWorker {
 			checkProc(r, name, pid, exp.base+"/"+name, exp.hk)
 			continue
 		}
+		// worker-<cpu>:<lane>: every lane of a CPU shares its group.
 		seen++
+		cpu, _, _ := strings.Cut(lane, ":")
 		n, _ := strconv.Atoi(cpu)
-		group := exp.base + "/" + name
+		group := exp.base + "/worker-" + cpu
 		checkProc(r, name, pid, group, []int{n})
 		dir := filepath.Join(cgroupRoot, group)
 		eff, _ := readString(filepath.Join(dir, "cpuset.cpus.effective"))
@@ -293,7 +299,7 @@ func placement(r *report, exp expect, supPid int) {
 		want := map[string]string{"fifo": "SCHED_FIFO/", "other": "SCHED_OTHER"}[exp.policy]
 		r.check(name+" policy", err == nil && strings.HasPrefix(pol, want), "got %q (%v), want %s on every thread", pol, err, want)
 	}
-	r.check("workers running", seen == len(exp.workers), "got %d, want %d", seen, len(exp.workers))
+	r.check("worker lanes running", lanes > 0 && seen == len(exp.workers)*lanes, "got %d, want %d CPUs x %d lanes", seen, len(exp.workers), lanes)
 	if supPid > 0 {
 		checkProc(r, "supervisor", supPid, exp.base+"/supervisor", exp.hk)
 	}
