@@ -967,7 +967,10 @@ func TestThousandsQueued(t *testing.T) {
 		c := 1 + rng.Int64N(30)
 		j := Job{ID: uint64(n + 1 + i), Deadline: c + 1 + rng.Int64N(total+400), Estimate: c}
 		want, _, _ := oracleChoice(s.cfg, snaps, j)
-		got, _ := clone(s).Admit(0, j)
+		got, err := s.Admit(0, j)
+		if err == nil && !s.Cancel(j.ID) {
+			t.Fatalf("Cancel(%d) after Admit: got false", j.ID)
+		}
 		if got != want {
 			t.Fatalf("Admit(0, %+v) on %d queued: got core %d, want %d", j, queued, got, want)
 		}
@@ -1031,6 +1034,91 @@ func TestDrainRoundTrip(t *testing.T) {
 	if st.Cores[0].Drained != uint64(len(drained)) || st.BestEffortQueued != 1 {
 		t.Fatalf("Stats: got core 0 drained %d, best-effort %d, want %d, 1", st.Cores[0].Drained, st.BestEffortQueued, len(drained))
 	}
+}
+
+// TestDrainStarted drains a core with stopped jobs: the queued jobs come
+// back in EDF order, the started ones running first, then the stopped
+// deadline jobs from the top of the stack, then the stopped best-effort
+// ones; Cancel never takes a started job; Stats count it all.
+func TestDrainStarted(t *testing.T) {
+	s := mustNew(t, 2, Config{Lanes: 4, BestEffortCap: 1000, Grace: -1, RestartCost: 5, PreemptCost: -1, Quantum: 10})
+	must := func(core int, err error) {
+		t.Helper()
+		if err != nil || core != 0 {
+			t.Fatalf("Admit: got core %d, %v, want core 0", core, err)
+		}
+	}
+	s.SetAvailable(1, false)
+	s.Admit(0, Job{ID: 1, Estimate: 500}) // best effort
+	s.Next(0, 0)
+	must(s.Admit(1, Job{ID: 2, Deadline: 1000, Estimate: 100})) // preempts 1
+	s.Next(0, 1)
+	must(s.Admit(2, Job{ID: 3, Deadline: 500, Estimate: 100})) // preempts 2
+	s.Next(0, 2)
+	must(s.Admit(3, Job{ID: 4, Deadline: 300, Estimate: 100})) // preempts 3
+	s.Next(0, 3)
+	must(s.Admit(4, Job{ID: 5, Deadline: 2000, Estimate: 100})) // queued
+	must(s.Admit(4, Job{ID: 6, Deadline: 250, Estimate: 10}))   // no lane left: waits for 4
+	if a := s.Next(0, 4); a.Run.ID != 0 {
+		t.Fatalf("Next(0, 4) with no lane free: got %+v", a)
+	}
+	checkInvariants(t, s)
+	for _, id := range []uint64{1, 2, 3, 4} {
+		if s.Cancel(id) {
+			t.Fatalf("Cancel(%d) of a started job: got true", id)
+		}
+	}
+	s.LaneDown(0, 4) // no idle lane: nothing happens
+	s.SetLanes(0, 2) // no fewer than the started jobs
+	st := s.Stats(4).Cores[0]
+	if st.Lanes != 4 || st.Stopped != 3 || !st.Running || st.RunningID != 4 || st.Queued != 2 || st.Preemptions != 3 {
+		t.Fatalf("Stats: got %+v, want 4 lanes, 3 stopped, 4 running, 2 queued, 3 preemptions", st)
+	}
+	// 4 runs to 103; then 6, the rests of 3 and 2 (1 ran each), and 5; 1
+	// only after the deadline work.
+	if want := int64(103 - 4 + 10 + 99 + 99 + 100); st.Backlog != want {
+		t.Fatalf("Stats: got backlog %d, want %d", st.Backlog, want)
+	}
+	queued, started := s.Drain(0)
+	if got, want := ids(queued), []uint64{6, 5}; !slices.Equal(got, want) {
+		t.Fatalf("Drain: got queued %v, want %v", got, want)
+	}
+	if got, want := ids(started), []uint64{4, 3, 2, 1}; !slices.Equal(got, want) {
+		t.Fatalf("Drain: got started %v, want %v", got, want)
+	}
+	checkInvariants(t, s)
+	if len(s.index) != 0 {
+		t.Fatalf("index after Drain: %v", s.index)
+	}
+	if st := s.Stats(4).Cores[0]; st.Stopped != 0 || st.Running || st.Queued != 0 || st.Drained != 2 {
+		t.Fatalf("Stats after Drain: got %+v", st)
+	}
+}
+
+// TestRemoveStopped kills stopped jobs: a deadline one (its rest leaves
+// the plan) and a best-effort one, and checks the lanes.
+func TestRemoveStopped(t *testing.T) {
+	run(t, mustNew(t, 1, Config{Lanes: 3, BestEffortCap: 1000, Grace: -1, RestartCost: 5, PreemptCost: -1, Quantum: -1}), []step{
+		admitJ(0, Job{ID: 1, Estimate: 500}, -1),
+		next(0, 0, 1),
+		admit(1, 2, 160, 100, 0),
+		nextA(1, 0, act{run: 2, stop: 1}),
+		admit(2, 3, 50, 10, 0),
+		nextA(2, 0, act{run: 3, stop: 2}),
+		refuse(3, 4, 150, 50, errUnsched), // no lane: 3 until 12, 4 until 62, 2 until 161
+		remove(3, 0, 2, true),             // 2 killed while stopped
+		lanesAre(0, 2),
+		blockedAt(0, 8), // no lane free: 3 runs, 1 stopped
+		nextA(3, 0, act{}),
+		admit(3, 4, 150, 50, 0), // 3 until 12, 4 until 62
+		remove(4, 0, 1, true),   // the stopped best-effort job
+		lanesAre(0, 1),
+		done(12, 0, 3),
+		next(12, 0, 4), // on 3's lane
+		laneUp(0),
+		laneUp(0),
+		lanesAre(0, 3),
+	})
 }
 
 func TestStats(t *testing.T) {

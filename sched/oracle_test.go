@@ -279,12 +279,21 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		due     bool // its deadline counts
 		kill    bool // its end is its kill
 	}
-	var rest []item
-	for _, p := range cs.stack {
-		rest = append(rest, item{job: p.job, rem: p.rem, stopped: true, due: checkedStarted(p), kill: !checkedStarted(p)})
-	}
+	// Everything but the running job, in EDF order: the queued jobs come
+	// sorted, the few others are inserted.
+	rest := make([]item, 0, len(cs.queued)+len(cs.stack)+2)
 	for _, q := range cs.queued {
 		rest = append(rest, item{job: q, rem: q.Estimate, due: !q.Unverified, kill: q.Unverified})
+	}
+	if !slices.IsSortedFunc(rest, func(a, b item) int { return edfCmp(a.job, b.job) }) {
+		panic("oracle: queued jobs out of EDF order")
+	}
+	insert := func(x item) {
+		i, _ := slices.BinarySearchFunc(rest, x, func(a, b item) int { return edfCmp(a.job, b.job) })
+		rest = slices.Insert(rest, i, x)
+	}
+	for _, p := range cs.stack {
+		insert(item{job: p.job, rem: p.rem, stopped: true, due: checkedStarted(p), kill: !checkedStarted(p)})
 	}
 	if !cs.busy && f.lanes-f.started <= 0 {
 		f.t = max(f.t, cs.blocked) // blocked until its lane is back
@@ -303,7 +312,7 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 			f.started--
 		}
 		if cs.run.job.Deadline != 0 {
-			rest = append(rest, item{job: cs.run.job, used: cs.run.used, running: true, due: checkedStarted(cs.run)})
+			insert(item{job: cs.run.job, used: cs.run.used, running: true, due: checkedStarted(cs.run)})
 		}
 	case cs.busy:
 		e, kill := oracleEnd(cfg, cs.run.job, cs.run.used, f.t)
@@ -318,10 +327,9 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		fallthrough
 	default:
 		if j != nil {
-			rest = append(rest, item{job: *j, rem: oracleEstimate(cfg, cs.now, *j), due: !j.Unverified, kill: j.Unverified})
+			insert(item{job: *j, rem: oracleEstimate(cfg, cs.now, *j), due: !j.Unverified, kill: j.Unverified})
 		}
 	}
-	slices.SortFunc(rest, func(a, b item) int { return edfCmp(a.job, b.job) })
 	for _, x := range rest {
 		if !x.stopped && !x.running {
 			f.lane()
