@@ -116,6 +116,9 @@ type spawned struct {
 	nc   net.Conn
 	proc *os.Process
 	wait chan error // receives cmd.Wait's result once
+	// offCore: started on the housekeeping CPUs, to be placed (cgroup,
+	// affinity, policy) once it is up (see spawn).
+	offCore bool
 }
 
 // abort kills a spawned child that will not be served and waits for its exit.
@@ -129,7 +132,15 @@ func (sp *spawned) abort() {
 // sends the hello and waits for the child's. The child does nothing before
 // the hello, so placing it (affinity, cgroup) first leaves no unconfined
 // window.
-func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
+//
+// With offCore (a worker lane respawned while its CPU goes on with its
+// other lanes) the child is instead started where the supervisor runs, on
+// the housekeeping CPUs, and told no CPU: its runtime start and module
+// loads (bringUp) must not take the worker CPU from the job running there,
+// which admission does not charge for them. place confines it once it is
+// up, before it joins its core; an idle lane starts no threads, so the
+// per-thread policy walk has nothing to race with.
+func (s *Supervisor) spawn(ctx context.Context, c *child, offCore bool) (*spawned, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: socketpair: %w", c.name, err)
@@ -152,9 +163,15 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 		// Pdeathsig fires when the forking thread exits; Cgroups.Start
 		// forks from a thread that is never ended.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		pl.StartInside(cmd.SysProcAttr)
+		if !offCore {
+			pl.StartInside(cmd.SysProcAttr)
+		}
 		stderr, err := cmd.StderrPipe()
-		if err == nil {
+		switch {
+		case err != nil:
+		case offCore:
+			err = cmd.Start() // the supervisor's group, CPUs and policy
+		default:
 			err = s.iso.cg.Start(c.group, cmd, c.cpus)
 		}
 		return cmd, stderr, err
@@ -174,19 +191,22 @@ func (s *Supervisor) spawn(ctx context.Context, c *child) (*spawned, error) {
 	}
 	pl.Release()
 	go forward(c, stderr)
-	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1)}
+	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1), offCore: offCore}
 	go func() { sp.wait <- cmd.Wait() }()
 
 	fail := func(err error) (*spawned, error) {
 		sp.abort()
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
-	if err := s.place(c, cmd.Process.Pid); err != nil {
+	cpu := c.cpu
+	if offCore {
+		cpu = -1 // it must not pin itself before it is up
+	} else if err := s.place(c, cmd.Process.Pid); err != nil {
 		c.log.Warn("place child", "pid", cmd.Process.Pid, "err", err)
 	}
 	nc.SetDeadline(time.Now().Add(helloTimeout))
 	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
-		Proc: c.name, Pid: os.Getpid(), CPU: c.cpu, Engine: s.engineConfig()}); err != nil {
+		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig()}); err != nil {
 		return fail(err)
 	}
 	if _, err := ipc.ReadHello(sp.conn); err != nil {

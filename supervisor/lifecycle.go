@@ -29,12 +29,19 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 		c.gen++
 		gen := c.gen
 		c.started = time.Now()
+		offCore := c.core >= 0 && c.restarts > 0 // a lane respawned beside its running siblings
 		s.mu.Unlock()
 
-		sp, err := s.spawn(ctx, c)
+		sp, err := s.spawn(ctx, c, offCore)
 		var loaded map[string]string
 		if err == nil {
 			loaded, err = s.bringUp(c, sp)
+		}
+		if err == nil && sp.offCore {
+			// Up and idle: onto its CPU, in its cgroup, with its policy.
+			if perr := s.place(c, sp.proc.Pid); perr != nil {
+				c.log.Info("place respawned lane", "pid", sp.proc.Pid, "note", perr)
+			}
 		}
 		if err != nil {
 			c.log.Error("start", "err", err)
