@@ -12,7 +12,12 @@ const benchC = 1000
 // fill queues n jobs on each of cores cores, deadlines 2C apart so that
 // every job has slack, and starts none of them.
 func fill(b *testing.B, cores, n int) (*Scheduler, uint64) {
-	s := mustNew(b, cores, Config{MaxQueue: 1 << 20})
+	return fillCfg(b, cores, n, Config{MaxQueue: 1 << 20})
+}
+
+// fillCfg is fill with the configuration cfg.
+func fillCfg(b *testing.B, cores, n int, cfg Config) (*Scheduler, uint64) {
+	s := mustNew(b, cores, cfg)
 	id := uint64(0)
 	for i := range n * cores {
 		id++
@@ -92,6 +97,65 @@ func BenchmarkAdmitRefused(b *testing.B) {
 				j := Job{ID: id + 1, Deadline: 4 * benchC, Estimate: 3 * benchC}
 				if _, err := s.Admit(0, j); err == nil {
 					b.Fatalf("Admit(0, %+v): got admitted, want refused", j)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAdmitLanes measures Admit on one core with three lanes and n
+// jobs queued, as BenchmarkAdmit does (tail: each op admits one job at the
+// tail, which does not preempt, then starts and finishes the head), and
+// with preemption (preempt: each op admits an urgent job that preempts the
+// running one, runs it to its end, resumes and finishes the preempted
+// job, starts the next, and admits one job at the tail to keep n queued:
+// two Admits, four Nexts and two Dones an op).
+func BenchmarkAdmitLanes(b *testing.B) {
+	cfg := Config{MaxQueue: 1 << 20, Lanes: 3, PreemptCost: benchC / 10}
+	for _, n := range []int{1, 100, 10000} {
+		b.Run("tail/queued="+strconv.Itoa(n), func(b *testing.B) {
+			s, id := fillCfg(b, 1, n, cfg)
+			now := int64(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				id++
+				j := Job{ID: id, Deadline: now + int64(n+2)*2*benchC, Estimate: benchC}
+				if _, err := s.Admit(now, j); err != nil {
+					b.Fatalf("Admit(%d, %+v): %v", now, j, err)
+				}
+				s.Next(0, now)
+				now += benchC
+				s.Done(0, now)
+			}
+		})
+	}
+	for _, n := range []int{1, 100, 10000} {
+		b.Run("preempt/queued="+strconv.Itoa(n), func(b *testing.B) {
+			s, id := fillCfg(b, 1, n+1, cfg)
+			now := int64(0)
+			s.Next(0, now) // n queued, the head running
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				id++
+				u := Job{ID: id, Deadline: now + benchC/2, Estimate: benchC / 10}
+				if _, err := s.Admit(now, u); err != nil {
+					b.Fatalf("Admit(%d, %+v): %v", now, u, err)
+				}
+				if a := s.Next(0, now); a.Run.ID != u.ID || a.Stop.ID == 0 {
+					b.Fatalf("Next(0, %d): got %+v, want %d to preempt", now, a, u.ID)
+				}
+				now += benchC / 5
+				s.Done(0, now)
+				s.Next(0, now) // resumes
+				now += benchC
+				s.Done(0, now)
+				s.Next(0, now) // the next head
+				id++
+				j := Job{ID: id, Deadline: now + int64(n+2)*2*benchC, Estimate: benchC}
+				if _, err := s.Admit(now, j); err != nil {
+					b.Fatalf("Admit(%d, %+v): %v", now, j, err)
 				}
 			}
 		})
