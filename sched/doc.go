@@ -1,6 +1,7 @@
-// Package sched is the pure scheduling logic of hyper-sched: per-core
-// earliest-deadline-first (EDF) queues, the exact admission test, a global
-// best-effort FIFO, and the estimator that learns execution times.
+// Package sched is the pure scheduling logic of hyper-sched: preemptive
+// earliest-deadline-first (EDF) scheduling of each core over a few lanes,
+// the exact admission test, a global best-effort FIFO shared round robin,
+// and the estimator that learns execution times.
 //
 // The supervisor is its only caller. It owns one [Scheduler] and one
 // [Estimator] from a single goroutine; neither is safe for concurrent use and
@@ -8,66 +9,113 @@
 //
 // # Model
 //
-// Every worker core runs one job at a time and jobs are not preempted. A
-// deadline job has an absolute deadline D and an execution-time estimate C
-// (both in nanoseconds on a monotonic clock chosen by the caller; the
-// package never reads a clock, time is always passed in as now). Each core
-// keeps its queued deadline jobs in EDF order: earlier deadline first, and
-// on equal deadlines the smaller [Job.ID] first. Because jobs are not
-// preempted, a core's future is fully determined by that order: the queued
-// jobs run back to back after the running one.
+// Times are nanoseconds on a monotonic clock chosen by the caller; the
+// package never reads a clock, time is always passed in as now. A deadline
+// job has an absolute deadline D and an estimate C. EDF order is earlier
+// deadline first, then smaller [Job.ID].
 //
-// A job without a deadline (D = 0) is best-effort. It waits in one global
-// FIFO, starts only on an available core that has no deadline work queued,
-// and may run for at most [Config.BestEffortCap] before the supervisor kills
-// it.
+// Each core has [Config.Lanes] lanes, worker processes of its own, and runs
+// at most one job at a time. Its started jobs hold one lane each: the
+// running one, and the stopped ones (deadline jobs on a stack whose
+// deadlines fall towards the top, and best-effort jobs). A job starts only
+// on a free lane; a stopped job resumes on its own. At every event
+// [Scheduler.Next] decides, returning an [Action]:
+//
+//   - a queued firm job whose deadline (plus LateCap) has passed is dropped
+//     (Expired);
+//   - the earliest deadline job runs: a queued one earlier than the running
+//     job, or any while a best-effort job runs, preempts it (Stop, Run) if a
+//     lane is free and the running job is not pinned (below); otherwise it
+//     waits; a stopped job resumes (Resume) when it is the earliest again;
+//   - with no deadline work on the core, best-effort jobs run, at most
+//     max(Lanes-1, 1) of them started per core, round robin for
+//     Config.Quantum each (Recheck): at a quantum's end the running one
+//     stops and a new one starts from the FIFO if allowed, else the least
+//     recently run one resumes.
+//
+// Done ends the running job and frees its lane. Remove ends a started job
+// whose lane died (killed at its deadline or cap, or crashed): the core has
+// one lane less until LaneUp, and if none is then free it is blocked for
+// RestartCost. Cancel removes only jobs never started. With Lanes = 1 no job
+// is ever preempted: the non-preemptive model.
+//
+// Every job is released when admitted, so without new arrivals a core's
+// future is fixed: the running job to its end, then every other deadline
+// job (queued ones with their estimates, stopped ones with what remains of
+// theirs) back to back in EDF order, each one's end freeing the lane the
+// next one needs.
 //
 // # The exact admission test
 //
-// For each available core, the timeline starts at t0, the time the running
-// job frees the core at the latest:
+// The running job ends at the latest at runEnd: when the rest of its
+// estimate has run if it is within it (a verified deadline job, or best
+// effort with a known estimate below the cap), unless its kill comes first;
+// otherwise at its kill: Deadline+LateCap+Grace for a deadline job, its run
+// time reaching BestEffortCap plus Grace for best effort (a kill already
+// due but not yet Removed counts as now). t0 = free(now) is that end, never
+// before now, plus RestartCost if it is a kill that leaves
+// no lane free (with one lane, always); an idle core that a kill left
+// without a free lane is blocked until its replacement (the Remove's time
+// plus RestartCost).
 //
-//   - no running job: t0 = now;
-//   - a running deadline job that has run no longer than its estimate:
-//     t0 = min(start+C, D+Grace+RestartCost);
-//   - a running deadline job past its estimate: it will be killed at its
-//     deadline and its worker restarted, so t0 = D+Grace+RestartCost;
-//   - a running best-effort job with a known estimate C < BestEffortCap,
-//     within it: t0 = start+C;
-//   - a running best-effort job past its estimate, or with none known
-//     (C >= BestEffortCap): it will be killed at its cap, so
-//     t0 = start+BestEffortCap+Grace+RestartCost;
+// Admit(now, j) tests every available core and plans j there in one of two
+// ways:
 //
-// and t0 is never earlier than now. The new job is inserted into the core's
-// EDF order and the queue is replayed from t0, each job finishing at t0 plus
-// the sum of the estimates up to and including its own. The insertion is
-// admissible if and only if every job on the core, old and new, finishes by
-// its deadline (finishing exactly at the deadline is on time). This is exact
-// for the given estimates, not a utilisation bound; as a consequence a job
-// is never admitted if it would make an already admitted one late. A core
-// already holding a job that is late in this replay (possible only when
-// reality left the plan: the running job overran its estimate, or the core
-// sat idle with work queued) admits nothing until that job leaves the queue.
+//   - preempting, if j would (a lane is free, the running job is not pinned,
+//     and it is best effort or later than j in EDF order): j runs first, from
+//     now, charged PreemptCost; then the stopped job's rest (runEnd from j's
+//     finish); then the queue in EDF order;
+//   - waiting, if that plan fails or j does not preempt: the running job to
+//     t0, then the queue and j in EDF order.
 //
-// Before any core is tested, a job with C >= D-now is refused as invalid
-// (DESIGN §2). So a new job needs at least 1 ns of slack on an idle core,
-// while in the replay finishing exactly at the deadline is on time.
+// The plan is admissible if and only if every deadline that counts is met,
+// finishing exactly at the deadline being on time: j's, every queued
+// verified job's, every stopped verified job's within its estimate, and,
+// if j preempts, the running job's if it is verified and within its
+// estimate (pushed into its kill, it misses). A job admitted to wait while
+// it is earlier than the running job (or that is best effort) pins the
+// core: the running job is not preempted until it ends, so the plan stays
+// true; the pin goes when no such job waits. A core whose queue is already
+// late (possible only when reality left the plan: an overrun, a core idle
+// with work queued, a lost lane) admits nothing.
+//
+// An unverified job ([Job.Unverified]) is planned as running until its
+// kill and its lane's restart: Estimate becomes
+// Deadline+LateCap+Grace+RestartCost-now. Its own lateness is not checked,
+// but it delays every job after it by that much, so a wrong claim can only
+// make the claimant late. A stopped job past its estimate (or unverified)
+// keeps as its rest the time to its kill when it was stopped, unchecked.
+//
+// This is exact for the estimates given, not a utilisation bound: the
+// tests' brute-force oracle plays each core's future job by job under these
+// rules and agrees with Admit on random states, and a simulation of the
+// dispatcher never sees an admitted verified job late. Two corners are
+// pessimistic by design: the restart after the running job's kill delays
+// even a stopped job that could resume without a lane, and an unverified
+// job's restart counts even where another lane would be free at its kill.
+//
+// Before any core is tested, a job with C >= D-now (unverified: D <= now) is
+// refused as invalid (DESIGN §2). So a new job needs at least 1 ns of slack
+// on an idle core, while in the plan finishing exactly at the deadline is
+// on time.
 //
 // The test costs O(log n) per core for n queued jobs, and so do enqueueing,
-// cancelling and starting a job. Each core's queue is a treap ordered by
-// (deadline, ID) whose every node keeps two aggregates of its subtree run
-// alone from time 0: the sum of the estimates, and the minimum of deadline
-// minus finish time (the latest start at which the whole subtree is on
+// cancelling and starting a job. Each core's queue (queued and stopped
+// deadline jobs) is a treap ordered by (deadline, ID) whose every node keeps
+// two aggregates of its subtree run alone from time 0: the sum of the
+// estimates, and the minimum of due time minus finish time (the latest
+// start at which the whole subtree is on time; unchecked jobs have no due
 // time). Both compose from the children, so one walk from the root yields
 // the work that runs before the new job and the latest start at which the
 // jobs after it are still on time; the insertion delays exactly those jobs
-// by the new estimate.
+// by the new estimate. The preempting plan needs only the root's aggregate.
 //
 // # Core choice
 //
 // Among the feasible cores, Admit picks the one whose schedule after the
 // insertion has the largest minimum slack (deadline minus finish time, over
-// every job on the core, the new one included): worst fit, which spreads load
+// the deadlines that count in its plan, the new job's included): worst fit,
+// which spreads load
 // and keeps the most headroom against estimate errors. Equal slacks go to the
 // core whose plan goes idle first (t0 plus its queued estimates, before the
 // insertion), because one tight job at the front of a queue pins its minimum
@@ -79,13 +127,16 @@
 //
 // # Use
 //
-// The supervisor calls Admit for every call and, if the chosen core is idle
-// (or, for a best-effort job, some core is), Next for that core. When a
-// worker reports a result it calls Done then Next. When it kills a job at
-// its deadline it calls Done only once the replacement worker is up, so that
-// the restart keeps counting as blocking time. When a worker is lost it
-// reads Running, calls SetAvailable(core, false) and Drain, and re-Admits
-// the drained jobs on the other cores.
+// The supervisor calls Admit for every call, then Next on the chosen core
+// (for a best-effort job, on every core), and carries out the Action in
+// order: answer Expired, start or resume Run (on an idle lane, or Run's
+// stopped one), stop Stop's lane, arm a timer for Recheck. When a job's
+// result arrives it calls Done, then Next. When it kills a started job
+// (running or stopped) at Deadline+LateCap, or a best-effort one at its
+// cap, or a lane dies under a job, it calls Remove, then Next; LaneUp when
+// a replacement lane is up, LaneDown when an idle lane dies. When a whole
+// worker is lost it calls SetAvailable(core, false) and Drain, re-Admits
+// the queued jobs elsewhere and answers the started ones.
 //
 // # Never
 //
