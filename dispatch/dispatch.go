@@ -295,7 +295,20 @@ func (d *Dispatcher) Cancel(id uint64) bool {
 		return false
 	}
 	d.answer(t, Outcome{Kind: Cancelled, Why: "cancelled before it started"})
+	d.nextAfterCancel(t)
 	return true
+}
+
+// nextAfterCancel lets t's core go on after t left its queue: a job
+// pinned for it may be preempted again, best effort may rotate; d.mu held.
+func (d *Dispatcher) nextAfterCancel(t *Task) {
+	if t.core >= 0 {
+		d.next(t.core)
+		return
+	}
+	for i := range d.cores {
+		d.next(i)
+	}
 }
 
 // LaneUp records that lane li of core is up and idle, served by l.
@@ -696,5 +709,6 @@ func (d *Dispatcher) Lose(id uint64, why string) bool {
 	}
 	d.count.Lost++
 	d.answer(t, Outcome{Kind: Lost, Why: why})
+	d.nextAfterCancel(t)
 	return true
 }

@@ -87,6 +87,11 @@ func (s *Scheduler) check(c *core, now int64, j Job) (ok, preempt bool, slack, i
 		}
 	}
 	prefix, after := q.around(j.Deadline, j.ID)
+	if j.Unverified && t0+prefix >= j.Deadline {
+		// It could not even start before its deadline: admitting it would
+		// only expire it in the queue.
+		return false, false, t0 + prefix - j.Deadline, idle
+	}
 	slack = margin(due, t0+prefix+j.Estimate)
 	if slack < 0 || q.len() == 0 {
 		return slack >= 0, false, slack, idle
@@ -110,6 +115,9 @@ func (s *Scheduler) check(c *core, now int64, j Job) (ok, preempt bool, slack, i
 
 // checkPreempt tests the plan in which j preempts c's running job at now.
 func (s *Scheduler) checkPreempt(c *core, now int64, j Job, due int64) (ok bool, slack int64) {
+	if j.Unverified && now+s.cfg.PreemptCost >= j.Deadline {
+		return false, now + s.cfg.PreemptCost - j.Deadline
+	}
 	fj := now + s.cfg.PreemptCost + j.Estimate
 	slack = margin(due, fj)
 	if slack < 0 {

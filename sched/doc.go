@@ -83,7 +83,9 @@
 // kill and its lane's restart: Estimate becomes
 // Deadline+LateCap+Grace+RestartCost-now. Its own lateness is not checked,
 // but it delays every job after it by that much, so a wrong claim can only
-// make the claimant late. A stopped job past its estimate (or unverified)
+// make the claimant late. It must be able to start before its deadline,
+// though: one that could only start after it would just expire in the
+// queue. A stopped job past its estimate (or unverified)
 // keeps as its rest the time to its kill when it was stopped, unchecked.
 //
 // This is exact for the estimates given, not a utilisation bound: the

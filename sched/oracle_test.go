@@ -278,6 +278,7 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		stopped bool
 		due     bool // its deadline counts
 		kill    bool // its end is its kill
+		fresh   bool // j: if unverified, it must start before its deadline
 	}
 	// Everything but the running job, in EDF order: the queued jobs come
 	// sorted, the few others are inserted.
@@ -302,6 +303,9 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 	switch {
 	case j != nil && preempt:
 		f.lane()
+		if j.Unverified && f.t+cfg.PreemptCost >= j.Deadline {
+			f.ok = false
+		}
 		f.t += oracleEstimate(cfg, cs.now, *j) + cfg.PreemptCost
 		if !j.Unverified {
 			f.check(*j, f.t, false)
@@ -327,12 +331,15 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		fallthrough
 	default:
 		if j != nil {
-			insert(item{job: *j, rem: oracleEstimate(cfg, cs.now, *j), due: !j.Unverified, kill: j.Unverified})
+			insert(item{job: *j, rem: oracleEstimate(cfg, cs.now, *j), due: !j.Unverified, kill: j.Unverified, fresh: true})
 		}
 	}
 	for _, x := range rest {
 		if !x.stopped && !x.running {
 			f.lane()
+		}
+		if x.fresh && x.job.Unverified && f.t >= x.job.Deadline {
+			f.ok = false // it could not start before its deadline
 		}
 		var e int64
 		kill := x.kill
