@@ -81,32 +81,39 @@ func newMetrics(s *Supervisor) *metrics {
 	}, func() float64 { return float64(s.CalibrationQueue().Dropped) }))
 	for core, cpu := range s.choice.Workers {
 		labels := prometheus.Labels{"proc": fmt.Sprintf("worker-%d", cpu)}
-		coreStat := func(f func(dispatch.CoreInfo) float64) func() float64 {
-			return func() float64 {
+		for _, cs := range coreSeries {
+			read := func() float64 {
 				_, cores, _ := s.disp.Stats()
-				return f(cores[core])
+				return cs.read(cores[core])
+			}
+			if cs.counter {
+				m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: cs.name, Help: cs.help, ConstLabels: labels}, read))
+			} else {
+				m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: cs.name, Help: cs.help, ConstLabels: labels}, read))
 			}
 		}
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hyper_sched_queue_length", Help: "Deadline jobs queued (not started) on a worker core.", ConstLabels: labels,
-		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Queued) })))
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hyper_sched_stopped_jobs", Help: "Started jobs whose lanes are stopped (preempted) on a worker core.", ConstLabels: labels,
-		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Stopped) })))
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hyper_sched_lanes_up", Help: "Live lanes of a worker core.", ConstLabels: labels,
-		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.CoreStats.Lanes) })))
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hyper_sched_core_busy_seconds_total", Help: "Time a worker core spent running jobs.", ConstLabels: labels,
-		}, coreStat(func(c dispatch.CoreInfo) float64 { return time.Duration(c.Busy).Seconds() })))
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hyper_sched_preemptions_total", Help: "Running jobs stopped for a more urgent one on a worker core.", ConstLabels: labels,
-		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Preemptions) })))
-		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hyper_sched_quantum_rotations_total", Help: "Best-effort jobs stopped at the end of a quantum on a worker core.", ConstLabels: labels,
-		}, coreStat(func(c dispatch.CoreInfo) float64 { return float64(c.Rotations) })))
 	}
 	return m
+}
+
+// coreSeries are the series of each worker core, read from the dispatcher.
+var coreSeries = []struct {
+	name, help string
+	counter    bool
+	read       func(dispatch.CoreInfo) float64
+}{
+	{"hyper_sched_queue_length", "Deadline jobs queued (not started) on a worker core.", false,
+		func(c dispatch.CoreInfo) float64 { return float64(c.Queued) }},
+	{"hyper_sched_stopped_jobs", "Started jobs whose lanes are stopped (preempted) on a worker core.", false,
+		func(c dispatch.CoreInfo) float64 { return float64(c.Stopped) }},
+	{"hyper_sched_lanes_up", "Live lanes of a worker core.", false,
+		func(c dispatch.CoreInfo) float64 { return float64(c.CoreStats.Lanes) }},
+	{"hyper_sched_core_busy_seconds_total", "Time a worker core spent running jobs.", true,
+		func(c dispatch.CoreInfo) float64 { return time.Duration(c.Busy).Seconds() }},
+	{"hyper_sched_preemptions_total", "Running jobs stopped for a more urgent one on a worker core.", true,
+		func(c dispatch.CoreInfo) float64 { return float64(c.Preemptions) }},
+	{"hyper_sched_quantum_rotations_total", "Best-effort jobs stopped at the end of a quantum on a worker core.", true,
+		func(c dispatch.CoreInfo) float64 { return float64(c.Rotations) }},
 }
 
 // handler serves the registry in the Prometheus text format.
