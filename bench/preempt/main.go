@@ -17,7 +17,7 @@
 //
 //	go run ./bench/preempt -rounds 2000
 //
-// It takes about a minute. It prints the machine, the load average before and
+// It takes one to three minutes, depending on the load. It prints the machine, the load average before and
 // after, and a markdown table: p50/p90/p99/max in µs per measurement. The
 // figures and what they mean for the supervisor are in docs/preemption.md.
 //
@@ -88,6 +88,7 @@ func main() {
 type bench struct {
 	ctx     context.Context
 	rounds  int
+	alone   int // rounds of the freezer with no other group frozen
 	sigCPU  int
 	laneCPU int
 	page    *page
@@ -105,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("preempt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rounds := fs.Int("rounds", 2000, "rounds per measurement")
+	aloneRounds := fs.Int("alone-rounds", 200, "rounds of rows 5d–5e (the freezer with no other group frozen: milliseconds each)")
 	sigCPU := fs.Int("signal-cpu", 0, "CPU of the signaller (this process)")
 	laneCPU := fs.Int("lane-cpu", 1, "CPU of the spinner and the lanes")
 	if err := fs.Parse(args); err != nil {
@@ -113,8 +115,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *rounds < 1 || *sigCPU == *laneCPU || *sigCPU < 0 || *laneCPU < 0 {
-		fmt.Fprintln(stderr, "preempt: -rounds must be positive and -signal-cpu and -lane-cpu two different CPUs")
+	if *rounds < 1 || *aloneRounds < 1 || *sigCPU == *laneCPU || *sigCPU < 0 || *laneCPU < 0 {
+		fmt.Fprintln(stderr, "preempt: -rounds and -alone-rounds must be positive and -signal-cpu and -lane-cpu two different CPUs")
 		return 2
 	}
 
@@ -133,11 +135,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "preempt: %v\n", err)
 		return 1
 	}
-	b := &bench{ctx: ctx, rounds: *rounds, sigCPU: *sigCPU, laneCPU: *laneCPU, page: pg, stderr: stderr}
+	b := &bench{ctx: ctx, rounds: *rounds, alone: *aloneRounds, sigCPU: *sigCPU, laneCPU: *laneCPU, page: pg, stderr: stderr}
 
 	fmt.Fprintf(stdout, "# preempt, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(stdout, "- machine: %s, %s, %s, %d CPUs online\n", kernel(), cpuModel(), runtime.Version(), runtime.NumCPU())
-	fmt.Fprintf(stdout, "- signaller on CPU %d, lanes on CPU %d, %d rounds\n", b.sigCPU, b.laneCPU, b.rounds)
+	fmt.Fprintf(stdout, "- signaller on CPU %d, lanes on CPU %d, %d rounds (%d for 5d–5e)\n", b.sigCPU, b.laneCPU, b.rounds, b.alone)
 	fmt.Fprintf(stdout, "- clock read (unix.ClockGettime): %.2f µs\n", clockCost())
 	fmt.Fprintf(stdout, "- load average before: %s\n", loadavg())
 
@@ -282,7 +284,8 @@ func (b *bench) fifo() ([]row, error) {
 // The kernel's cost of a freeze depends on whether another group is frozen
 // already (the first freeze and the last thaw cost milliseconds more), so
 // the freezer is measured twice: first while an empty group beside it is held
-// FROZEN, alternating with SIGSTOP; then with no other group frozen.
+// FROZEN, alternating with SIGSTOP; then, for -alone-rounds rounds, with no
+// other group frozen.
 func (b *bench) freezer() ([]row, error) {
 	stop := row{id: "5a", name: "SIGSTOP", interval: "SIGSTOP → spinner thread in state T"}
 	freeze := row{id: "5b", name: "freezer v1 freeze", interval: "write FROZEN → freezer.state reads FROZEN (another group frozen)"}
@@ -354,7 +357,7 @@ func (b *bench) freezer() ([]row, error) {
 	if err := hold.set("THAWED"); err != nil {
 		return nil, err
 	}
-	for range b.rounds {
+	for range b.alone {
 		if err := b.ready(nil, sp); err != nil {
 			return nil, fmt.Errorf("freezer: %w", err)
 		}
