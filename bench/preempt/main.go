@@ -164,7 +164,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // idle is the baseline: waking the lane on a CPU that has nothing to run.
 func (b *bench) idle() ([]row, error) {
 	r := row{id: "0", name: "baseline, CPU idle", interval: "write → lane runs (no spinner)"}
-	ln, err := b.spawn(roleLane)
+	ln, err := b.spawn(roleLane, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -246,21 +246,21 @@ func (b *bench) stopOrder() ([]row, error) {
 // urgent lane above the spinner, and no signal at all.
 func (b *bench) fifo() ([]row, error) {
 	r := row{id: "4", name: "SCHED_FIFO stacked", interval: "write → lane runs (lane FIFO 2 > spinner FIFO 1, no signal)"}
-	sp, ln, err := b.pair()
+	if err := errors.Join(setThreadPolicy(unix.SCHED_FIFO, 1), setThreadPolicy(unix.SCHED_NORMAL, 0)); err != nil {
+		r.skip = "skipped: " + err.Error()
+		return []row{r}, nil
+	}
+	// The lane first: a FIFO spinner would hold CPU 1 against its start.
+	ln, err := b.spawn(roleLane, 2)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.close()
+	sp, err := b.spawn(roleSpinner, 1, b.page.file)
 	if err != nil {
 		return nil, err
 	}
 	defer sp.close()
-	defer ln.close()
-	// The lane first: a FIFO spinner would hold CPU 1 against a normal lane.
-	if err := setFIFO(ln.pid, 2); err != nil {
-		r.skip = "skipped: " + err.Error()
-		return []row{r}, nil
-	}
-	if err := setFIFO(sp.pid, 1); err != nil {
-		r.skip = "skipped: " + err.Error()
-		return []row{r}, nil
-	}
 	for range b.rounds {
 		if err := b.ready(ln, sp); err != nil {
 			return nil, fmt.Errorf("%s: %w", r.name, err)
@@ -317,7 +317,7 @@ func (b *bench) freezer() ([]row, error) {
 		return result(err.Error()), nil
 	}
 	defer g.remove()
-	sp, err := b.spawn(roleSpinner, b.page.file)
+	sp, err := b.spawn(roleSpinner, 0, b.page.file)
 	if err != nil {
 		return nil, err
 	}
@@ -441,13 +441,13 @@ func (g *group) remove() {
 func (b *bench) kill() ([]row, error) {
 	killFirst := row{id: "6a", name: "deadline kill, then wake", interval: "SIGKILL, write → lane runs"}
 	wakeFirst := row{id: "6b", name: "wake, then deadline kill", interval: "write, SIGKILL → lane runs"}
-	ln, err := b.spawn(roleLane)
+	ln, err := b.spawn(roleLane, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer ln.close()
 	for i := range 2 * b.rounds {
-		sp, err := b.spawn(roleSpinner, b.page.file)
+		sp, err := b.spawn(roleSpinner, 0, b.page.file)
 		if err != nil {
 			return nil, err
 		}
@@ -500,11 +500,11 @@ func (b *bench) ready(ln, sp *child) error {
 
 // pair starts a spinner and an idle lane.
 func (b *bench) pair() (sp, ln *child, err error) {
-	sp, err = b.spawn(roleSpinner, b.page.file)
+	sp, err = b.spawn(roleSpinner, 0, b.page.file)
 	if err != nil {
 		return nil, nil, err
 	}
-	ln, err = b.spawn(roleLane)
+	ln, err = b.spawn(roleLane, 0)
 	if err != nil {
 		sp.close()
 		return nil, nil, err
@@ -524,10 +524,10 @@ type child struct {
 	inRead []byte
 }
 
-// spawn re-executes this binary in role on the lane CPU, with one end of a
-// new socketpair as fd 3 and extra as fd 4…, and reads the thread id the
-// child announces.
-func (b *bench) spawn(role string, extra ...*os.File) (*child, error) {
+// spawn re-executes this binary in role on the lane CPU, under SCHED_FIFO at
+// prio if prio > 0, with one end of a new socketpair as fd 3 and extra as fd
+// 4…, and reads the thread id the child announces.
+func (b *bench) spawn(role string, prio int, extra ...*os.File) (*child, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: socketpair: %w", role, err)
@@ -538,16 +538,19 @@ func (b *bench) spawn(role string, extra ...*os.File) (*child, error) {
 	c.cmd.Stderr = os.Stderr
 	c.cmd.ExtraFiles = append([]*os.File{theirs}, extra...)
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	// Fork from this locked thread while it is pinned to the lane CPU, so
-	// the child and every thread it makes are born there.
-	if err := pinThread(b.laneCPU); err != nil {
-		unix.Close(c.sock)
-		return nil, fmt.Errorf("spawn %s: pin to CPU %d: %w", role, b.laneCPU, err)
+	// Fork from this locked thread while it has the child's CPU and policy,
+	// so the child and every thread it makes are born with them (a walk over
+	// /proc/PID/task can miss a thread being cloned: docs/isolation.md).
+	err = pinThread(b.laneCPU)
+	if err == nil && prio > 0 {
+		err = setThreadPolicy(unix.SCHED_FIFO, prio)
 	}
-	err = c.cmd.Start()
+	if err == nil {
+		err = c.cmd.Start()
+	}
 	theirs.Close() // the child has its copy; its exit now reads as EOF here
-	if perr := pinThread(b.sigCPU); perr != nil && err == nil {
-		err = fmt.Errorf("pin back to CPU %d: %w", b.sigCPU, perr)
+	if perr := errors.Join(pinThread(b.sigCPU), setThreadPolicy(unix.SCHED_NORMAL, 0)); perr != nil && err == nil {
+		err = fmt.Errorf("restore the signaller's thread: %w", perr)
 	}
 	if err != nil {
 		if c.cmd.Process != nil {
@@ -561,6 +564,10 @@ func (b *bench) spawn(role string, extra ...*os.File) (*child, error) {
 	if err := b.hello(c); err != nil {
 		c.close()
 		return nil, fmt.Errorf("spawn %s: %w", role, err)
+	}
+	if attr, err := unix.SchedGetAttr(c.tid, 0); err != nil || (prio > 0 && (attr.Policy != unix.SCHED_FIFO || attr.Priority != uint32(prio))) {
+		c.close()
+		return nil, fmt.Errorf("spawn %s: thread %d not at SCHED_FIFO %d: %+v, %v", role, c.tid, prio, attr, err)
 	}
 	return c, nil
 }
@@ -788,17 +795,11 @@ func pinProcess(cpu int) error {
 	return nil
 }
 
-// setFIFO puts every thread of pid under SCHED_FIFO at prio.
-func setFIFO(pid, prio int) error {
-	tids, err := tasks(pid)
-	if err != nil {
-		return err
-	}
-	for _, tid := range tids {
-		attr := unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: uint32(prio)}
-		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
-			return fmt.Errorf("sched_setattr SCHED_FIFO %d on thread %d: %w", prio, tid, err)
-		}
+// setThreadPolicy sets the calling thread's scheduling policy.
+func setThreadPolicy(policy, prio int) error {
+	attr := unix.SchedAttr{Policy: uint32(policy), Priority: uint32(prio)}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("sched_setattr policy %d priority %d: %w", policy, prio, err)
 	}
 	return nil
 }
