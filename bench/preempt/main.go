@@ -8,7 +8,8 @@
 // socketpair; for each byte it reads it writes back its CLOCK_MONOTONIC time,
 // which all processes share). Both are this binary re-executed through
 // /proc/self/exe with a hidden role argument (__spinner, __lane), forked from
-// a thread pinned to CPU 1 so that none of their threads ever runs elsewhere.
+// a thread that has their CPU (and SCHED_FIFO policy for rows 4a–4b), so that
+// every thread of theirs is born with it.
 // Every measurement starts fresh children; measurements that are compared
 // with each other alternate round by round, so that both see the same load.
 //
@@ -17,14 +18,16 @@
 //
 //	go run ./bench/preempt -rounds 2000
 //
-// It takes one to three minutes, depending on the load. It prints the machine, the load average before and
-// after, and a markdown table: p50/p90/p99/max in µs per measurement. The
-// figures and what they mean for the supervisor are in docs/preemption.md.
+// It takes one to three minutes, depending on the load. It prints the
+// machine, the load average before and after, and a markdown table:
+// p50/p90/p99/max in µs per measurement. The figures and what they mean for
+// the supervisor are in docs/preemption.md.
 //
 // # Notes
 //
 //   - An interval starts just before the signaller's first syscall of the
-//     switch, so it includes that syscall (kill(2) or write(2), ~1 µs).
+//     switch, so it includes that syscall (kill(2) or write(2)) and two clock
+//     reads; the header prints what one clock read costs on the machine.
 //   - "Lane runs" is the lane's own clock read just after read(2) returns in
 //     Go, so it includes Go's syscall exit: what a coreworker would see.
 //   - "Spinner runs" is the signaller, spinning on CPU 0, seeing the counter
@@ -242,40 +245,65 @@ func (b *bench) stopOrder() ([]row, error) {
 	return []row{wake, stopf, resume}, nil
 }
 
-// fifo measures row 4: the lanes at stacked SCHED_FIFO priorities, the
-// urgent lane above the spinner, and no signal at all.
+// fifo measures rows 4a–4b, the lanes under SCHED_FIFO: at stacked
+// priorities (the urgent lane above the spinner) and no signal at all; and at
+// equal priorities, where a woken lane cannot preempt the spinner, so the
+// supervisor wakes it and then stops the spinner.
 func (b *bench) fifo() ([]row, error) {
-	r := row{id: "4", name: "SCHED_FIFO stacked", interval: "write → lane runs (lane FIFO 2 > spinner FIFO 1, no signal)"}
+	stacked := row{id: "4a", name: "SCHED_FIFO stacked", interval: "write → lane runs (lane FIFO 2 > spinner FIFO 1, no signal)"}
+	equal := row{id: "4b", name: "SCHED_FIFO equal, wake first", interval: "write, SIGSTOP → lane runs (lane and spinner FIFO 1)"}
 	if err := errors.Join(setThreadPolicy(unix.SCHED_FIFO, 1), setThreadPolicy(unix.SCHED_NORMAL, 0)); err != nil {
-		r.skip = "skipped: " + err.Error()
-		return []row{r}, nil
+		stacked.skip = "skipped: " + err.Error()
+		equal.skip = stacked.skip
+		return []row{stacked, equal}, nil
 	}
-	// The lane first: a FIFO spinner would hold CPU 1 against its start.
-	ln, err := b.spawn(roleLane, 2)
-	if err != nil {
+	if err := b.fifoPhase(&stacked, 2, false); err != nil {
 		return nil, err
+	}
+	if err := b.fifoPhase(&equal, 1, true); err != nil {
+		return nil, err
+	}
+	return []row{stacked, equal}, nil
+}
+
+// fifoPhase measures r with a spinner at SCHED_FIFO 1 and an idle lane at
+// lanePrio, stopping the spinner after the write if stop.
+func (b *bench) fifoPhase(r *row, lanePrio int, stop bool) error {
+	// The lane first: a FIFO spinner would hold CPU 1 against its start.
+	ln, err := b.spawn(roleLane, lanePrio)
+	if err != nil {
+		return err
 	}
 	defer ln.close()
 	sp, err := b.spawn(roleSpinner, 1, b.page.file)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer sp.close()
 	for range b.rounds {
 		if err := b.ready(ln, sp); err != nil {
-			return nil, fmt.Errorf("%s: %w", r.name, err)
+			return fmt.Errorf("%s: %w", r.name, err)
 		}
 		t0 := now()
-		if err := ln.poke(); err != nil {
-			return nil, err
+		err := ln.poke()
+		if stop {
+			err = errors.Join(err, unix.Kill(sp.pid, unix.SIGSTOP))
+		}
+		if err != nil {
+			return err
 		}
 		t1, err := ln.answer()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.ns = append(r.ns, t1-t0)
+		if stop {
+			if err := errors.Join(sp.waitState('T'), unix.Kill(sp.pid, unix.SIGCONT)); err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
 	}
-	return []row{r}, nil
+	return nil
 }
 
 // freezer measures rows 5a–5e: stopping the spinner with SIGSTOP against
