@@ -297,10 +297,20 @@ func (b *bench) fifoPhase(r *row, lanePrio int, stop bool) error {
 			return err
 		}
 		r.ns = append(r.ns, t1-t0)
-		if stop {
-			if err := errors.Join(sp.waitState('T'), unix.Kill(sp.pid, unix.SIGCONT)); err != nil {
-				return fmt.Errorf("%s: %w", r.name, err)
-			}
+		if !stop {
+			continue
+		}
+		// Resume only once the lane is back in its read: a lane that blocks
+		// anywhere else (the Go runtime) while the spinner runs would wait
+		// behind it at equal FIFO priority until the spinner stops.
+		if err := sp.waitState('T'); err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		if err := ln.waitBlocked(); err != nil {
+			return fmt.Errorf("%s: %w", r.name, err)
+		}
+		if err := unix.Kill(sp.pid, unix.SIGCONT); err != nil {
+			return err
 		}
 	}
 	return nil
