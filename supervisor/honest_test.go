@@ -1020,3 +1020,58 @@ func TestHonestCallNeverWaitsForCalibration(t *testing.T) {
 		t.Error("/test: got a result from a benchd that never answered")
 	}
 }
+
+// TestHonestRemeasureDroppedNotRecorded is item 4 beside item 7: a shape
+// refused on its learned estimate while the background queue is full
+// (first-use calls of other tenants fill it; TestHonestLiar's liar keeps it
+// full) has its re-measure dropped. A dropped re-measure must not count as
+// one: once the queue has room, the next refusal queues it.
+//
+// FAILS today: remeasure records the key as re-measured before
+// calibrateLater drops it, so the shape waits 10 s for its next chance (and
+// then finds the queue full again while a liar keeps it so).
+func TestHonestRemeasureDroppedNotRecorded(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	r.honOutlier(3) // f(3) is refused at D=40 ms, on one slow run
+	key := r.key(3)
+
+	// Other tenants' first-use calls fill the queue; benchd is busy with
+	// the first of them.
+	r.autoAnswer(time.Millisecond)
+	for i := range maxCalibQueue + 1 {
+		if _, err := r.s.Call(context.Background(), r.spec("", 10_000+i, 1*hms, 40*hms)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.bench.next(t)
+	if st := r.s.CalibrationQueue(); st.Pending != maxCalibQueue {
+		t.Fatalf("queue: %+v, want full", st)
+	}
+	r.call("refused-full", 3, 0, 40*hms).refused(apierr.InvalidDeadline)
+	if st := r.s.CalibrationQueue(); st.Dropped != 1 {
+		t.Fatalf("queue: %+v, want f(3)'s re-measure dropped", st)
+	}
+
+	// benchd works through the queue (every measurement fails).
+	for range maxCalibQueue + 1 {
+		r.bench.answers <- honBenchAnswer{err: apierr.New(apierr.WorkerLost, "benchd exited")}
+	}
+	honWait(t, "the queue is empty", func() bool {
+		st := r.s.CalibrationQueue()
+		return st.Pending == 0 && !st.Running
+	})
+	r.bench.set(func(context.Context, *call) (*ipc.Calibrated, error) {
+		return &ipc.Calibrated{Runs: 50, MinNs: 1.8e6, MedianNs: 1.9e6, P99Ns: 2e6, MaxNs: 2.1e6, Stable: true}, nil
+	})
+	// The next refusal, well within 10 s, queues the re-measure.
+	r.call("refused-room", 3, 0, 40*hms).refused(apierr.InvalidDeadline)
+	st := r.s.CalibrationQueue()
+	if st.Queued != maxCalibQueue+2 {
+		r.s.mu.Lock()
+		last, recorded := r.s.remeasured[key]
+		r.s.mu.Unlock()
+		t.Fatalf("queue %+v: f(3)'s re-measure not queued with room in the queue (recorded as re-measured at %v: %v)",
+			st, last.Format(time.StampMicro), recorded)
+	}
+	honWait(t, "f(3) is re-measured", func() bool { return r.learned(3) < 3*hms })
+}
