@@ -280,9 +280,12 @@ func (s *Supervisor) remeasure(cl *call) {
 	if s.remeasured == nil || len(s.remeasured) >= remeasureKeys {
 		s.remeasured = map[string]time.Time{} // forgetting only allows an early retry
 	}
-	s.remeasured[cl.key] = now
+	// calibrateLater takes only its queue's lock. A request the full queue
+	// dropped is not a re-measure: the next refusal asks again.
+	if s.calibrateLater(cl) {
+		s.remeasured[cl.key] = now
+	}
 	s.mu.Unlock()
-	s.calibrateLater(cl)
 }
 
 // outcomeOf turns the dispatcher's outcome of t into the call's answer,
