@@ -1025,11 +1025,10 @@ func TestHonestCallNeverWaitsForCalibration(t *testing.T) {
 // refused on its learned estimate while the background queue is full
 // (first-use calls of other tenants fill it; TestHonestLiar's liar keeps it
 // full) has its re-measure dropped. A dropped re-measure must not count as
-// one: once the queue has room, the next refusal queues it.
-//
-// FAILS today: remeasure records the key as re-measured before
-// calibrateLater drops it, so the shape waits 10 s for its next chance (and
-// then finds the queue full again while a liar keeps it so).
+// one: once the queue has room, the next refusal queues it (2e0ae42; it
+// failed before: the key was recorded as re-measured, and the shape waited
+// 10 s for its next chance). While a liar keeps the queue full, the
+// re-measure still waits for room, behind the liar's calibrations.
 func TestHonestRemeasureDroppedNotRecorded(t *testing.T) {
 	r := newHonRig(t, 1, honRestart)
 	r.honOutlier(3) // f(3) is refused at D=40 ms, on one slow run
@@ -1074,4 +1073,31 @@ func TestHonestRemeasureDroppedNotRecorded(t *testing.T) {
 			st, last.Format(time.StampMicro), recorded)
 	}
 	honWait(t, "f(3) is re-measured", func() bool { return r.learned(3) < 3*hms })
+}
+
+// TestHonestQueuedExpiryAnswered: a call queued behind one that runs past
+// its estimate (within its own deadline) is answered when its deadline
+// passes, not when the core's next event comes. DESIGN §2: nothing hangs;
+// issue 12: a call never waits past its own deadline.
+//
+// FAILS today: the dispatcher expires queued calls only in Next, on the
+// core's next event (here the long call's result 40 ms later; seen in
+// TestHonestLiar as a 504 answered 99 ms after an 11 ms deadline).
+func TestHonestQueuedExpiryAnswered(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	r.seed(1, 2*hms)
+	long := r.call("long", 1, 0, 100*hms)
+	long.admitted(false)
+	short := r.call("short", 1, 0, 10*hms) // planned: 2.4 + 2.4 ms, due at 10
+	short.admitted(false)
+	r.clk.AdvanceTo(12 * hms) // past its deadline and a grace
+	select {
+	case <-short.done:
+	case <-time.After(time.Second):
+		t.Errorf("short: not answered at 12 ms, 2 ms past its deadline, while still queued")
+	}
+	r.clk.AdvanceTo(50 * hms)
+	r.result("long", 50*hms) // ran far past its 2 ms estimate, within its deadline
+	long.met()
+	short.failed(apierr.DeadlineExceeded)
 }
