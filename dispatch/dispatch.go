@@ -193,6 +193,10 @@ type Dispatcher struct {
 type coreState struct {
 	lanes   []laneState
 	recheck Timer
+	// expiry fires when the head of the queue passes its deadline
+	// (sched.Expiry), at expiryAt.
+	expiry   Timer
+	expiryAt int64
 	// preemption latency: stop decision → first result, tracked per core
 	// for metrics by the caller's lane (not here).
 }
@@ -443,8 +447,41 @@ func (d *Dispatcher) Abort(why string) {
 	}
 }
 
-// next carries out the scheduler's decisions for core; d.mu held.
+// next carries out the scheduler's decisions for core and arms its expiry
+// timer; d.mu held.
 func (d *Dispatcher) next(core int) {
+	d.decide(core)
+	d.armExpiry(core)
+}
+
+// armExpiry arms core's timer for the expiry of its queue's head, once per
+// distinct time; d.mu held.
+func (d *Dispatcher) armExpiry(core int) {
+	cs := &d.cores[core]
+	at, ok := d.sc.Expiry(core)
+	if ok && cs.expiry != nil && at == cs.expiryAt {
+		return
+	}
+	if cs.expiry != nil {
+		cs.expiry.Stop()
+		cs.expiry, cs.expiryAt = nil, 0
+	}
+	if !ok || d.aborted {
+		return
+	}
+	cs.expiryAt = at
+	cs.expiry = d.clock.AfterFunc(time.Duration(max(at-d.now(), 0)), func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if cs.expiryAt == at {
+			cs.expiry, cs.expiryAt = nil, 0
+			d.next(core)
+		}
+	})
+}
+
+// decide carries out the scheduler's decisions for core; d.mu held.
+func (d *Dispatcher) decide(core int) {
 	if d.aborted {
 		return // the scheduler's started jobs are answered already
 	}

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/hyper-sched/hyper-sched/ipc"
@@ -71,6 +72,7 @@ type queuedCalibration struct {
 	cl     *call
 	ctx    context.Context
 	cancel context.CancelFunc
+	urgent bool // a re-measure of a refused shape: ahead of first-use ones
 }
 
 // CalibQueueStats counts background calibrations since start; Pending and
@@ -144,7 +146,13 @@ func (c *calibrator) waiting(key string) int {
 // measured already (queued is then true as well), the queue is full or it
 // was stopped (queued false; counted as dropped). It never blocks, and
 // starts the serve goroutine only when none exists.
-func (c *calibrator) enqueue(cl *call, run func(context.Context, *call) bool) (queued bool) {
+//
+// An urgent request (a shape refused on its own learned estimate, which a
+// re-measure may let in again) goes ahead of every first-use one, and on a
+// full queue takes the place of the newest first-use one: a tenant flooding
+// the queue with never-measured shapes cannot keep a measured shape locked
+// out.
+func (c *calibrator) enqueue(cl *call, run func(context.Context, *call) bool, urgent bool) (queued bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -155,14 +163,32 @@ func (c *calibrator) enqueue(cl *call, run func(context.Context, *call) bool) (q
 		c.stats.Deduplicated++
 		return true
 	case len(c.pending) >= maxCalibQueue:
+		i := slices.IndexFunc(c.pending, func(q *queuedCalibration) bool { return !q.urgent })
+		if !urgent || i < 0 {
+			c.stats.Dropped++
+			return false
+		}
+		last := len(c.pending) - 1 // the newest first-use request is the last
+		evicted := c.pending[last]
+		evicted.cancel()
+		delete(c.keys, evicted.cl.key)
+		c.pending = c.pending[:last]
 		c.stats.Dropped++
-		return false
 	}
 	if c.keys == nil {
 		c.keys = map[string]bool{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c.pending = append(c.pending, &queuedCalibration{cl: cl, ctx: ctx, cancel: cancel})
+	q := &queuedCalibration{cl: cl, ctx: ctx, cancel: cancel, urgent: urgent}
+	if urgent {
+		at := len(c.pending)
+		if i := slices.IndexFunc(c.pending, func(q *queuedCalibration) bool { return !q.urgent }); i >= 0 {
+			at = i
+		}
+		c.pending = slices.Insert(c.pending, at, q)
+	} else {
+		c.pending = append(c.pending, q)
+	}
 	c.keys[cl.key] = true
 	c.stats.Queued++
 	if !c.serving {
@@ -279,7 +305,13 @@ func (c *calibrator) snapshot() CalibQueueStats {
 // false when the request was dropped: the queue is full (maxCalibQueue) or
 // shut down. CalibrationQueue counts both.
 func (s *Supervisor) calibrateLater(cl *call) (queued bool) {
-	return s.calib.enqueue(cl, s.runBackground)
+	return s.calib.enqueue(cl, s.runBackground, false)
+}
+
+// remeasureLater is calibrateLater for a shape refused on its learned
+// estimate: it goes ahead of first-use calibrations (enqueue).
+func (s *Supervisor) remeasureLater(cl *call) (queued bool) {
+	return s.calib.enqueue(cl, s.runBackground, true)
 }
 
 // CalibrationQueue returns the background calibration counters, for

@@ -384,3 +384,48 @@ func TestRegisterExports(t *testing.T) {
 		t.Errorf("got %v of %d, want the first %d of 20 parameterless exports", names, n, maxRegisterCalibrations)
 	}
 }
+
+// TestRemeasureLaterOrder: urgent requests (re-measures of refused shapes)
+// run before first-use ones in arrival order, take the newest first-use
+// request's place in a full queue, and are dropped only when every pending
+// request is urgent.
+func TestRemeasureLaterOrder(t *testing.T) {
+	s := testSupervisor(t)
+	fb := newFakeBench(s)
+	putTestModule(t, s, "m.wasm")
+	s.calibrateLater(callOf(t, s, "m.wasm", 0))
+	fb.next(t) // running, blocked
+	for i := 1; i <= maxCalibQueue; i++ {
+		s.calibrateLater(callOf(t, s, "m.wasm", i))
+	}
+	if !s.remeasureLater(callOf(t, s, "m.wasm", 100)) || !s.remeasureLater(callOf(t, s, "m.wasm", 101)) {
+		t.Fatal("re-measures not queued in a queue full of first-use requests")
+	}
+	if st := s.CalibrationQueue(); st.Pending != maxCalibQueue || st.Dropped != 2 {
+		t.Fatalf("stats: %+v, want a full queue and the two newest first-use requests dropped", st)
+	}
+	want := []uint64{100, 101}
+	for i := 1; i <= maxCalibQueue-2; i++ {
+		want = append(want, uint64(i))
+	}
+	for _, w := range want {
+		fb.answer <- okAnswer
+		if cl := fb.next(t); cl.params[0] != w {
+			t.Fatalf("got f(%d), want f(%d): urgent first, then first-use in order", cl.params[0], w)
+		}
+	}
+	// Now the running one is the last; fill the queue with urgent requests.
+	for i := range maxCalibQueue {
+		if !s.remeasureLater(callOf(t, s, "m.wasm", 200+i)) {
+			t.Fatalf("urgent %d: not queued", i)
+		}
+	}
+	if s.remeasureLater(callOf(t, s, "m.wasm", 300)) {
+		t.Error("an urgent request was queued into a queue full of urgent ones")
+	}
+	fb.answer <- okAnswer
+	for range maxCalibQueue {
+		fb.next(t)
+		fb.answer <- okAnswer
+	}
+}

@@ -282,7 +282,7 @@ func (s *Supervisor) remeasure(cl *call) {
 	}
 	// calibrateLater takes only its queue's lock. A request the full queue
 	// dropped is not a re-measure: the next refusal asks again.
-	if s.calibrateLater(cl) {
+	if s.remeasureLater(cl) {
 		s.remeasured[cl.key] = now
 	}
 	s.mu.Unlock()

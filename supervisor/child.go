@@ -93,8 +93,14 @@ func (l *laneProc) Stop() { l.signal(syscall.SIGSTOP) }
 func (l *laneProc) Resume() { l.signal(syscall.SIGCONT) }
 
 // Kill kills it; its exit is then an ordinary one, restarted at once.
+// The process is put under SCHED_IDLE first: its teardown (unmapping its
+// heap and compiled code) runs on the worker CPU in its own context, and
+// must not delay the lane that runs next there.
 func (l *laneProc) Kill() {
 	l.c.killedByUs.Store(true)
+	if err := isolate.SetIdlePolicy(l.proc.Pid); err != nil {
+		l.c.log.Debug("kill: idle policy", "err", err)
+	}
 	l.signal(syscall.SIGKILL)
 }
 

@@ -1021,15 +1021,12 @@ func TestHonestCallNeverWaitsForCalibration(t *testing.T) {
 	}
 }
 
-// TestHonestRemeasureDroppedNotRecorded is item 4 beside item 7: a shape
-// refused on its learned estimate while the background queue is full
-// (first-use calls of other tenants fill it; TestHonestLiar's liar keeps it
-// full) has its re-measure dropped. A dropped re-measure must not count as
-// one: once the queue has room, the next refusal queues it (2e0ae42; it
-// failed before: the key was recorded as re-measured, and the shape waited
-// 10 s for its next chance). While a liar keeps the queue full, the
-// re-measure still waits for room, behind the liar's calibrations.
-func TestHonestRemeasureDroppedNotRecorded(t *testing.T) {
+// TestHonestRemeasureAheadOfFirstUse: a re-measure of a shape refused on
+// its learned estimate goes ahead of other tenants' first-use calibrations,
+// and on a full queue takes the place of the newest of them, so a flood of
+// never-measured shapes cannot keep a measured one locked out; a request
+// the queue did drop is not recorded as a re-measure.
+func TestHonestRemeasureAheadOfFirstUse(t *testing.T) {
 	r := newHonRig(t, 1, honRestart)
 	r.honOutlier(3) // f(3) is refused at D=40 ms, on one slow run
 	key := r.key(3)
@@ -1047,32 +1044,36 @@ func TestHonestRemeasureDroppedNotRecorded(t *testing.T) {
 		t.Fatalf("queue: %+v, want full", st)
 	}
 	r.call("refused-full", 3, 0, 40*hms).refused(apierr.InvalidDeadline)
-	if st := r.s.CalibrationQueue(); st.Dropped != 1 {
-		t.Fatalf("queue: %+v, want f(3)'s re-measure dropped", st)
+	st := r.s.CalibrationQueue()
+	if st.Pending != maxCalibQueue || st.Dropped != 1 {
+		t.Fatalf("queue: %+v, want still full, the newest first-use request dropped for f(3)'s re-measure", st)
+	}
+	r.s.calib.mu.Lock()
+	first := r.s.calib.pending[0].cl.key
+	r.s.calib.mu.Unlock()
+	if first != key {
+		t.Fatalf("head of the queue: %q, want f(3)'s re-measure %q", first, key)
+	}
+	r.s.mu.Lock()
+	_, recorded := r.s.remeasured[key]
+	r.s.mu.Unlock()
+	if !recorded {
+		t.Fatal("a queued re-measure is not recorded: the next refusal would queue another")
 	}
 
-	// benchd works through the queue (every measurement fails).
-	for range maxCalibQueue + 1 {
-		r.bench.answers <- honBenchAnswer{err: apierr.New(apierr.WorkerLost, "benchd exited")}
-	}
-	honWait(t, "the queue is empty", func() bool {
-		st := r.s.CalibrationQueue()
-		return st.Pending == 0 && !st.Running
+	// benchd ends the running first-use calibration, then measures f(3)
+	// right after it, ahead of the 31 others.
+	r.bench.set(func(_ context.Context, cl *call) (*ipc.Calibrated, error) {
+		if cl.key == key {
+			return &ipc.Calibrated{Runs: 50, MinNs: 1.8e6, MedianNs: 1.9e6, P99Ns: 2e6, MaxNs: 2.1e6, Stable: true}, nil
+		}
+		return nil, apierr.New(apierr.WorkerLost, "benchd exited")
 	})
-	r.bench.set(func(context.Context, *call) (*ipc.Calibrated, error) {
-		return &ipc.Calibrated{Runs: 50, MinNs: 1.8e6, MedianNs: 1.9e6, P99Ns: 2e6, MaxNs: 2.1e6, Stable: true}, nil
-	})
-	// The next refusal, well within 10 s, queues the re-measure.
-	r.call("refused-room", 3, 0, 40*hms).refused(apierr.InvalidDeadline)
-	st := r.s.CalibrationQueue()
-	if st.Queued != maxCalibQueue+2 {
-		r.s.mu.Lock()
-		last, recorded := r.s.remeasured[key]
-		r.s.mu.Unlock()
-		t.Fatalf("queue %+v: f(3)'s re-measure not queued with room in the queue (recorded as re-measured at %v: %v)",
-			st, last.Format(time.StampMicro), recorded)
-	}
+	r.bench.answers <- honBenchAnswer{err: apierr.New(apierr.WorkerLost, "benchd exited")}
 	honWait(t, "f(3) is re-measured", func() bool { return r.learned(3) < 3*hms })
+	if n := r.bench.count(); n > 3 {
+		t.Errorf("measurements before f(3)'s re-measure was done: %d, want it second", n)
+	}
 }
 
 // TestHonestQueuedExpiryAnswered: a call queued behind one that runs past

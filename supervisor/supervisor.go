@@ -39,8 +39,12 @@ type Config struct {
 	Exe        string // binary re-executed for children; default /proc/self/exe
 
 	// Grace is how long past its deadline a running job may go before its
-	// worker is killed. Default 2ms.
+	// lane is killed: timer slack. Default 2ms.
 	Grace time.Duration
+	// KillCost is how long after that kill admission assumes the core is
+	// still taken: the kill, the killed lane's teardown, waking the next
+	// lane. Default 2ms (docs/benchmarks.md: deadline kill → next job).
+	KillCost time.Duration
 	// DispatchOverhead is added to every deadline job's estimate in the
 	// admission test: the supervisor→worker→supervisor round trip and the
 	// answer, which the worker's measured run time does not contain.
@@ -114,6 +118,7 @@ func Defaults() Config {
 		RuntimeDir:        "/run/hyper-sched",
 		Exe:               "/proc/self/exe",
 		Grace:             2 * time.Millisecond,
+		KillCost:          2 * time.Millisecond,
 		DispatchOverhead:  150 * time.Microsecond,
 		BestEffortCap:     time.Second,
 		Lanes:             3,
@@ -137,6 +142,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.RuntimeDir = cmp.Or(c.RuntimeDir, d.RuntimeDir)
 	c.Exe = cmp.Or(c.Exe, d.Exe)
 	c.Grace = cmp.Or(c.Grace, d.Grace)
+	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
 	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
 	c.BestEffortCap = cmp.Or(c.BestEffortCap, d.BestEffortCap)
 	c.Lanes = cmp.Or(c.Lanes, d.Lanes)
@@ -151,7 +157,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Log == nil {
 		c.Log = d.Log
 	}
-	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.Quantum < 0 || c.PreemptCost < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
+	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.KillCost < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.Quantum < 0 || c.PreemptCost < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
 		return c, errors.New("config: durations and sizes must not be negative")
 	}
 	if c.Lanes < 1 || c.Lanes > sched.MaxLanes {
@@ -228,10 +234,12 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	disp, err := dispatch.New(dispatch.Config{Cores: len(choice.Workers), Grace: cfg.Grace, Sched: sched.Config{
 		BestEffortCap: cfg.BestEffortCap.Nanoseconds(),
-		Grace:         cfg.Grace.Nanoseconds(),
-		Lanes:         cfg.Lanes,
-		Quantum:       cfg.Quantum.Nanoseconds(),
-		PreemptCost:   cfg.PreemptCost.Nanoseconds(),
+		// From a deadline until the core runs something else: the timer's
+		// grace, then the kill itself.
+		Grace:       (cfg.Grace + cfg.KillCost).Nanoseconds(),
+		Lanes:       cfg.Lanes,
+		Quantum:     cfg.Quantum.Nanoseconds(),
+		PreemptCost: cfg.PreemptCost.Nanoseconds(),
 	}})
 	if err != nil {
 		return nil, err

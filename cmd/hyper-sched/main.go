@@ -130,7 +130,8 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	fs.StringVar(&cfg.RuntimeDir, "runtime-dir", d.RuntimeDir, "control socket directory")
 	fs.StringVar(&cfg.ControlGroup, "control-group", "", "group (name or gid) allowed to use the control socket, made mode 0660 (default: root and the daemon's user, mode 0600)")
 	cpus := fs.String("cpus", "", "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
-	grace := fs.Duration("grace", d.Grace, "how long past its deadline a job may run before its worker is killed")
+	grace := fs.Duration("grace", d.Grace, "how long past its deadline a job may run before its lane is killed")
+	killCost := fs.Duration("kill-cost", d.KillCost, "how long after a deadline kill admission counts the core as still taken")
 	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip and the answer")
 	beCap := fs.Duration("best-effort-cap", d.BestEffortCap, "runtime cap of a call without a deadline")
 	lanes := fs.Int("lanes", d.Lanes, "lane processes per worker CPU: how deep calls can preempt each other (1: never)")
@@ -198,6 +199,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	}
 	cfg.MemoryLimitPages = uint32(*memPages)
 	cfg.Grace, cfg.BestEffortCap, cfg.CalibrationBudget, cfg.MaxUpload = *grace, *beCap, *calib, *maxUpload
+	cfg.KillCost = *killCost
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
