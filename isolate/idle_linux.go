@@ -24,3 +24,30 @@ func SetIdlePolicy(pid int) error {
 func SetThreadIdle() error {
 	return setPolicy(unix.SCHED_IDLE, 0)(0)
 }
+
+// SetNormalPolicy puts every thread of process pid back under SCHED_OTHER:
+// a worker lane warmed up under SCHED_IDLE on the housekeeping CPUs, once
+// it is placed on its worker CPU without real-time.
+func SetNormalPolicy(pid int) error {
+	if err := everyThread(pid, hasPolicy(unix.SCHED_NORMAL, 0), setPolicy(unix.SCHED_NORMAL, 0)); err != nil {
+		return fmt.Errorf("set SCHED_OTHER on %d: %w", pid, err)
+	}
+	return nil
+}
+
+// SetNice gives every thread of process pid the nice value nice (SCHED_OTHER
+// weight). The supervisor takes a negative one on the housekeeping CPUs, so
+// that the lanes' answers are read and the next jobs sent before benchd,
+// a lane warming up, or any other process there gets the CPU.
+func SetNice(pid, nice int) error {
+	get := func(tid int) (bool, error) {
+		// getpriority's raw syscall returns 20 - nice.
+		p, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+		return 20-p == nice, err
+	}
+	set := func(tid int) error { return unix.Setpriority(unix.PRIO_PROCESS, tid, nice) }
+	if err := everyThread(pid, get, set); err != nil {
+		return fmt.Errorf("set nice %d on %d: %w", nice, pid, err)
+	}
+	return nil
+}

@@ -207,6 +207,11 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, offCore bool) (*spawne
 	cpu := c.cpu
 	if offCore {
 		cpu = -1 // it must not pin itself before it is up
+		// Its start must not slow the supervisor either, which shares the
+		// housekeeping CPUs: SCHED_IDLE until it is placed, as benchd.
+		if err := isolate.SetIdlePolicy(cmd.Process.Pid); err != nil {
+			c.log.Debug("warm-up idle policy", "err", err)
+		}
 	} else if err := s.place(c, cmd.Process.Pid); err != nil {
 		c.log.Warn("place child", "pid", cmd.Process.Pid, "err", err)
 	}

@@ -29,6 +29,11 @@ type isolation struct {
 	noCgroupFD atomic.Bool
 }
 
+// supervisorNice is the supervisor's nice value: it reads the lanes'
+// answers and sends their next jobs, so on the housekeeping CPUs it goes
+// before benchd, lanes warming up and other processes (docs/isolation.md).
+const supervisorNice = -5
+
 // isolationOptions derives the ladder's options from the configuration.
 func (s *Supervisor) isolationOptions() isolate.Options {
 	return isolate.Options{Name: s.cfg.CgroupName, Housekeeping: s.choice.Housekeeping,
@@ -58,6 +63,11 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 	s.log.Info("isolation", "mode", cg.Mode(), "path", sup.Path, "cpus", sup.CPUs, "mems", sup.Mems)
 	if sup.Err != "" {
 		s.log.Warn("place supervisor", "err", sup.Err)
+	}
+	// Ahead of everything else on the housekeeping CPUs: a lane's answer
+	// read late is a call answered late.
+	if err := isolate.SetNice(os.Getpid(), supervisorNice); err != nil {
+		s.log.Warn("supervisor priority on the housekeeping CPUs not raised", "nice", supervisorNice, "err", err)
 	}
 	s.mu.Lock()
 	s.iso.cg = cg
