@@ -32,11 +32,16 @@ func (s *Scheduler) runEnd(c *core, now, from int64) (end int64, kill bool) {
 // never before now. If the core would then have no lane free (a kill with
 // every other lane holding a stopped job, or a single lane), the
 // replacement lane's RestartCost is added; likewise an idle core that a
-// kill left without a free lane is blocked until its replacement.
+// kill left without a free lane is blocked until its replacement; one
+// whose replacement is overdue (a restart slower than RestartCost) is
+// assumed a whole RestartCost from now, not ready now.
 func (s *Scheduler) free(c *core, now int64) int64 {
 	if !c.busy {
-		if c.free() <= 0 && c.blocked > now {
-			return c.blocked
+		if c.free() <= 0 {
+			if c.blocked > now {
+				return c.blocked
+			}
+			return now + s.cfg.RestartCost
 		}
 		return now
 	}

@@ -254,7 +254,8 @@ func oracleEstimate(cfg Config, now int64, j Job) int64 {
 // it, and it comes back RestartCost later. When the running job's kill
 // leaves no lane free, the core stalls (nothing runs, not even a stopped
 // job) until its lane is back; so does an idle core that a kill left
-// without a free lane (until blocked). Stopped best-effort jobs hold their
+// without a free lane (until blocked, or a RestartCost from now once that
+// is past). Stopped best-effort jobs hold their
 // lanes throughout.
 func play(cfg Config, cs coreSnap, j *Job, preempt bool) (ok bool, slack, end int64) {
 	f := playOut(cfg, cs, j, preempt)
@@ -297,7 +298,11 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		insert(item{job: p.job, rem: p.rem, stopped: true, due: checkedStarted(p), kill: !checkedStarted(p)})
 	}
 	if !cs.busy && f.lanes-f.started <= 0 {
-		f.t = max(f.t, cs.blocked) // blocked until its lane is back
+		if cs.blocked > cs.now {
+			f.t = max(f.t, cs.blocked) // blocked until its lane is back
+		} else {
+			f.t += cfg.RestartCost // overdue: assumed a restart away still
+		}
 		f.lanes++
 	}
 	switch {
