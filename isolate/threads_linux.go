@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,11 +21,16 @@ const maxPasses = 50
 // (the VM guests caught a worker with one SCHED_OTHER thread this way).
 // everyThread walks until one whole pass finds every thread already
 // done: then each thread created after that pass began was created by a
-// thread that was done, and inherited it.
+// thread that was done, and inherited it. A clone that began before its
+// creator was changed copies the old value but is listed only once the
+// clone completes, possibly after that pass; so a clean pass is confirmed
+// by a second one after settle, longer than a clone takes (the isolate
+// tests caught such a thread under load).
 //
 // done reports whether tid already has the attribute; set gives it. A
 // thread that exits meanwhile (ESRCH) counts as done.
 func everyThread(pid int, done func(tid int) (bool, error), set func(tid int) error) error {
+	clean := false
 	for pass := 0; pass < maxPasses; pass++ {
 		tids, err := tasks(pid)
 		if err != nil {
@@ -52,12 +58,21 @@ func everyThread(pid int, done func(tid int) (bool, error), set func(tid int) er
 			}
 			changed = true
 		}
-		if !changed {
+		switch {
+		case changed:
+			clean = false
+		case clean:
 			return nil
+		default:
+			clean = true
+			time.Sleep(settle)
 		}
 	}
 	return fmt.Errorf("threads still appearing unchanged after %d passes over /proc/%d/task", maxPasses, pid)
 }
+
+// settle is how long everyThread waits before its confirming pass.
+const settle = 200 * time.Microsecond
 
 // threadError names the thread everyThread failed on.
 type threadError struct {

@@ -428,4 +428,10 @@ func TestRemeasureLaterOrder(t *testing.T) {
 		fb.next(t)
 		fb.answer <- okAnswer
 	}
+	// Stored, and no goroutine left writing to the state dir.
+	waitUntil(t, "the queue is idle", func() bool {
+		st := s.CalibrationQueue()
+		return !st.Running && st.Pending == 0
+	})
+	s.calib.stop()
 }

@@ -92,16 +92,20 @@ func (l *laneProc) Stop() { l.signal(syscall.SIGSTOP) }
 // Resume resumes it.
 func (l *laneProc) Resume() { l.signal(syscall.SIGCONT) }
 
-// Kill kills it; its exit is then an ordinary one, restarted at once.
-// The process is put under SCHED_IDLE first: its teardown (unmapping its
-// heap and compiled code) runs on the worker CPU in its own context, and
-// must not delay the lane that runs next there.
+// Kill kills it; its exit is then an ordinary one, restarted at once. It
+// is stopped at once, then put under SCHED_IDLE and killed off the
+// dispatcher's path: its teardown (unmapping its heap and compiled code)
+// runs on the worker CPU in its own context, and must not delay the lane
+// that runs next there.
 func (l *laneProc) Kill() {
 	l.c.killedByUs.Store(true)
-	if err := isolate.SetIdlePolicy(l.proc.Pid); err != nil {
-		l.c.log.Debug("kill: idle policy", "err", err)
-	}
-	l.signal(syscall.SIGKILL)
+	l.signal(syscall.SIGSTOP)
+	go func() {
+		if err := isolate.SetIdlePolicy(l.proc.Pid); err != nil {
+			l.c.log.Debug("kill: idle policy", "err", err)
+		}
+		l.signal(syscall.SIGKILL)
+	}()
 }
 
 func (l *laneProc) signal(sig os.Signal) {
