@@ -85,7 +85,7 @@ func TestPreemptWakeThenStop(t *testing.T) {
 			// No timer is left to kill anything.
 			h.clk.Advance(time.Second)
 			h.expectLog()
-			wantEq(t, "pending timers", h.clk.pending(), 0)
+			wantEq(t, "pending timers", h.clk.Pending(), 0)
 		})
 	}
 }
@@ -745,7 +745,7 @@ func TestAdmitErrors(t *testing.T) {
 	wantEq(t, "admitted", n.Admitted, 1)
 
 	// No lane up: nothing is admitted.
-	d, err := New(Config{Cores: 1, Sched: cfg(3), Clock: newFakeClock()})
+	d, err := New(Config{Cores: 1, Sched: cfg(3), Clock: NewManualClock(t0)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,107 +9,8 @@ import (
 	"github.com/hyper-sched/hyper-sched/sched"
 )
 
-// fakeClock is a manual Clock: time moves only with Advance, which fires
-// the due AfterFunc callbacks synchronously, in deadline order (ties in the
-// order they were armed), each at its own instant. The callbacks lock the
-// dispatcher's mutex, so Advance must not be called while holding it.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	seq    uint64
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c    *fakeClock
-	at   time.Time
-	seq  uint64
-	f    func()
-	done bool // fired or stopped
-}
-
 // t0 is the fake clock's start.
 var t0 = time.Unix(1_000_000, 0)
-
-func newFakeClock() *fakeClock { return &fakeClock{now: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f}
-	c.seq++
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	if t.done {
-		return false
-	}
-	t.done = true
-	for i, x := range t.c.timers {
-		if x == t {
-			t.c.timers = append(t.c.timers[:i], t.c.timers[i+1:]...)
-			break
-		}
-	}
-	return true
-}
-
-// Advance moves the clock d forward, firing every timer due by then.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	for {
-		idx := -1
-		for i, t := range c.timers {
-			if t.at.After(end) {
-				continue
-			}
-			if idx < 0 || t.at.Before(c.timers[idx].at) || (t.at.Equal(c.timers[idx].at) && t.seq < c.timers[idx].seq) {
-				idx = i
-			}
-		}
-		if idx < 0 {
-			break
-		}
-		t := c.timers[idx]
-		c.timers = append(c.timers[:idx], c.timers[idx+1:]...)
-		t.done = true
-		if t.at.After(c.now) {
-			c.now = t.at
-		}
-		c.mu.Unlock()
-		t.f()
-		c.mu.Lock()
-	}
-	c.now = end
-	c.mu.Unlock()
-}
-
-// AdvanceTo moves the clock to t0+at.
-func (c *fakeClock) AdvanceTo(at time.Duration) {
-	d := t0.Add(at).Sub(c.Now())
-	if d < 0 {
-		panic(fmt.Sprintf("fakeClock: AdvanceTo %v is in the past", at))
-	}
-	c.Advance(d)
-}
-
-// pending returns the number of armed timers.
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
 
 // laneLog records the calls the dispatcher makes on every fake lane, in
 // order, as "c<core>/l<lane> <op>[ <id>]", plus the results the tests
@@ -269,7 +170,7 @@ func (l *fakeLane) state() (job uint64, stopped, killed bool) {
 // harness is a dispatcher with fake lanes on a fake clock.
 type harness struct {
 	t     *testing.T
-	clk   *fakeClock
+	clk   *ManualClock
 	log   *laneLog
 	d     *Dispatcher
 	lanes [][]*fakeLane // the current generation of every lane; nil: down
@@ -286,7 +187,7 @@ func cfg(n int) sched.Config {
 // newHarness returns a dispatcher with every lane of every core up.
 func newHarness(t *testing.T, cores int, sc sched.Config, grace time.Duration) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: newFakeClock(), log: &laneLog{}}
+	h := &harness{t: t, clk: NewManualClock(t0), log: &laneLog{}}
 	d, err := New(Config{Cores: cores, Sched: sc, Grace: grace, Clock: h.clk})
 	if err != nil {
 		t.Fatal(err)

@@ -49,96 +49,6 @@ const honRestart = 10 * hms
 // honT0 is the fake clock's start.
 var honT0 = time.Unix(2_000_000, 0)
 
-// honClock is a manual dispatch.Clock (a copy of dispatch's fakeClock):
-// time moves only with Advance, which fires the due AfterFunc callbacks
-// synchronously, in time order, each at its own instant. It must not be
-// advanced while holding the dispatcher's or the supervisor's lock.
-type honClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	seq    uint64
-	timers []*honTimer
-}
-
-type honTimer struct {
-	c    *honClock
-	at   time.Time
-	seq  uint64
-	f    func()
-	done bool
-}
-
-func (c *honClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *honClock) AfterFunc(d time.Duration, f func()) dispatch.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &honTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f}
-	c.seq++
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *honTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	if t.done {
-		return false
-	}
-	t.done = true
-	for i, x := range t.c.timers {
-		if x == t {
-			t.c.timers = append(t.c.timers[:i], t.c.timers[i+1:]...)
-			break
-		}
-	}
-	return true
-}
-
-// Advance moves the clock d forward, firing every timer due by then.
-func (c *honClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	for {
-		idx := -1
-		for i, t := range c.timers {
-			if t.at.After(end) {
-				continue
-			}
-			if idx < 0 || t.at.Before(c.timers[idx].at) || (t.at.Equal(c.timers[idx].at) && t.seq < c.timers[idx].seq) {
-				idx = i
-			}
-		}
-		if idx < 0 {
-			break
-		}
-		t := c.timers[idx]
-		c.timers = append(c.timers[:idx], c.timers[idx+1:]...)
-		t.done = true
-		if t.at.After(c.now) {
-			c.now = t.at
-		}
-		c.mu.Unlock()
-		t.f()
-		c.mu.Lock()
-	}
-	c.now = end
-	c.mu.Unlock()
-}
-
-// AdvanceTo moves the clock to honT0+at.
-func (c *honClock) AdvanceTo(at time.Duration) {
-	d := honT0.Add(at).Sub(c.Now())
-	if d < 0 {
-		panic(fmt.Sprintf("honClock: AdvanceTo %v is in the past", at))
-	}
-	c.Advance(d)
-}
-
 // honLane is one generation of a fake lane process on core 0. It records
 // what the dispatcher asks of it; the test delivers its results.
 type honLane struct {
@@ -261,7 +171,7 @@ func (b *honBench) next(t *testing.T) *call {
 type honRig struct {
 	t     *testing.T
 	s     *Supervisor
-	clk   *honClock
+	clk   *dispatch.ManualClock
 	bench *honBench
 
 	mu    sync.Mutex
@@ -284,7 +194,7 @@ func newHonRig(t *testing.T, lanes int, restart time.Duration) *honRig {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	clk := &honClock{now: honT0}
+	clk := dispatch.NewManualClock(honT0)
 	disp, err := dispatch.New(dispatch.Config{Cores: 1, Grace: cfg.Grace, Clock: clk, Sched: sched.Config{
 		BestEffortCap: cfg.BestEffortCap.Nanoseconds(),
 		Grace:         cfg.Grace.Nanoseconds(),
