@@ -36,10 +36,11 @@ type Conn struct {
 	max int
 
 	// Read side: owned by the single reading goroutine.
-	hdr  [4]byte
-	rbuf []byte
-	rd   bytes.Reader
-	dec  *msgpack.Decoder
+	hdr   [4]byte
+	rbuf  []byte
+	rd    bytes.Reader
+	dec   *msgpack.Decoder
+	frame []byte // the last frame read, for checkLengths
 
 	// Write side: wmu serialises writers so frames never interleave.
 	wmu  sync.Mutex
@@ -113,6 +114,7 @@ func (c *Conn) Read() (Kind, error) {
 	}
 	c.rd.Reset(buf)
 	c.dec.Reset(&c.rd)
+	c.frame = buf
 	return decodeEnvelope(c.dec)
 }
 
@@ -126,7 +128,11 @@ func (c *Conn) Decode(v any) error {
 	case *Result:
 		err = m.DecodeMsgpack(c.dec)
 	default:
-		err = c.dec.Decode(v)
+		// The reflection decoder trusts declared lengths: check them
+		// against the frame first (the fast paths above bound theirs).
+		if err = checkLengths(c.frame[len(c.frame)-c.rd.Len():]); err == nil {
+			err = c.dec.Decode(v)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("ipc: decode payload: %w", err)
