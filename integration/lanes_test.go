@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/hyper-sched/hyper-sched/isolate"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -517,6 +518,17 @@ func TestLanesKillThenUrgent(t *testing.T) {
 					t.Fatalf("core of CPU 1 after the kill: got %+v, want its 3 lanes back", q)
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+			// The respawned lane warmed up on the housekeeping CPU under
+			// SCHED_IDLE: it must now be where and what its siblings are.
+			for name, pid := range d.lanePids("worker-1") {
+				pol, err := isolate.Policy(int(pid))
+				if err != nil || (pol != "SCHED_OTHER" && !strings.HasPrefix(pol, "SCHED_FIFO/")) {
+					t.Errorf("%s (pid %d) after a respawn: policy %q (%v), want SCHED_OTHER or SCHED_FIFO on every thread", name, int(pid), pol, err)
+				}
+				if aff, err := isolate.Affinity(int(pid)); err != nil || len(aff) != 1 || aff[0] != 1 {
+					t.Errorf("%s (pid %d) after a respawn: affinity %v (%v), want [1]", name, int(pid), aff, err)
+				}
 			}
 			return
 		}

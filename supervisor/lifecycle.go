@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/ipc"
+	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
 // supervise keeps c running until ctx ends or c is stopped: spawn, bring
@@ -38,7 +39,12 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			loaded, err = s.bringUp(c, sp)
 		}
 		if err == nil && sp.offCore {
-			// Up and idle: onto its CPU, in its cgroup, with its policy.
+			// Up and idle: onto its CPU, in its cgroup, with its policy
+			// (SCHED_OTHER, or SCHED_FIFO where real-time is on), no longer
+			// the SCHED_IDLE it warmed up under.
+			if perr := isolate.SetNormalPolicy(sp.proc.Pid); perr != nil {
+				c.log.Warn("place respawned lane", "pid", sp.proc.Pid, "err", perr)
+			}
 			if perr := s.place(c, sp.proc.Pid); perr != nil {
 				c.log.Info("place respawned lane", "pid", sp.proc.Pid, "note", perr)
 			}
