@@ -197,8 +197,6 @@ type coreState struct {
 	// (sched.Expiry), at expiryAt.
 	expiry   Timer
 	expiryAt int64
-	// preemption latency: stop decision → first result, tracked per core
-	// for metrics by the caller's lane (not here).
 }
 
 type laneState struct {
@@ -269,13 +267,10 @@ func (d *Dispatcher) Admit(t *Task) (int, error) {
 	t.core = core
 	if core >= 0 {
 		d.step(t, "admitted", fmt.Sprintf("core %d", core))
-		d.next(core)
 	} else {
 		d.step(t, "queued", "best effort")
-		for i := range d.cores {
-			d.next(i)
-		}
 	}
+	d.nextFor(t)
 	return core, nil
 }
 
@@ -299,13 +294,13 @@ func (d *Dispatcher) Cancel(id uint64) bool {
 		return false
 	}
 	d.answer(t, Outcome{Kind: Cancelled, Why: "cancelled before it started"})
-	d.nextAfterCancel(t)
+	d.nextFor(t) // a job pinned for it may be preempted again, best effort may rotate
 	return true
 }
 
-// nextAfterCancel lets t's core go on after t left its queue: a job
-// pinned for it may be preempted again, best effort may rotate; d.mu held.
-func (d *Dispatcher) nextAfterCancel(t *Task) {
+// nextFor runs next on the core of t, which was just admitted or left its
+// queue, or on every core for a best-effort t; d.mu held.
+func (d *Dispatcher) nextFor(t *Task) {
 	if t.core >= 0 {
 		d.next(t.core)
 		return
@@ -721,13 +716,6 @@ func (d *Dispatcher) SetRestartCost(cost time.Duration) {
 	d.sc.SetRestartCost(cost.Nanoseconds())
 }
 
-// SetPreemptCost sets the measured cost charged to a preempting job.
-func (d *Dispatcher) SetPreemptCost(cost time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.sc.SetPreemptCost(cost.Nanoseconds())
-}
-
 // Config returns the scheduler's resolved configuration.
 func (d *Dispatcher) Config() sched.Config {
 	d.mu.Lock()
@@ -746,6 +734,6 @@ func (d *Dispatcher) Lose(id uint64, why string) bool {
 	}
 	d.count.Lost++
 	d.answer(t, Outcome{Kind: Lost, Why: why})
-	d.nextAfterCancel(t)
+	d.nextFor(t)
 	return true
 }

@@ -787,10 +787,8 @@ func TestSettersAndRealClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.SetRestartCost(7 * ms)
-	d.SetPreemptCost(3 * time.Microsecond)
 	c := d.Config()
 	wantEq(t, "restart cost", c.RestartCost, int64(7*ms))
-	wantEq(t, "preempt cost", c.PreemptCost, int64(3*time.Microsecond))
 	wantEq(t, "lanes", d.Lanes(), 2)
 	fired := make(chan struct{})
 	tm := RealClock{}.AfterFunc(0, func() { close(fired) })

@@ -11,12 +11,7 @@ import (
 // housekeeping CPUs so that a long calibration never delays the
 // supervisor's HTTP answers (docs/benchmarks.md: p99 of /call during a
 // calibration went from 0.35 ms to 4.7 ms without it).
-func SetIdlePolicy(pid int) error {
-	if err := everyThread(pid, hasPolicy(unix.SCHED_IDLE, 0), setPolicy(unix.SCHED_IDLE, 0)); err != nil {
-		return fmt.Errorf("set SCHED_IDLE on %d: %w", pid, err)
-	}
-	return nil
-}
+func SetIdlePolicy(pid int) error { return setProcessPolicy(pid, unix.SCHED_IDLE, "SCHED_IDLE") }
 
 // SetThreadIdle puts the calling thread under SCHED_IDLE. benchd calls it
 // on the thread it locks for a calibration, so that the thread doing the
@@ -28,9 +23,12 @@ func SetThreadIdle() error {
 // SetNormalPolicy puts every thread of process pid back under SCHED_OTHER:
 // a worker lane warmed up under SCHED_IDLE on the housekeeping CPUs, once
 // it is placed on its worker CPU without real-time.
-func SetNormalPolicy(pid int) error {
-	if err := everyThread(pid, hasPolicy(unix.SCHED_NORMAL, 0), setPolicy(unix.SCHED_NORMAL, 0)); err != nil {
-		return fmt.Errorf("set SCHED_OTHER on %d: %w", pid, err)
+func SetNormalPolicy(pid int) error { return setProcessPolicy(pid, unix.SCHED_NORMAL, "SCHED_OTHER") }
+
+// setProcessPolicy gives every thread of pid a policy without priority.
+func setProcessPolicy(pid int, policy uint32, name string) error {
+	if err := everyThread(pid, hasPolicy(policy, 0), setPolicy(policy, 0)); err != nil {
+		return fmt.Errorf("set %s on %d: %w", name, pid, err)
 	}
 	return nil
 }

@@ -4,7 +4,3 @@ package sched
 // (negative: none). It applies to the admission tests from now on; a core
 // already blocked by a restart keeps its end.
 func (s *Scheduler) SetRestartCost(ns int64) { s.cfg.RestartCost = max(ns, 0) }
-
-// SetPreemptCost replaces Config.PreemptCost with a measured value, ns
-// (negative: none). Jobs already admitted keep what they were charged.
-func (s *Scheduler) SetPreemptCost(ns int64) { s.cfg.PreemptCost = max(ns, 0) }

@@ -196,6 +196,18 @@ func (c *core) bestEffort() int {
 	return n
 }
 
+// clearRun leaves c with no running job, and so unpinned.
+func (c *core) clearRun() { c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false }
+
+// endRun ends c's running job at now, its run time counted as busy, and
+// returns it.
+func (c *core) endRun(now int64) Job {
+	j := c.run
+	c.st.Busy += max(now-c.runAt, 0)
+	c.clearRun()
+	return j
+}
+
 // stopped reports whether j, the head of c's queue, is a stopped job.
 func (c *core) stopped(j Job) bool {
 	return len(c.stack) > 0 && c.stack[len(c.stack)-1].job.ID == j.ID
@@ -486,10 +498,8 @@ func (s *Scheduler) Done(core int, now int64) (j Job, ok bool) {
 	if !c.busy {
 		return Job{}, false
 	}
-	j = c.run
-	c.st.Busy += max(now-c.runAt, 0)
+	j = c.endRun(now)
 	c.st.Completed++
-	c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false
 	delete(s.index, j.ID)
 	return j, true
 }
@@ -503,9 +513,7 @@ func (s *Scheduler) Remove(core int, id uint64, now int64) (j Job, ok bool) {
 	c := &s.cores[core]
 	switch {
 	case c.busy && c.run.ID == id:
-		j = c.run
-		c.st.Busy += max(now-c.runAt, 0)
-		c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false
+		j = c.endRun(now)
 	default:
 		if i := slices.IndexFunc(c.stack, func(p paused) bool { return p.job.ID == id }); i >= 0 {
 			j = c.stack[i].job
@@ -615,7 +623,7 @@ func (s *Scheduler) Drain(core int) (queued, started []Job) {
 	}
 	c.st.Drained += uint64(len(queued))
 	c.q.clear()
-	c.busy, c.run, c.used, c.runAt, c.pinned = false, Job{}, 0, 0, false
+	c.clearRun()
 	c.stack, c.be = c.stack[:0], c.be[:0]
 	return queued, started
 }

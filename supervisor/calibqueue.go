@@ -163,12 +163,13 @@ func (c *calibrator) enqueue(cl *call, run func(context.Context, *call) bool, ur
 		c.stats.Deduplicated++
 		return true
 	case len(c.pending) >= maxCalibQueue:
-		i := slices.IndexFunc(c.pending, func(q *queuedCalibration) bool { return !q.urgent })
-		if !urgent || i < 0 {
+		// Urgent requests come first, so the last one is the newest
+		// first-use request, if there is any.
+		last := len(c.pending) - 1
+		if !urgent || c.pending[last].urgent {
 			c.stats.Dropped++
 			return false
 		}
-		last := len(c.pending) - 1 // the newest first-use request is the last
 		evicted := c.pending[last]
 		evicted.cancel()
 		delete(c.keys, evicted.cl.key)
@@ -180,10 +181,10 @@ func (c *calibrator) enqueue(cl *call, run func(context.Context, *call) bool, ur
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &queuedCalibration{cl: cl, ctx: ctx, cancel: cancel, urgent: urgent}
-	if urgent {
-		at := len(c.pending)
-		if i := slices.IndexFunc(c.pending, func(q *queuedCalibration) bool { return !q.urgent }); i >= 0 {
-			at = i
+	if urgent { // behind the urgent ones, ahead of every first-use one
+		at := slices.IndexFunc(c.pending, func(q *queuedCalibration) bool { return !q.urgent })
+		if at < 0 {
+			at = len(c.pending)
 		}
 		c.pending = slices.Insert(c.pending, at, q)
 	} else {

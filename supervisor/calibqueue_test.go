@@ -129,7 +129,7 @@ func TestCalibrationWaitersShareOutcome(t *testing.T) {
 			cl := callOf(t, s, "m.wasm", 7)
 			first := make(chan calOutcome, 1)
 			go func() {
-				cal, err := s.calibrate(context.Background(), cl)
+				cal, err := s.calibrateAs(context.Background(), cl, calTest)
 				first <- calOutcome{cal, err}
 			}()
 			fb.next(t)
@@ -145,7 +145,7 @@ func TestCalibrationWaitersShareOutcome(t *testing.T) {
 			}()
 			second := make(chan calOutcome, 1)
 			go func() {
-				cal, err := s.calibrate(context.Background(), callOf(t, s, "m.wasm", 7))
+				cal, err := s.calibrateAs(context.Background(), callOf(t, s, "m.wasm", 7), calTest)
 				second <- calOutcome{cal, err}
 			}()
 			waitUntil(t, "two requests wait", func() bool { return s.calib.waiting(cl.key) == 2 })
@@ -191,13 +191,13 @@ func TestCalibrationLeaderGivesUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan calOutcome, 1)
 	go func() {
-		cal, err := s.calibrate(ctx, cl)
+		cal, err := s.calibrateAs(ctx, cl, calTest)
 		first <- calOutcome{cal, err}
 	}()
 	fb.next(t)
 	second := make(chan calOutcome, 1)
 	go func() {
-		cal, err := s.calibrate(context.Background(), cl)
+		cal, err := s.calibrateAs(context.Background(), cl, calTest)
 		second <- calOutcome{cal, err}
 	}()
 	waitUntil(t, "the second request waits", func() bool { return s.calib.waiting(cl.key) == 1 })

@@ -291,16 +291,15 @@ func (s *Supervisor) remeasure(cl *call) {
 // outcomeOf turns the dispatcher's outcome of t into the call's answer,
 // and feeds the run into the estimator.
 func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
-	o := outcome{cpu: -1, started: do.Started, finished: do.Finished}
+	o := outcome{kind: do.Kind, cpu: -1, started: do.Started, finished: do.Finished}
 	if do.Core >= 0 {
 		w := s.lane(do.Core, do.Lane)
 		o.cpu, o.worker = w.cpu, w.name
 	}
-	if do.Started.IsZero() {
-		o.started = do.Finished
-	}
-	if !do.Started.IsZero() {
+	if o.ran = !do.Started.IsZero(); o.ran {
 		o.stopped = max(do.Finished.Sub(do.Started)-do.Ran, 0)
+	} else {
+		o.started = do.Finished
 	}
 	switch do.Kind {
 	case dispatch.Finished:
@@ -308,11 +307,7 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 		o.instNs, o.execNs = r.InstNs, r.ExecNs
 		if r.StartMono > 0 {
 			o.begin = time.Duration(max(r.StartMono-s.monoOf(t.arrived), 0))
-			preempted := "false"
-			if do.Preempted {
-				preempted = "true"
-			}
-			s.met.start.WithLabelValues(preempted).Observe(o.begin.Seconds())
+			s.met.start.WithLabelValues(strconv.FormatBool(do.Preempted)).Observe(o.begin.Seconds())
 		}
 		switch {
 		case r.Trap != "":
@@ -333,15 +328,10 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 			s.mu.Unlock()
 		}
 	case dispatch.Killed:
-		what := "its deadline"
-		if t.lateCap > 0 {
-			what = fmt.Sprintf("%v past its deadline (allow_late)", t.lateCap)
-		}
-		if t.deadline.IsZero() {
-			what = "the best-effort runtime cap " + s.cfg.BestEffortCap.String()
-		}
-		o.err = apierr.New(apierr.DeadlineExceeded, "%s was still running on %s at %s after %v of run time; its lane was killed",
-			t.export, o.worker, what, do.Ran.Round(time.Microsecond))
+		// Why says when: its deadline, its allow_late cap or the
+		// best-effort cap, and whether it was running or stopped.
+		o.err = apierr.New(apierr.DeadlineExceeded, "%s on %s: %s (after %v of run time)",
+			t.export, o.worker, do.Why, do.Ran.Round(time.Microsecond))
 		// Killed: it takes at least this long. Feed it back so that the
 		// same call is not admitted and killed again and again.
 		s.mu.Lock()
@@ -393,16 +383,13 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	}
 	t.answered = true
 	s.count.Answered++
-	switch apierr.CodeOf(o.err) {
-	case apierr.Trap:
-		s.count.Traps++
-	case apierr.WorkerLost:
-		s.count.WorkerLost++
-	case apierr.DeadlineExceeded:
-		if o.started.Equal(o.finished) {
-			break // expired in the queue
-		}
+	switch {
+	case o.kind == dispatch.Killed:
 		s.count.Killed++
+	case o.kind == dispatch.Lost:
+		s.count.WorkerLost++
+	case apierr.CodeOf(o.err) == apierr.Trap:
+		s.count.Traps++
 	}
 	if o.err == nil {
 		s.count.Completed++
@@ -425,7 +412,8 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	if o.err != nil {
 		state = "failed: " + o.err.Error()
 	}
-	if !t.deadline.IsZero() {
+	// Met or missed: calls that ran, or whose deadline passed in the queue.
+	if !t.deadline.IsZero() && (o.ran || o.kind == dispatch.Expired) {
 		if o.err == nil && !o.finished.After(t.deadline) {
 			s.count.Met++
 		} else {

@@ -801,11 +801,8 @@ func TestHonestRestartCostMeasured(t *testing.T) {
 	if rc < 80*hms || rc > 80*hms+time.Second {
 		t.Fatalf("after a lane start of 80 ms: restart cost %v", rc)
 	}
-	r.s.mu.Lock()
-	mine := r.s.restartCost
-	r.s.mu.Unlock()
-	if mine != rc {
-		t.Errorf("status says %v, admission uses %v", mine, rc)
+	if st, _ := r.s.status(); st.RestartCostMs != ms(rc) {
+		t.Errorf("status says %v ms, admission uses %v", st.RestartCostMs, rc)
 	}
 	r.up(0) // childUp gave the dispatcher w's (absent) process
 	liarThenHonest(100, false)

@@ -21,9 +21,7 @@ func (s *Supervisor) childUp(c *child) {
 	if len(s.starts) > restartSamples {
 		s.starts = s.starts[len(s.starts)-restartSamples:]
 	}
-	cost := slices.Max(s.starts)
-	s.disp.SetRestartCost(cost)
-	s.restartCost = cost
+	s.disp.SetRestartCost(slices.Max(s.starts))
 	s.disp.LaneUp(c.core, c.lane, c.lp)
 	if !s.ready {
 		s.ready = true

@@ -177,11 +177,6 @@ func estimateKeyFor(m *Module, c Calibration) string {
 	return estimateKey(m, c.Export, params)
 }
 
-// calibrate measures cl in benchd for a /call's first use; see calibrateAs.
-func (s *Supervisor) calibrate(ctx context.Context, cl *call) (*Calibration, error) {
-	return s.calibrateAs(ctx, cl, calCall)
-}
-
 // calibrateAs measures cl in benchd, seeds the estimator with the result
 // and stores it with the module; source says who asked (Calibration.Source).
 // Concurrent calibrations of the same estimator key share one measurement:

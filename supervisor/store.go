@@ -74,7 +74,7 @@ type Calibration struct {
 const (
 	calRegister   = "register"   // POST /register: authenticated when a token is set
 	calTest       = "test"       // POST /test: likewise
-	calCall       = "call"       // a /call's first use, synchronous
+	calCall       = "call"       // a /call's first use, when calls waited for one: in older state dirs
 	calBackground = "background" // the background queue (calibqueue.go)
 )
 

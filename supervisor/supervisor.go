@@ -195,10 +195,9 @@ type Supervisor struct {
 	count    counters
 	warm     warmStats
 	ready    bool
-	// starts are the last lane start times; restartCost is their maximum,
-	// what admission charges a kill that leaves a core without a lane.
-	starts      []time.Duration
-	restartCost time.Duration
+	// starts are the last lane start times; their maximum is what
+	// admission charges a kill that leaves a core without a lane.
+	starts []time.Duration
 	// remeasured holds when a refused shape was last sent to be measured
 	// again (remeasure).
 	remeasured map[string]time.Time

@@ -38,6 +38,8 @@ type Step struct {
 
 // outcome is how a task ended.
 type outcome struct {
+	kind     dispatch.Kind
+	ran      bool // it started on a lane
 	err      error
 	results  []uint64
 	cpu      int
