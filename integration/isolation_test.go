@@ -94,6 +94,9 @@ func TestIsolation(t *testing.T) {
 	if m := regexp.MustCompile(`(\S+) is in use by pid (\d+), another hyper-sched`).FindStringSubmatch(d.logs()); m != nil {
 		t.Skipf("needs %s for itself: pid %s, another hyper-sched on this machine, holds it", m[1], m[2])
 	}
+	if g := heldExclusively(root); g != "" && strings.Contains(d.logs(), "cgroup v1 cpuset: create") {
+		t.Skipf("needs the worker CPUs, which cpuset group %s holds exclusively (another hyper-sched on this machine)", g)
+	}
 	st := d.get("/status")
 	hk, _ := isolate.ParseList(st.str("housekeeping_cpus"))
 	wk, _ := isolate.ParseList(st.str("worker_cpus"))
@@ -180,4 +183,18 @@ func TestIsolation(t *testing.T) {
 			t.Errorf("after a clean stop: got %v for %s, want it removed; log:\n%s", err, base, d.logs())
 		}
 	}
+}
+
+// heldExclusively returns a v1 cpuset group under root, other than this
+// daemon's, that holds its CPUs exclusively (cpuset.cpu_exclusive): no
+// sibling may then be given them.
+func heldExclusively(root string) string {
+	flags, _ := filepath.Glob(filepath.Join(root, "*", "cpuset.cpu_exclusive"))
+	for _, f := range flags {
+		dir := filepath.Dir(f)
+		if b, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(b)) == "1" && filepath.Base(dir) != "hyper-sched" {
+			return dir
+		}
+	}
+	return ""
 }
