@@ -204,6 +204,10 @@ type laneState struct {
 	dead    bool  // killed by us, LaneDown not yet seen
 	task    *Task // started on it: running or stopped
 	stopped bool
+	// hold is set by Hold and closed once the lane is out of service
+	// (held): nothing is started on it until Release.
+	hold chan struct{}
+	held bool
 }
 
 // Counters are the dispatcher's lifetime totals.
@@ -216,6 +220,7 @@ type Counters struct {
 	Expired     uint64 `json:"expired"`           // deadlines passed while queued
 	Lost        uint64 `json:"lost"`              // jobs whose lane or core went away
 	LanesLost   uint64 `json:"lanes_lost"`        // lanes that died without being killed
+	Holds       uint64 `json:"holds"`             // lanes taken out of service for a while (module loads)
 }
 
 // New returns a dispatcher with no lane up: every core is unavailable
@@ -340,21 +345,77 @@ func (d *Dispatcher) LaneDown(core, li int, l Lane, why string) (busy bool) {
 	return busy
 }
 
+// Hold takes lane li of core, served by l, out of service for a while
+// (a module load): at once when it is idle, else once its job ends. The
+// returned channel is closed then, or when the lane goes away first, which
+// Held tells apart. Until Release nothing is started on it, and admission
+// counts its core one lane short. A lane has one hold at a time; the
+// caller serializes them.
+func (d *Dispatcher) Hold(core, li int, l Lane) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch := make(chan struct{})
+	ls := &d.cores[core].lanes[li]
+	if ls.l != l || l == nil || ls.dead || ls.hold != nil {
+		close(ch)
+		return ch
+	}
+	ls.hold = ch
+	if ls.task == nil {
+		d.sc.LaneDown(core, d.now())
+		d.holdNow(ls)
+	}
+	return ch
+}
+
+// holdNow marks ls held, its job being over; d.mu held, the scheduler told.
+func (d *Dispatcher) holdNow(ls *laneState) {
+	ls.held = true
+	d.count.Holds++
+	close(ls.hold)
+}
+
+// Held reports whether lane li of core, served by l, is held (Hold).
+func (d *Dispatcher) Held(core, li int, l Lane) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ls := &d.cores[core].lanes[li]
+	return ls.l == l && l != nil && ls.held
+}
+
+// Release puts a held lane back in service; for any other lane, or one
+// replaced meanwhile, it does nothing.
+func (d *Dispatcher) Release(core, li int, l Lane) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ls := &d.cores[core].lanes[li]
+	if ls.l != l || l == nil || !ls.held {
+		return
+	}
+	ls.held, ls.hold = false, nil
+	d.sc.LaneUp(core)
+	d.next(core)
+}
+
 // laneDown forgets lane li of core; d.mu held.
 func (d *Dispatcher) laneDown(core, li int, why string) {
 	ls := &d.cores[core].lanes[li]
-	dead, t := ls.dead, ls.task
+	dead, t, held := ls.dead, ls.task, ls.held
+	if ls.hold != nil && !held {
+		close(ls.hold) // whoever waits finds the lane gone
+	}
 	*ls = laneState{}
 	if dead {
 		return // our kill: the scheduler knows already
 	}
 	d.count.LanesLost++
 	now := d.now()
-	if t != nil {
+	switch {
+	case t != nil:
 		d.sc.Remove(core, t.ID, now)
 		d.count.Lost++
 		d.answer(t, Outcome{Kind: Lost, Why: why})
-	} else {
+	case !held: // a held lane is out of the count already
 		d.sc.LaneDown(core, now)
 	}
 	d.next(core)
@@ -415,13 +476,22 @@ func (d *Dispatcher) Result(core, li int, l Lane, id uint64, res any) bool {
 	ls.task = nil
 	if ls.stopped {
 		// The scheduler has no Done for a stopped job: it leaves with its
-		// lane, which comes straight back.
+		// lane, which comes straight back unless it is to be held. Either
+		// way the process goes on, to its next frame.
 		ls.stopped = false
 		d.sc.Remove(core, id, d.now())
-		d.sc.LaneUp(core)
+		if ls.hold != nil {
+			d.holdNow(ls)
+		} else {
+			d.sc.LaneUp(core)
+		}
 		ls.l.Resume()
 	} else {
 		d.sc.Done(core, d.now())
+		if ls.hold != nil {
+			d.sc.LaneDown(core, d.now())
+			d.holdNow(ls)
+		}
 	}
 	d.answer(t, Outcome{Kind: Finished, Result: res})
 	d.next(core)
@@ -541,7 +611,7 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 	}
 	li := -1
 	for i := range lanes {
-		if lanes[i].l != nil && !lanes[i].dead && lanes[i].task == nil {
+		if lanes[i].l != nil && !lanes[i].dead && !lanes[i].held && lanes[i].task == nil {
 			li = i
 			break
 		}
@@ -668,7 +738,7 @@ func (d *Dispatcher) Timeline(t *Task) []Step {
 // LaneInfo describes one lane for status.
 type LaneInfo struct {
 	Up      bool
-	State   string // "down", "idle", "running", "stopped", "killed"
+	State   string // "down", "idle", "held", "running", "stopped", "killed"
 	Task    uint64 // job started on it, 0 if none
 	Stopped bool
 }
@@ -693,6 +763,8 @@ func (d *Dispatcher) Stats() (sched.Stats, []CoreInfo, Counters) {
 			case ls.dead:
 				li.State = "killed"
 			case ls.l == nil:
+			case ls.held:
+				li.State = "held"
 			case ls.task == nil:
 				li.State = "idle"
 			case ls.stopped:

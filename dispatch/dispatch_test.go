@@ -849,7 +849,7 @@ func randomRun(t *testing.T, seed uint64) {
 			// The dispatcher's lanes and the scheduler agree.
 			up, running, stopped := 0, 0, 0
 			for _, l := range info[c].Lanes {
-				if l.Up {
+				if l.Up && l.State != "held" {
 					up++
 				}
 				switch l.State {
@@ -973,11 +973,25 @@ func randomRun(t *testing.T, seed uint64) {
 			}
 			h.up(x[0], x[1])
 			ev = fmt.Sprintf("up c%d/l%d", x[0], x[1])
-		case r < 98:
+		case r < 96:
 			if len(admitted) > 0 {
 				h.d.Cancel(admitted[rng.IntN(len(admitted))].ID)
 			}
 			ev = "cancel"
+		case r < 98: // a lane is held (now or after its job), or released
+			ls := lanesWith(func(l *fakeLane) bool { return l != nil })
+			if len(ls) == 0 {
+				continue
+			}
+			x := ls[rng.IntN(len(ls))]
+			l := h.lanes[x[0]][x[1]]
+			if h.d.Held(x[0], x[1], l) {
+				h.d.Release(x[0], x[1], l)
+				ev = fmt.Sprintf("release c%d/l%d", x[0], x[1])
+			} else {
+				h.d.Hold(x[0], x[1], l)
+				ev = fmt.Sprintf("hold c%d/l%d", x[0], x[1])
+			}
 		default: // a core goes away: its lanes die, then CoreDown
 			c := rng.IntN(cores)
 			for li := range h.lanes[c] {
@@ -1001,6 +1015,8 @@ func randomRun(t *testing.T, seed uint64) {
 			for li, l := range h.lanes[c] {
 				if l == nil {
 					h.up(c, li)
+				} else if h.d.Held(c, li, l) {
+					h.d.Release(c, li, l)
 				} else if _, _, killed := l.state(); killed {
 					h.down(c, li, "killed")
 					h.up(c, li)
@@ -1095,4 +1111,128 @@ func TestLose(t *testing.T) {
 	h.none(a)
 	_, _, n := h.d.Stats()
 	wantEq(t, "lost", n.Lost, 2)
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// An idle lane is held at once: jobs go to the other lanes, admission
+// counts the core a lane short, and Release gives it back.
+func TestHoldIdleLane(t *testing.T) {
+	h := newHarness(t, 1, cfg(2), ms)
+	l0 := h.lanes[0][0]
+	held := h.d.Hold(0, 0, l0)
+	wantEq(t, "held at once", closed(held), true)
+	wantEq(t, "Held", h.d.Held(0, 0, l0), true)
+	wantEq(t, "lanes", h.lanesInfo(0), "held idle")
+	st, _, n := h.d.Stats()
+	wantEq(t, "sched lanes", st.Cores[0].Lanes, 1)
+	wantEq(t, "holds", n.Holds, 1)
+
+	a := h.task(1, 100*ms, 50*ms)
+	h.admit(a)
+	h.expectLog("c0/l1 start 1")
+	// A second job with an earlier deadline cannot preempt: the only other
+	// lane is held, so it waits, and is refused if it cannot wait.
+	b := h.task(2, 30*ms, 5*ms)
+	if _, err := h.d.Admit(b); err == nil {
+		t.Fatal("admitted a job that needs the held lane")
+	}
+	h.d.Release(0, 0, l0)
+	wantEq(t, "Held after release", h.d.Held(0, 0, l0), false)
+	wantEq(t, "lanes", h.lanesInfo(0), "idle running:1")
+	c := h.task(3, 60*ms, 5*ms)
+	h.admit(c)
+	h.expectLog("c0/l0 start 3", "c0/l1 stop")
+	h.result(3, nil)
+	h.result(1, nil)
+	wantEq(t, "a", h.outcome(a).Kind, Finished)
+	wantEq(t, "c", h.outcome(c).Kind, Finished)
+}
+
+// A busy lane is held when its job ends, not before; the job is answered
+// as usual and nothing more is started on the lane until Release.
+func TestHoldBusyLane(t *testing.T) {
+	h := newHarness(t, 1, cfg(2), ms)
+	a := h.task(1, 100*ms, 10*ms)
+	h.admit(a)
+	h.expectLog("c0/l0 start 1")
+	l0 := h.lanes[0][0]
+	held := h.d.Hold(0, 0, l0)
+	wantEq(t, "held while busy", closed(held), false)
+	wantEq(t, "lanes", h.lanesInfo(0), "running:1 idle")
+	h.clk.Advance(10 * ms)
+	h.result(1, "r")
+	wantEq(t, "held after its job", closed(held), true)
+	wantEq(t, "a", h.outcome(a).Kind, Finished)
+	b := h.task(2, 100*ms, 10*ms)
+	h.admit(b)
+	h.expectLog("c0/l0 result 1", "c0/l1 start 2")
+	h.d.Release(0, 0, l0)
+	h.result(2, nil)
+	wantEq(t, "lanes", h.lanesInfo(0), "idle idle")
+	st, _, _ := h.d.Stats()
+	wantEq(t, "sched lanes", st.Cores[0].Lanes, 2)
+}
+
+// A stopped lane is held when its result arrives: it is resumed (its
+// process goes on to the load) but takes no job.
+func TestHoldStoppedLane(t *testing.T) {
+	h := newHarness(t, 1, cfg(2), ms)
+	long := h.task(1, 100*ms, 50*ms)
+	h.admit(long)
+	h.clk.AdvanceTo(10 * ms)
+	urgent := h.task(2, 20*ms, 5*ms)
+	h.admit(urgent)
+	h.expectLog("c0/l0 start 1", "c0/l1 start 2", "c0/l0 stop")
+	l0 := h.lanes[0][0]
+	held := h.d.Hold(0, 0, l0)
+	h.clk.Advance(ms)
+	h.result(2, nil)
+	h.expectLog("c0/l1 result 2", "c0/l0 resume")
+	h.clk.Advance(40 * ms)
+	h.result(1, nil)
+	h.expectLog("c0/l0 result 1")
+	wantEq(t, "held", closed(held) && h.d.Held(0, 0, l0), true)
+	wantEq(t, "lanes", h.lanesInfo(0), "held idle")
+	st, _, _ := h.d.Stats()
+	wantEq(t, "sched lanes", st.Cores[0].Lanes, 1)
+	h.d.Release(0, 0, l0)
+	st, _, _ = h.d.Stats()
+	wantEq(t, "sched lanes after release", st.Cores[0].Lanes, 2)
+}
+
+// A lane that dies while a hold waits for it ends the wait, and is not
+// counted down twice; a held lane that dies is not either.
+func TestHoldLaneGone(t *testing.T) {
+	h := newHarness(t, 1, cfg(2), ms)
+	a := h.task(1, 100*ms, 10*ms)
+	h.admit(a)
+	l0 := h.lanes[0][0]
+	held := h.d.Hold(0, 0, l0)
+	h.down(0, 0, "crashed")
+	wantEq(t, "wait ended", closed(held), true)
+	wantEq(t, "not held", h.d.Held(0, 0, l0), false)
+	wantEq(t, "a", h.outcome(a).Kind, Lost)
+	h.d.Release(0, 0, l0) // a no-op
+	st, _, _ := h.d.Stats()
+	wantEq(t, "sched lanes", st.Cores[0].Lanes, 1)
+
+	l1 := h.lanes[0][1]
+	wantEq(t, "held", closed(h.d.Hold(0, 1, l1)), true)
+	h.down(0, 1, "crashed while held")
+	st, _, _ = h.d.Stats()
+	wantEq(t, "sched lanes", st.Cores[0].Lanes, 0)
+	h.up(0, 0)
+	h.up(0, 1)
+	st, _, _ = h.d.Stats()
+	wantEq(t, "sched lanes back", st.Cores[0].Lanes, 2)
+	// A hold on a lane that is not this one's returns closed, not held.
+	wantEq(t, "stale hold", closed(h.d.Hold(0, 0, l0)) && !h.d.Held(0, 0, l0), true)
 }

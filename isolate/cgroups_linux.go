@@ -13,10 +13,6 @@ import (
 // process, the supervisor itself.
 const Supervisor = "supervisor"
 
-// ErrNoCgroup is returned by Kill when the group is not a cgroup (affinity
-// mode, or its cgroup could not be made): kill the process instead.
-var ErrNoCgroup = errors.New("isolate: no cgroup")
-
 // BusyError says that a live process, another hyper-sched, holds the base
 // group: its groups are not stale and are left alone.
 type BusyError struct {
@@ -50,7 +46,6 @@ type backend interface {
 	prepare(name string, cpus []int) (Placement, *os.File, error)
 	// place puts pid into its group unless it started there.
 	place(p *Placement, pid int) error
-	kill(name string) error
 	// inspect fills in what the kernel reports now.
 	inspect(p *Placement)
 	// close removes every group and puts the supervisor back.
@@ -208,21 +203,6 @@ func (c *Cgroups) Place(name string, pid int) error {
 	}
 	c.groups[name] = p
 	return err
-}
-
-// Kill kills every process in group name at once: cgroup.kill on v2, a
-// SIGKILL to each process on v1. It returns ErrNoCgroup when the group is
-// not a cgroup.
-func (c *Cgroups) Kill(name string) error {
-	if c == nil {
-		return ErrNoCgroup
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.groups[name]; !ok || c.b == nil || p.Mode == ModeAffinity || name == Supervisor {
-		return ErrNoCgroup
-	}
-	return c.b.kill(name)
 }
 
 // Inspect returns the placement of group name with what the kernel reports

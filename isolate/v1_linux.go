@@ -11,7 +11,6 @@ import (
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 )
 
 // v1 is the cgroup v1 rung: a hierarchy of the cpuset controller alone,
@@ -139,20 +138,6 @@ func (b *v1) place(p *Placement, pid int) error {
 	}
 	if err != nil {
 		return fmt.Errorf("move pid %d into %s: %w", pid, p.Path, unwrapPath(err))
-	}
-	return nil
-}
-
-// kill sends SIGKILL to every process of the group; v1 has no cgroup.kill.
-func (b *v1) kill(name string) error {
-	ps, err := procs(filepath.Join(b.dir, name))
-	if err != nil {
-		return fmt.Errorf("kill group %s: %w", name, unwrapPath(err))
-	}
-	for _, pid := range ps {
-		if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("kill group %s: pid %d: %w", name, pid, err)
-		}
 	}
 	return nil
 }

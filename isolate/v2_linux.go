@@ -252,17 +252,6 @@ func (b *v2) place(p *Placement, pid int) error {
 	return fmt.Errorf("pid %d was not started inside %s (no CgroupFD); moved after its start", pid, p.Path)
 }
 
-func (b *v2) kill(name string) error {
-	g, err := cgroup2.Load(b.group+"/"+name, cgroup2.WithMountpoint(b.mount))
-	if err == nil {
-		err = g.Kill()
-	}
-	if err != nil {
-		return fmt.Errorf("kill group %s: %w", name, unwrapPath(err))
-	}
-	return nil
-}
-
 func (b *v2) inspect(p *Placement) {
 	p.Effective, _ = readString(filepath.Join(p.Path, "cpuset.cpus.effective"))
 	if p.Partition != "" {

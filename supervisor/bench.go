@@ -251,10 +251,7 @@ func (s *Supervisor) killBenchd(gen int) {
 	defer s.mu.Unlock()
 	c := s.benchd
 	if c.gen == gen && c.proc != nil {
-		// Only quiets exited's warning: the SIGKILL itself is what makes
-		// this an ordinary exit rather than a failed start (killed).
-		c.killedByUs.Store(true)
 		c.log.Warn("killing benchd: request over its limit")
-		s.killChild(c)
+		c.kill(c.proc, "")
 	}
 }

@@ -141,10 +141,12 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		s.mu.Unlock()
 		return nil, apierr.New(apierr.InvalidUniqueName, "task_unique_name %q is in flight already", name)
 	}
-	if spec.Deadline == 0 && !s.anyWorkerWanted() {
+	if !s.anyWorkerWanted() {
+		// Not a full machine to retry in a moment: nothing will run it
+		// until an operator acts.
 		s.count.Rejected++
 		s.mu.Unlock()
-		return nil, apierr.New(apierr.WorkerLost, "no worker is running or restarting; see hyper-schedctl status")
+		return nil, apierr.New(apierr.WorkerLost, "no worker is available: every worker is FATAL or stopped; see hyper-schedctl status, and hyper-schedctl start all")
 	}
 	s.nextID++
 	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,
@@ -332,6 +334,8 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 		// best-effort cap, and whether it was running or stopped.
 		o.err = apierr.New(apierr.DeadlineExceeded, "%s on %s: %s (after %v of run time)",
 			t.export, o.worker, do.Why, do.Ran.Round(time.Microsecond))
+		s.log.Info("killed a call's lane", "lane", o.worker, "task", t.id, "module", t.module.Name,
+			"export", t.export, "why", do.Why, "ran", do.Ran.Round(time.Microsecond))
 		// Killed: it takes at least this long. Feed it back so that the
 		// same call is not admitted and killed again and again.
 		s.mu.Lock()

@@ -1,15 +1,13 @@
 package supervisor
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,12 +19,47 @@ import (
 	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
-// Roles are the hidden first arguments with which the supervisor re-executes
-// its own binary.
+// Roles of the children: the supervisor re-executes its own binary with
+// a title as argv[0] (childTitle), from which the child learns its role.
 const (
-	RoleWorker = "__coreworker"
-	RoleBenchd = "__benchd"
+	RoleWorker = "worker"
+	RoleBenchd = "benchd"
 )
+
+// titlePrefix starts every child's argv[0], which is what ps shows, as
+// nginx names its processes: "hyper-sched: worker-1 lane 0".
+const titlePrefix = "hyper-sched: "
+
+// childTitle is c's argv[0].
+func childTitle(c *child) string {
+	if c.core < 0 {
+		return titlePrefix + c.name
+	}
+	return fmt.Sprintf("%s%s lane %d", titlePrefix, c.group, c.lane)
+}
+
+// ChildRole returns the role a child process was started for, read from
+// its argv[0]; ok is false for the supervisor itself.
+func ChildRole(argv0 string) (role string, ok bool) {
+	rest, ok := strings.CutPrefix(argv0, titlePrefix)
+	switch {
+	case !ok:
+		return "", false
+	case rest == "benchd":
+		return RoleBenchd, true
+	case strings.HasPrefix(rest, "worker-"):
+		return RoleWorker, true
+	}
+	return "", false
+}
+
+// ChildComm is the short name (/proc/PID/comm, at most 15 bytes) a child
+// gives itself, for top and ps -e, which would otherwise show "exe".
+func ChildComm(argv0 string) string {
+	rest, _ := strings.CutPrefix(argv0, titlePrefix)
+	rest = strings.Replace(rest, " lane ", ":", 1)
+	return ("hs " + rest)[:min(15, 3+len(rest))]
+}
 
 // startSecs is supervisord's startsecs: an exit sooner than this after the
 // start counts as a failed start. startRetries failed starts in a row make
@@ -68,6 +101,17 @@ type child struct {
 	// its deadline, a benchd request past its limit) until its exit is seen.
 	killedByUs atomic.Bool
 	upAt       time.Time
+	// tookJob is set when a job frame is sent to this generation: an exit
+	// after it is that job's crash, never a failed start.
+	tookJob atomic.Bool
+	// loaded is what this generation of a worker lane has compiled (name →
+	// sha256); nil while it is not up.
+	loaded map[string]string
+	// resourceFails counts starts in a row that failed for want of
+	// descriptors or memory: retried with backoff, never FATAL.
+	resourceFails int
+	// errsAt is errs' line count when this generation started.
+	errsAt uint64
 }
 
 // laneProc is one generation of a worker lane process, as the dispatcher
@@ -83,6 +127,7 @@ type laneProc struct {
 // Start sends t's job frame.
 func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
+	l.c.tookJob.Store(true)
 	l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
 }
 
@@ -104,7 +149,7 @@ func (l *laneProc) Kill() {
 		if err := isolate.SetIdlePolicy(l.proc.Pid); err != nil {
 			l.c.log.Debug("kill: idle policy", "err", err)
 		}
-		l.signal(syscall.SIGKILL)
+		l.c.kill(l.proc, "") // the call's answer says why, and finish logs it
 	}()
 }
 
@@ -120,28 +165,45 @@ func (l *laneProc) Finishing(id uint64) bool {
 	return l.c.resultFor.Load() == id || pendingBytes(l.nc) > 0
 }
 
-// spawned is a child process that answered its hello.
+// spawned is a started child process, before and after its hello.
 type spawned struct {
 	conn *ipc.Conn
 	nc   net.Conn
 	proc *os.Process
 	wait chan error // receives cmd.Wait's result once
+	// stderr is closed once the child's stderr is read to its end: its
+	// last lines are in the log before its exit is.
+	stderr chan struct{}
 	// offCore: started on the housekeeping CPUs, to be placed (cgroup,
 	// affinity, policy) once it is up (see spawn).
 	offCore bool
 }
 
-// abort kills a spawned child that will not be served and waits for its exit.
-func (sp *spawned) abort() {
-	sp.proc.Kill()
-	sp.nc.Close()
-	<-sp.wait
+// reap waits for the child's exit and for the rest of its stderr, which a
+// process it left behind may hold open: that wait is bounded.
+func (sp *spawned) reap() error {
+	err := <-sp.wait
+	sp.drain()
+	return err
 }
+
+// drain waits, boundedly, for the end of the child's stderr.
+func (sp *spawned) drain() {
+	select {
+	case <-sp.stderr:
+	case <-time.After(stderrDrain):
+	}
+}
+
+// stderrDrain bounds how long an exit waits for the child's stderr to end.
+const stderrDrain = 2 * time.Second
 
 // spawn starts the child process with one end of a socketpair as fd 3,
 // sends the hello and waits for the child's. The child does nothing before
 // the hello, so placing it (affinity, cgroup) first leaves no unconfined
-// window.
+// window. The process is c's (c.proc) from its start, so that a stop or a
+// shutdown during the start kills it; the hello is bounded by
+// helloTimeout. On an error the process is gone (killed and reaped).
 //
 // With offCore (a worker lane respawned while its CPU goes on with its
 // other lanes) the child is instead started where the supervisor runs, on
@@ -150,62 +212,26 @@ func (sp *spawned) abort() {
 // which admission does not charge for them. place confines it once it is
 // up, before it joins its core; an idle lane starts no threads, so the
 // per-thread policy walk has nothing to race with.
-func (s *Supervisor) spawn(ctx context.Context, c *child, offCore bool) (*spawned, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("spawn %s: socketpair: %w", c.name, err)
+func (s *Supervisor) spawn(c *child, gen int, offCore bool) (*spawned, error) {
+	sp, err := s.startChild(c, offCore)
+	if err != nil && isResourceErr(err) && s.fds.release() {
+		// Out of descriptors: the reserve kept for this moment lets the
+		// child start; it is taken again below, when descriptors free up.
+		sp, err = s.startChild(c, offCore)
 	}
-	mine := os.NewFile(uintptr(fds[0]), c.name+"-supervisor")
-	theirs := os.NewFile(uintptr(fds[1]), c.name)
-	defer theirs.Close()
-	nc, err := net.FileConn(mine)
-	mine.Close()
+	s.fds.fill()
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
-	// On cgroup v2 the child is born inside its cgroup (CLONE_INTO_CGROUP).
-	pl := s.prepareChild(c)
-	defer pl.Release()
-	command := func() (*exec.Cmd, io.ReadCloser, error) {
-		cmd := exec.Command(s.cfg.Exe, c.role)
-		cmd.ExtraFiles = []*os.File{theirs}
-		cmd.Env = []string{} // settings travel in the hello, not the environment
-		// Pdeathsig fires when the forking thread exits; Cgroups.Start
-		// forks from a thread that is never ended.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if !offCore {
-			pl.StartInside(cmd.SysProcAttr)
-		}
-		stderr, err := cmd.StderrPipe()
-		switch {
-		case err != nil:
-		case offCore:
-			err = cmd.Start() // the supervisor's group, CPUs and policy
-		default:
-			err = s.iso.cg.Start(c.group, cmd, c.cpus)
-		}
-		return cmd, stderr, err
+	s.mu.Lock()
+	if c.gen == gen {
+		c.pid, c.proc, c.nc = sp.proc.Pid, sp.proc, sp.nc
 	}
-	cmd, stderr, err := command()
-	if err != nil && cmd.SysProcAttr.UseCgroupFD {
-		// clone3 refused (ENOSYS from a seccomp filter such as systemd's
-		// RestrictNamespaces=): start outside, place moves the child in
-		// before its hello.
-		s.startFailedInside(c, err)
-		pl.Release()
-		cmd, stderr, err = command()
-	}
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
-	}
-	pl.Release()
-	go forward(c, stderr)
-	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1), offCore: offCore}
-	go func() { sp.wait <- cmd.Wait() }()
-
+	s.mu.Unlock()
 	fail := func(err error) (*spawned, error) {
-		sp.abort()
+		c.kill(sp.proc, "")
+		sp.nc.Close()
+		sp.reap()
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}
 	cpu := c.cpu
@@ -213,13 +239,13 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, offCore bool) (*spawne
 		cpu = -1 // it must not pin itself before it is up
 		// Its start must not slow the supervisor either, which shares the
 		// housekeeping CPUs: SCHED_IDLE until it is placed, as benchd.
-		if err := isolate.SetIdlePolicy(cmd.Process.Pid); err != nil {
+		if err := isolate.SetIdlePolicy(sp.proc.Pid); err != nil {
 			c.log.Debug("warm-up idle policy", "err", err)
 		}
-	} else if err := s.place(c, cmd.Process.Pid); err != nil {
-		c.log.Warn("place child", "pid", cmd.Process.Pid, "err", err)
+	} else if err := s.place(c, sp.proc.Pid); err != nil {
+		c.log.Warn("place child", "pid", sp.proc.Pid, "err", err)
 	}
-	nc.SetDeadline(time.Now().Add(helloTimeout))
+	sp.nc.SetDeadline(time.Now().Add(helloTimeout))
 	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
 		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig()}); err != nil {
 		return fail(err)
@@ -227,19 +253,101 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, offCore bool) (*spawne
 	if _, err := ipc.ReadHello(sp.conn); err != nil {
 		return fail(err)
 	}
-	nc.SetDeadline(time.Time{})
+	sp.nc.SetDeadline(time.Time{})
 	return sp, nil
 }
 
-// forward copies a child's stderr lines into the supervisor's log, tagged
-// with the child's name, and into its ring for status and tail.
-func forward(c *child, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for sc.Scan() {
-		line := sc.Text()
-		c.errs.add(line)
-		c.log.Info("child stderr", "line", line)
+// startChild starts c's process: a socketpair for its frames, a pipe for
+// its stderr, its cgroup (born inside it on v2), its title. Every
+// descriptor it made is closed again on an error.
+func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), c.name+"-supervisor")
+	theirs := os.NewFile(uintptr(fds[1]), c.name)
+	defer theirs.Close()
+	nc, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		return nil, err
+	}
+	// Our own pipe rather than cmd.StderrPipe, which Wait closes: the
+	// child's last lines are read to the end after its exit.
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	defer errW.Close()
+	// On cgroup v2 the child is born inside its cgroup (CLONE_INTO_CGROUP).
+	pl := s.prepareChild(c)
+	defer pl.Release()
+	command := func() (*exec.Cmd, error) {
+		cmd := exec.Command(s.cfg.Exe)
+		cmd.Args = []string{childTitle(c)}
+		cmd.ExtraFiles = []*os.File{theirs}
+		cmd.Stderr = errW
+		cmd.Env = []string{} // settings travel in the hello, not the environment
+		// Pdeathsig fires when the forking thread exits; Cgroups.Start
+		// forks from a thread that is never ended.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if !offCore {
+			pl.StartInside(cmd.SysProcAttr)
+		}
+		if offCore {
+			return cmd, cmd.Start() // the supervisor's group, CPUs and policy
+		}
+		return cmd, s.iso.cg.Start(c.group, cmd, c.cpus)
+	}
+	cmd, err := command()
+	if err != nil && cmd.SysProcAttr.UseCgroupFD && !isResourceErr(err) {
+		// clone3 refused (ENOSYS from a seccomp filter such as systemd's
+		// RestrictNamespaces=): start outside, place moves the child in
+		// before its hello.
+		s.startFailedInside(c, err)
+		pl.Release()
+		cmd, err = command()
+	}
+	if err != nil {
+		nc.Close()
+		errR.Close()
+		return nil, err
+	}
+	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1),
+		stderr: make(chan struct{}), offCore: offCore}
+	go forward(c, errR, sp.stderr)
+	go func() { sp.wait <- cmd.Wait() }()
+	return sp, nil
+}
+
+// isResourceErr reports whether err is the system running short of
+// descriptors, memory or processes: a start that failed for it is retried
+// with a growing delay, and does not count towards FATAL.
+func isResourceErr(err error) bool {
+	for _, e := range []syscall.Errno{unix.EMFILE, unix.ENFILE, unix.ENOMEM, unix.EAGAIN, unix.ENOBUFS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// kill is the one way the supervisor kills a child process: SIGKILL
+// through the process's pidfd, so a recycled pid is never hit. why, when
+// not empty, is logged; the exit is reaped by the child's supervise loop
+// (spawned.reap), which knows from killedByUs that it was ours.
+func (c *child) kill(proc *os.Process, why string) {
+	if proc == nil {
+		return
+	}
+	c.killedByUs.Store(true)
+	if why != "" {
+		c.log.Info("killing", "pid", proc.Pid, "why", why)
+	}
+	if err := proc.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		c.log.Warn("kill", "pid", proc.Pid, "err", err)
 	}
 }
 

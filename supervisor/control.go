@@ -441,7 +441,7 @@ func (s *Supervisor) stopProc(done <-chan struct{}, c *child) ipc.ProcResult {
 		busy := s.disp.LaneDown(c.core, c.lane, c.lp, c.name+" was stopped by hyper-schedctl")
 		c.lp = nil
 		if busy && c.proc != nil {
-			c.proc.Kill() // it held a call (perhaps stopped): no clean exit to wait for
+			c.kill(c.proc, "it held a call when it was stopped") // perhaps SIGSTOPped: no clean exit to wait for
 		}
 	}
 	s.coreDownIfUnwanted(c, "was stopped")
@@ -458,8 +458,7 @@ func (s *Supervisor) stopProc(done <-chan struct{}, c *child) ipc.ProcResult {
 	if !s.waitChild(done, limit, stopped) {
 		s.mu.Lock()
 		if c.gen == gen && c.proc != nil {
-			c.log.Warn("killing: it did not stop in time", "limit", limit)
-			c.proc.Kill()
+			c.kill(c.proc, fmt.Sprintf("it did not stop within %v", limit))
 		}
 		s.mu.Unlock()
 		if !s.waitChild(done, stopGrace, stopped) {

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -102,27 +101,6 @@ func (s *Supervisor) prepareChild(c *child) isolate.Placement {
 func (s *Supervisor) startFailedInside(c *child, err error) {
 	if !s.iso.noCgroupFD.Swap(true) {
 		c.log.Warn("start inside its cgroup (clone3 CLONE_INTO_CGROUP) failed; children start outside and are moved in", "err", err)
-	}
-}
-
-// killChild kills c's process: with cgroup.kill where c has a v2 group of
-// its own (which also gets anything it forked), else with SIGKILL; a
-// worker lane shares its group with its CPU's other lanes, so it gets
-// SIGKILL. s.mu held.
-func (s *Supervisor) killChild(c *child) {
-	c.killedByUs.Store(true)
-	if c.core >= 0 {
-		if c.proc != nil {
-			c.proc.Kill()
-		}
-		return
-	}
-	err := s.iso.cg.Kill(c.group)
-	if err != nil && !errors.Is(err, isolate.ErrNoCgroup) {
-		c.log.Warn("kill group", "err", err)
-	}
-	if err != nil && c.proc != nil {
-		c.proc.Kill()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 
@@ -30,73 +31,29 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 		c.gen++
 		gen := c.gen
 		c.started = time.Now()
+		c.tookJob.Store(false)
+		_, c.errsAt = c.errs.last(0)
 		offCore := c.core >= 0 && c.restarts > 0 // a lane respawned beside its running siblings
 		s.mu.Unlock()
 
-		sp, err := s.spawn(ctx, c, offCore)
-		var loaded map[string]string
-		if err == nil {
-			loaded, err = s.bringUp(c, sp)
-		}
-		if err == nil && sp.offCore {
-			// Up and idle: onto its CPU, in its cgroup, with its policy
-			// (SCHED_OTHER, or SCHED_FIFO where real-time is on), no longer
-			// the SCHED_IDLE it warmed up under.
-			if perr := isolate.SetNormalPolicy(sp.proc.Pid); perr != nil {
-				c.log.Warn("place respawned lane", "pid", sp.proc.Pid, "err", perr)
-			}
-			if perr := s.place(c, sp.proc.Pid); perr != nil {
-				c.log.Info("place respawned lane", "pid", sp.proc.Pid, "note", perr)
-			}
-		}
+		sp, err := s.spawn(c, gen, offCore)
 		if err != nil {
 			c.log.Error("start", "err", err)
-			if sp != nil {
-				sp.abort()
+			kind := exitStartFailed
+			if isResourceErr(err) {
+				kind = exitResource
 			}
-			s.exited(c, gen, err.Error(), false)
+			s.exited(c, gen, err.Error(), kind)
 		} else {
-			out := newOutbox()
-			go func() {
-				if err := out.run(sp.conn); err != nil {
-					sp.nc.Close() // the reader sees it and the exit path runs
-				}
-			}()
-			// Shutdown (ctx) or stop may have come while this child started:
-			// closing its socket is its stop signal, now or later.
+			// Shutdown (ctx) or a stop may come at any time from now on:
+			// closing the socket is the child's stop signal, and ends a
+			// start in progress.
 			stopOnCancel := context.AfterFunc(ctx, func() { sp.nc.Close() })
-			s.mu.Lock()
-			if !c.wanted || c.state == Stopping {
-				sp.nc.Close()
-			}
-			c.pid, c.nc, c.proc, c.out = sp.proc.Pid, sp.nc, sp.proc, out
-			c.upAt = time.Now()
-			var lp *laneProc
-			if c.core >= 0 {
-				lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc}
-				c.lp = lp
-			}
-			if c.core >= 0 {
-				// Modules registered while this worker was loading.
-				for _, m := range s.store.all() {
-					if loaded[m.Name] != m.SHA256 {
-						out.push(ipc.KindLoad, m.loadFrame())
-					}
-				}
-			}
-			s.transition(c, EvUp)
-			if c.state == Running { // not when stopped while starting
-				s.childUp(c)
-			}
-			s.mu.Unlock()
-			c.log.Info("running", "pid", sp.proc.Pid)
-
-			rerr := s.serveChild(c, lp, sp.conn)
+			err = s.serve(c, gen, sp)
 			stopOnCancel()
-			out.close()
 			sp.nc.Close()
 			werr := s.reap(c, sp)
-			s.exited(c, gen, describeExit(rerr, werr), killed(werr))
+			s.exited(c, gen, describeExit(err, werr), exitKindOf(err, werr))
 		}
 		if !s.backoff(ctx, c) {
 			return
@@ -104,35 +61,136 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 	}
 }
 
-// bringUp finishes a start: a worker compiles every registered module
-// before it joins admission, so its first job never waits for a compile.
-// It returns what was loaded (name → sha256).
+// serve brings a spawned child up and serves its frames until its
+// connection ends; errStart wraps an error before it was up.
+func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
+	loaded, err := s.bringUp(c, sp)
+	if err != nil {
+		return startError{err}
+	}
+	out := newOutbox()
+	go func() {
+		if err := out.run(sp.conn); err != nil {
+			sp.nc.Close() // the reader sees it and the exit path runs
+		}
+	}()
+	defer out.close()
+	s.mu.Lock()
+	if !c.wanted || c.state == Stopping || c.gen != gen {
+		s.mu.Unlock()
+		return net.ErrClosed // stopped while it started: a clean stop
+	}
+	c.out, c.loaded = out, loaded
+	c.upAt = time.Now()
+	var lp *laneProc
+	if c.core >= 0 {
+		lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc}
+		c.lp = lp
+	}
+	s.transition(c, EvUp)
+	if c.state == Running {
+		s.childUp(c)
+	}
+	s.mu.Unlock()
+	c.log.Info("running", "pid", sp.proc.Pid)
+	return s.serveChild(c, lp, sp.conn)
+}
+
+// startError is an error of a child before it was up: a failed start.
+type startError struct{ error }
+
+func (e startError) Unwrap() error { return e.error }
+
+// bringUp finishes a start: a worker compiles every registered module (and
+// every one being installed) before it joins admission, so its first job
+// never waits for a compile and a load never delays a job unseen. The
+// last check is made under s.mu, which it returns holding nothing: a module
+// installed after it finds this lane up (installOnWorkers). A module that
+// fails to load fails the start. It returns what was loaded (name →
+// sha256).
 func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 	loaded := map[string]string{}
 	if c.core < 0 {
 		return loaded, nil
 	}
-	for _, m := range s.store.all() {
-		if err := sp.conn.Write(ipc.KindLoad, m.loadFrame()); err != nil {
-			return nil, fmt.Errorf("load %s: %w", m.Name, err)
+	placed := !sp.offCore
+	for {
+		s.mu.Lock()
+		missing := s.missing(loaded)
+		s.mu.Unlock()
+		if len(missing) == 0 && placed {
+			return loaded, nil
 		}
-		k, err := sp.conn.Read()
-		if err != nil {
-			return nil, fmt.Errorf("load %s: %w", m.Name, err)
+		for _, m := range missing {
+			if err := loadOn(sp, m); err != nil {
+				return nil, err
+			}
+			loaded[m.Name] = m.SHA256
 		}
-		var l ipc.Loaded
-		if k != ipc.KindLoaded {
-			return nil, fmt.Errorf("load %s: got %v frame", m.Name, k)
+		if !placed {
+			// Up and idle: onto its CPU, in its cgroup, with its policy
+			// (SCHED_OTHER, or SCHED_FIFO where real-time is on), no
+			// longer the SCHED_IDLE it warmed up under.
+			s.settle(c, sp.proc.Pid)
+			placed = true
 		}
-		if err := sp.conn.Decode(&l); err != nil {
-			return nil, err
-		}
-		if l.Err != "" {
-			c.log.Error("load module", "module", m.Name, "err", l.Err)
-		}
-		loaded[m.Name] = m.SHA256
 	}
-	return loaded, nil
+}
+
+// missing returns the modules registered or being installed that loaded
+// does not have in their current version; s.mu held.
+func (s *Supervisor) missing(loaded map[string]string) []*Module {
+	var out []*Module
+	for _, m := range s.store.all() {
+		if loaded[m.Name] != m.SHA256 {
+			out = append(out, m)
+		}
+	}
+	for _, m := range s.installing {
+		if loaded[m.Name] != m.SHA256 && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// loadTimeout bounds one module load in a starting lane: a compile (a
+// cache hit after benchd compiled it) and the answer.
+const loadTimeout = compileLimit
+
+// loadOn loads m into a lane that is not up yet, waiting for its answer.
+func loadOn(sp *spawned, m *Module) error {
+	sp.nc.SetDeadline(time.Now().Add(loadTimeout))
+	defer sp.nc.SetDeadline(time.Time{})
+	if err := sp.conn.Write(ipc.KindLoad, m.loadFrame()); err != nil {
+		return fmt.Errorf("load %s: %w", m.Name, err)
+	}
+	k, err := sp.conn.Read()
+	if err != nil {
+		return fmt.Errorf("load %s: %w", m.Name, err)
+	}
+	if k != ipc.KindLoaded {
+		return fmt.Errorf("load %s: got %v frame", m.Name, k)
+	}
+	var l ipc.Loaded
+	if err := sp.conn.Decode(&l); err != nil {
+		return fmt.Errorf("load %s: %w", m.Name, err)
+	}
+	if l.Err != "" {
+		return fmt.Errorf("load %s: %s", m.Name, l.Err)
+	}
+	return nil
+}
+
+// settle gives a lane that warmed up off its CPU its place: its policy
+// back from SCHED_IDLE, then its cgroup, CPU and real-time priority.
+func (s *Supervisor) settle(c *child, pid int) {
+	if err := isolate.SetNormalPolicy(pid); err != nil {
+		c.log.Warn("place lane", "pid", pid, "err", err)
+	}
+	if err := s.place(c, pid); err != nil {
+		c.log.Info("place lane", "pid", pid, "note", err)
+	}
 }
 
 // serveChild reads c's frames until its connection fails; lp is c's lane
@@ -180,6 +238,9 @@ func describeExit(rerr, werr error) string {
 	var ee interface{ ExitCode() int }
 	switch {
 	case werr != nil && errors.As(werr, &ee):
+		if errors.As(rerr, new(startError)) {
+			return werr.Error() + " while starting: " + rerr.Error()
+		}
 		return werr.Error()
 	case rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, net.ErrClosed): // closed by us: a stop
 		return "connection: " + rerr.Error()
@@ -189,37 +250,66 @@ func describeExit(rerr, werr error) string {
 	return "exit status 0"
 }
 
-// killed reports whether a child died of SIGKILL: our deadline kill, an
-// operator's kill -9 or the OOM killer, never a failure to start.
-func killed(werr error) bool {
+// exitKind is how an exit counts for what comes after it.
+type exitKind uint8
+
+const (
+	exitOrdinary    exitKind = iota // after it was up: restarted at once (unless quick)
+	exitKilled                      // SIGKILL: ours, an operator's, the OOM killer's; never a failed start
+	exitStartFailed                 // never came up: a failed start
+	exitResource                    // could not start for want of descriptors or memory: retried, never FATAL
+)
+
+// exitKindOf classifies the end of a child that was spawned: rerr is what
+// ended serving it, werr its exit.
+func exitKindOf(rerr, werr error) exitKind {
 	var ee *exec.ExitError
 	if errors.As(werr, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
-			return ws.Signaled() && ws.Signal() == syscall.SIGKILL
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return exitKilled
 		}
 	}
-	return false
+	if errors.As(rerr, new(startError)) {
+		return exitStartFailed
+	}
+	return exitOrdinary
 }
 
 // exited records that generation gen of c is gone and fails over its work.
 // An exit counts as a failed start (supervisord's startsecs) when the child
-// never reached RUNNING, or exited on its own within startSecs of starting;
-// a SIGKILL after RUNNING is an ordinary exit, restarted at once.
-func (s *Supervisor) exited(c *child, gen int, why string, sigkill bool) {
+// never came up, or exited on its own within startSecs of starting
+// without having taken a job: a job that crashes its lane is that job's
+// failure, answered as a lost call, and the lane comes back at once.
+// A SIGKILL is an ordinary exit; a start that failed for want of
+// resources is retried after a growing delay but never makes c FATAL.
+func (s *Supervisor) exited(c *child, gen int, why string, kind exitKind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if gen != c.gen {
 		return
 	}
-	c.lastExit = why
-	c.pid, c.nc, c.proc, c.out = 0, nil, nil, nil
-	quick := c.state == Starting || (time.Since(c.started) < startSecs && !sigkill)
-	if quick {
-		c.failures++
-	} else {
-		c.failures = 0
+	if last := c.errs.lastSince(c.errsAt); last != "" && kind != exitKilled && !c.killedByUs.Load() {
+		why += "; last stderr line: " + last
 	}
-	if !c.killedByUs.Load() {
+	c.lastExit = why
+	c.pid, c.nc, c.proc, c.out, c.loaded = 0, nil, nil, nil, nil
+	stopping := c.state == Stopping || !c.wanted
+	switch {
+	case kind == exitResource:
+		c.resourceFails++
+	case kind == exitStartFailed && !stopping,
+		kind == exitOrdinary && time.Since(c.started) < startSecs && !c.tookJob.Load():
+		c.failures++
+		c.resourceFails = 0
+	default:
+		c.failures, c.resourceFails = 0, 0
+	}
+	switch {
+	case stopping:
+		c.log.Info("stopped", "how", why)
+	case c.killedByUs.Load():
+		c.log.Info("exited", "why", why, "note", "killed by the supervisor")
+	default:
 		c.log.Warn("exited", "why", why)
 	}
 	s.transition(c, EvExit)
@@ -230,10 +320,11 @@ func (s *Supervisor) exited(c *child, gen int, why string, sigkill bool) {
 
 // backoff waits before the next start as Next decided: none after an
 // ordinary exit (a deadline kill must come back fast), growing delays after
-// quick failures, and FATAL after startRetries of them.
+// quick failures or starts short of resources, and FATAL after
+// startRetries quick failures in a row.
 func (s *Supervisor) backoff(ctx context.Context, c *child) bool {
 	s.mu.Lock()
-	state, failures := c.state, c.failures
+	state, failures, short := c.state, c.failures, c.resourceFails
 	if state == Backoff && failures >= startRetries {
 		s.transition(c, EvGiveUp)
 		c.log.Error("giving up", "failures", failures, "last", c.lastExit)
@@ -247,16 +338,24 @@ func (s *Supervisor) backoff(ctx context.Context, c *child) bool {
 	if state != Backoff {
 		return ctx.Err() == nil
 	}
-	delay := time.Duration(1<<min(failures, 6)) * 50 * time.Millisecond
+	if short > 0 {
+		c.log.Warn("start short of resources; retrying", "attempt", short, "in", backoffDelay(short))
+	}
 	select {
 	case <-ctx.Done():
 		return false
-	case <-time.After(delay):
+	case <-time.After(backoffDelay(max(failures, short))):
 	}
 	s.mu.Lock()
 	s.transition(c, EvRetry)
 	s.mu.Unlock()
 	return true
+}
+
+// backoffDelay is the wait before retry n (from 1): 100 ms, doubling, at
+// most 3.2 s.
+func backoffDelay(n int) time.Duration {
+	return time.Duration(1<<min(n, 6)) * 50 * time.Millisecond
 }
 
 // waitWanted blocks until c is wanted again (hyper-schedctl start) or ctx ends.
@@ -283,15 +382,17 @@ func (s *Supervisor) transition(c *child, e Event) {
 // so; any other is of no use and is killed at once.
 func (s *Supervisor) reap(c *child, sp *spawned) error {
 	s.mu.Lock()
-	stopping := c.state == Stopping
+	stopping := c.state == Stopping || !c.wanted
 	s.mu.Unlock()
 	if stopping {
 		select {
 		case err := <-sp.wait:
+			sp.drain()
 			return err
 		case <-time.After(stopGrace):
+			c.log.Warn("killing: it did not stop in time", "limit", stopGrace)
 		}
 	}
-	sp.proc.Kill()
-	return <-sp.wait
+	c.kill(sp.proc, "")
+	return sp.reap()
 }

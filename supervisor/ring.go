@@ -48,3 +48,13 @@ func (r *ring) last(n int) ([]string, uint64) {
 	}
 	return out, r.total
 }
+
+// lastSince returns the most recent line if it came after the since-th
+// line ever written, else "".
+func (r *ring) lastSince(since uint64) string {
+	lines, total := r.last(1)
+	if total <= since || len(lines) == 0 {
+		return ""
+	}
+	return lines[0]
+}

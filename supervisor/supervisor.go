@@ -205,6 +205,13 @@ type Supervisor struct {
 	// callers, and the bounded background queue (calibqueue.go). It has
 	// its own lock.
 	calib calibrator
+	// fds are descriptors kept for starting children when the process has
+	// no others left (fdreserve.go).
+	fds fdReserve
+	// installing holds the modules being loaded on the running lanes
+	// (installOnWorkers) before they are served: a lane that starts
+	// meanwhile loads them too.
+	installing map[string]*Module
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
@@ -375,8 +382,6 @@ func (s *Supervisor) killChildren() {
 		if c.nc != nil {
 			c.nc.Close() // EOF: a clean stop for the child
 		}
-		if c.proc != nil {
-			c.proc.Kill()
-		}
+		c.kill(c.proc, "")
 	}
 }

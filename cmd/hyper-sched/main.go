@@ -26,13 +26,15 @@ import (
 var version = "dev"
 
 func main() {
+	// A child is started with a title as argv[0] ("hyper-sched: worker-1
+	// lane 0"), which ps shows, and which says its role.
+	if role, ok := supervisor.ChildRole(os.Args[0]); ok {
+		os.Exit(child(context.Background(), role, os.Args[0], os.Stderr))
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && (args[0] == supervisor.RoleWorker || args[0] == supervisor.RoleBenchd) {
-		return child(ctx, args[0], stderr)
-	}
 	cfg, logLevel, err := parseFlags(args, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -95,8 +97,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // child runs a hidden role on the socket the supervisor passed as fd 3.
 // Children log to stderr, which the supervisor forwards with their name.
-func child(ctx context.Context, role string, stderr io.Writer) int {
+func child(ctx context.Context, role, title string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The process name top and ps -e show, which would be "exe" (the
+	// supervisor starts /proc/self/exe).
+	if err := os.WriteFile("/proc/self/comm", []byte(supervisor.ChildComm(title)), 0); err != nil {
+		log.Debug("set process name", "err", err)
+	}
 	conn := os.NewFile(3, "supervisor")
 	if conn == nil {
 		fmt.Fprintln(stderr, "hyper-sched: no supervisor socket on fd 3; this role is started by the supervisor")
