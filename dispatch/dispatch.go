@@ -383,13 +383,19 @@ func (d *Dispatcher) Held(core, li int, l Lane) bool {
 	return ls.l == l && l != nil && ls.held
 }
 
-// Release puts a held lane back in service; for any other lane, or one
-// replaced meanwhile, it does nothing.
+// Release puts a held lane back in service, or withdraws a hold still
+// waiting for the lane's job to end; for a lane replaced meanwhile it does
+// nothing.
 func (d *Dispatcher) Release(core, li int, l Lane) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ls := &d.cores[core].lanes[li]
-	if ls.l != l || l == nil || !ls.held {
+	if ls.l != l || l == nil || ls.hold == nil {
+		return
+	}
+	if !ls.held {
+		close(ls.hold)
+		ls.hold = nil
 		return
 	}
 	ls.held, ls.hold = false, nil

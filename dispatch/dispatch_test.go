@@ -1233,6 +1233,16 @@ func TestHoldLaneGone(t *testing.T) {
 	h.up(0, 1)
 	st, _, _ = h.d.Stats()
 	wantEq(t, "sched lanes back", st.Cores[0].Lanes, 2)
+	// A hold withdrawn before the lane's job ended leaves the lane in
+	// service.
+	c := h.task(5, 100*ms, 10*ms)
+	h.admit(c)
+	cur := h.lanes[0][0]
+	wait := h.d.Hold(0, 0, cur)
+	h.d.Release(0, 0, cur)
+	wantEq(t, "withdrawn", closed(wait), true)
+	h.result(5, nil)
+	wantEq(t, "lanes", h.lanesInfo(0), "idle idle")
 	// A hold on a lane that is not this one's returns closed, not held.
 	wantEq(t, "stale hold", closed(h.d.Hold(0, 0, l0)) && !h.d.Held(0, 0, l0), true)
 }

@@ -112,6 +112,9 @@ type child struct {
 	resourceFails int
 	// errsAt is errs' line count when this generation started.
 	errsAt uint64
+	// loads are the installs waiting for this lane's Loaded answers, by
+	// load id (install.go).
+	loads map[uint64]chan *ipc.Loaded
 }
 
 // laneProc is one generation of a worker lane process, as the dispatcher
@@ -299,7 +302,7 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 		if offCore {
 			return cmd, cmd.Start() // the supervisor's group, CPUs and policy
 		}
-		return cmd, s.iso.cg.Start(c.group, cmd, c.cpus)
+		return cmd, s.iso.cgroups().Start(c.group, cmd, c.cpus)
 	}
 	cmd, err := command()
 	if err != nil && cmd.SysProcAttr.UseCgroupFD && !isResourceErr(err) {
@@ -357,8 +360,8 @@ func (c *child) kill(proc *os.Process, why string) {
 // wanted (isolation.go). The child was born with its policy and affinity
 // (Cgroups.Start), so this checks and repairs.
 func (s *Supervisor) place(c *child, pid int) error {
-	if s.iso.cg == nil {
+	if s.iso.cgroups() == nil {
 		return isolate.SetAffinity(pid, c.cpus)
 	}
-	return s.iso.cg.Place(c.group, pid)
+	return s.iso.cgroups().Place(c.group, pid)
 }

@@ -612,9 +612,10 @@ func (cs *controlServer) tail(in, out *ipc.Conn, r *ring, req *ipc.Request) {
 }
 
 // Reload loads the modules found in the state dir but not in memory — put
-// there by hand or restored from a backup — and sends them to the running
-// workers, as a SIGHUP asks. Calls in flight are not disturbed. It returns
-// the names added, and the modules that could not be loaded as one error.
+// there by hand or restored from a backup — and installs them on the
+// running workers, as a SIGHUP asks. Calls in flight are not disturbed. It
+// returns the names added, and the modules that could not be loaded as one
+// error.
 //
 // # Notes
 //
@@ -634,24 +635,74 @@ func (s *Supervisor) Reload() ([]string, error) {
 			continue
 		}
 		m, err := s.store.load(name)
+		if err == nil {
+			var done func()
+			if done, err = s.installOnWorkers(context.Background(), m); err == nil {
+				ok := s.store.addIfAbsent(m)
+				done()
+				if !ok {
+					continue // registered over HTTP meanwhile
+				}
+			}
+		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reload modules: %w", err))
+			errs = append(errs, fmt.Errorf("reload module %s: %w", name, err))
 			continue
 		}
-		if !s.store.addIfAbsent(m) {
-			continue // registered over HTTP meanwhile
-		}
-		// A worker still loading modules sends this one once it is up
-		// (supervise compares its loaded set with the store); the others
-		// get it now, in order before any job that uses it.
 		s.mu.Lock()
 		s.seedEstimates(m)
-		s.pushLoad(m)
 		s.mu.Unlock()
 		s.log.Info("reloaded module", "module", m.Name, "sha256", m.SHA256[:min(12, len(m.SHA256))])
 		added = append(added, name)
 	}
 	return added, errors.Join(errs...)
+}
+
+// RequestReload runs Reload in the background, as SIGHUP asks. Requests
+// that come while one runs are coalesced into one more run after it, and
+// an error is logged once until it changes: a storm of SIGHUPs costs one
+// or two scans and one line.
+func (s *Supervisor) RequestReload() {
+	r := &s.reload
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running {
+		r.again = true
+		return
+	}
+	r.running = true
+	go func() {
+		for {
+			_, err := s.Reload()
+			r.mu.Lock()
+			switch msg := fmt.Sprint(err); {
+			case err == nil:
+			case msg != r.lastErr:
+				s.log.Error("reload", "err", err)
+			default:
+				s.log.Debug("reload: same errors as the last time", "err", err)
+			}
+			if err == nil {
+				r.lastErr = ""
+			} else {
+				r.lastErr = fmt.Sprint(err)
+			}
+			if !r.again {
+				r.running = false
+				r.mu.Unlock()
+				return
+			}
+			r.again = false
+			r.mu.Unlock()
+		}
+	}()
+}
+
+// reloads coalesces reload requests (RequestReload).
+type reloads struct {
+	mu             sync.Mutex
+	running, again bool
+	lastErr        string
 }
 
 // peerCred is a control peer's credentials: SO_PEERCRED, plus the

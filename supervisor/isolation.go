@@ -21,12 +21,15 @@ type isolation struct {
 	// cg is set by startIsolation before any child starts and never
 	// replaced; nil (affinity only) when Serve did not run, as in tests
 	// that spawn children directly.
-	cg *isolate.Cgroups
+	cg atomic.Pointer[isolate.Cgroups]
 	// noCgroupFD is set once a start inside a cgroup (clone3 with
 	// CLONE_INTO_CGROUP) failed: later starts go outside and are moved in
 	// by place, which says so in status.
 	noCgroupFD atomic.Bool
 }
+
+// cgroups returns the ladder's groups; nil before startIsolation.
+func (iso *isolation) cgroups() *isolate.Cgroups { return iso.cg.Load() }
 
 // supervisorNice is the supervisor's nice value: it reads the lanes'
 // answers and sends their next jobs, so on the housekeeping CPUs it goes
@@ -68,9 +71,7 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 	if err := isolate.SetNice(os.Getpid(), supervisorNice); err != nil {
 		s.log.Warn("supervisor priority on the housekeeping CPUs not raised", "nice", supervisorNice, "err", err)
 	}
-	s.mu.Lock()
-	s.iso.cg = cg
-	s.mu.Unlock()
+	s.iso.cg.Store(cg) // read without the lock, from the control socket's handlers too
 	stopNotify := s.startNotify(ctx)
 	return func() {
 		stopNotify()
@@ -84,7 +85,7 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 // goes into the child's SysProcAttr (StartInside) and is released after
 // the start.
 func (s *Supervisor) prepareChild(c *child) isolate.Placement {
-	p, err := s.iso.cg.Prepare(c.group, c.cpus)
+	p, err := s.iso.cgroups().Prepare(c.group, c.cpus)
 	if err != nil {
 		c.log.Warn("isolation", "err", err)
 	} else if p.Err != "" {
@@ -109,8 +110,8 @@ func (s *Supervisor) startFailedInside(c *child, err error) {
 // them (GET /status, hyper-schedctl status). It reads files and needs no
 // lock: pid is c's pid as read under s.mu.
 func (s *Supervisor) isolationOf(c *child, pid int) isolate.Placement {
-	p := s.iso.cg.Inspect(c.group, pid)
-	if s.iso.cg == nil {
+	p := s.iso.cgroups().Inspect(c.group, pid)
+	if s.iso.cgroups() == nil {
 		p.CPUs = isolate.FormatList(c.cpus)
 	}
 	return p
@@ -118,14 +119,14 @@ func (s *Supervisor) isolationOf(c *child, pid int) isolate.Placement {
 
 // supervisorIsolation describes where the supervisor itself runs.
 func (s *Supervisor) supervisorIsolation() isolate.Placement {
-	return s.iso.cg.Inspect(isolate.Supervisor, os.Getpid())
+	return s.iso.cgroups().Inspect(isolate.Supervisor, os.Getpid())
 }
 
 // isolationSkipped lists the better rungs of the ladder Setup did not take,
 // with the reasons, for GET /status.
 func (s *Supervisor) isolationSkipped() []string {
 	var out []string
-	for _, err := range s.iso.cg.Skipped() {
+	for _, err := range s.iso.cgroups().Skipped() {
 		out = append(out, err.Error())
 	}
 	return out
@@ -212,12 +213,12 @@ func (s *Supervisor) runningWorkers() int {
 func (s *Supervisor) notifyStatus(running int, benchd State) string {
 	isolated := 0
 	for _, w := range s.workers {
-		if s.iso.cg.Inspect(w.name, 0).Partition == "isolated" {
+		if s.iso.cgroups().Inspect(w.name, 0).Partition == "isolated" {
 			isolated++
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d workers running, benchd %s; isolation %s", running, len(s.workers), benchd, s.iso.cg.Mode())
+	fmt.Fprintf(&b, "%d/%d workers running, benchd %s; isolation %s", running, len(s.workers), benchd, s.iso.cgroups().Mode())
 	if isolated > 0 {
 		fmt.Fprintf(&b, " (%d isolated partitions)", isolated)
 	}

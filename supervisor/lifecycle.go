@@ -225,8 +225,8 @@ func (s *Supervisor) serveChild(c *child, lp *laneProc, conn *ipc.Conn) error {
 			}
 			if c.core < 0 {
 				s.bench.reply(&l)
-			} else if l.Err != "" {
-				c.log.Error("load module", "module", l.Name, "err", l.Err)
+			} else {
+				s.loadedReply(c, &l)
 			}
 		default:
 			return fmt.Errorf("unexpected %v frame from %s", k, c.name)
@@ -293,6 +293,10 @@ func (s *Supervisor) exited(c *child, gen int, why string, kind exitKind) {
 	}
 	c.lastExit = why
 	c.pid, c.nc, c.proc, c.out, c.loaded = 0, nil, nil, nil, nil
+	for id, ch := range c.loads {
+		close(ch) // its install finds the lane gone
+		delete(c.loads, id)
+	}
 	stopping := c.state == Stopping || !c.wanted
 	switch {
 	case kind == exitResource:

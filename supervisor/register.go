@@ -70,15 +70,20 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 	for _, e := range l.Exports {
 		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
-	if err := s.store.put(m); err != nil {
+	// On every lane first: a call finds the module served only once each
+	// lane has it.
+	done, err := s.installOnWorkers(ctx, m)
+	defer done()
+	if err == nil {
+		err = s.store.put(m)
+	}
+	if err != nil {
+		s.uninstall(m, old)
 		return httpapi.Registered{}, err
 	}
 	if taken {
 		s.calib.cancelModule(m.Name, m.SHA256) // the replaced bytes' background work
 	}
-	s.mu.Lock()
-	s.pushLoad(m)
-	s.mu.Unlock()
 	s.log.Info("registered", "module", m.Name, "sha256", m.SHA256[:12], "exports", len(m.Exports))
 
 	// Calibrate the named call, or the parameterless exports: the first
@@ -126,15 +131,24 @@ func registerExports(exports []ExportInfo) (names []string, parameterless int) {
 	return names, parameterless
 }
 
-// pushLoad sends m to every worker that is up; s.mu held. A worker still
-// starting gets it from supervise, which compares its loaded set with the
-// store.
-func (s *Supervisor) pushLoad(m *Module) {
+// uninstall undoes a failed install of m on the lanes: old (the version
+// still served) goes back, or m is unloaded where there was none.
+func (s *Supervisor) uninstall(m, old *Module) {
+	if old != nil {
+		if done, err := s.installOnWorkers(context.Background(), old); err != nil {
+			s.log.Error("restore module on the workers", "module", old.Name, "err", err)
+		} else {
+			done()
+		}
+		return
+	}
+	s.mu.Lock()
 	for _, w := range s.workers {
 		if w.out != nil {
-			w.out.push(ipc.KindLoad, m.loadFrame())
+			w.out.push(ipc.KindUnload, &ipc.Unload{Name: m.Name})
 		}
 	}
+	s.mu.Unlock()
 }
 
 // wasmTypes converts benchd's type codes, which are wasmval's. The result

@@ -212,6 +212,8 @@ type Supervisor struct {
 	// (installOnWorkers) before they are served: a lane that starts
 	// meanwhile loads them too.
 	installing map[string]*Module
+	installMu  sync.Mutex // one install at a time: a lane has one hold
+	reload     reloads    // SIGHUP requests, coalesced
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is

@@ -80,9 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
-				if _, err := s.Reload(); err != nil {
-					cfg.Log.Error("reload", "err", err)
-				}
+				s.RequestReload()
 			case force == nil:
 				cfg.Log.Info("signal: shutting down; send it again to exit at once", "signal", sig.String())
 				shutdown()
