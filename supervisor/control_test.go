@@ -325,13 +325,12 @@ func TestControlSocketGroup(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	s := testSupervisor(t)
+	s := laneSupervisor(t, 1)
 	wasm, err := os.ReadFile("../testdata/fib.wasm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := newOutbox()
-	s.workers[0].out = out
+	loads := autoLoad(t, s, s.workers[0], fakeLaneUp(t, s, s.workers[0]))
 	// Another process (an operator's cp, a restore) puts two modules on disk.
 	other, _ := openStore(s.cfg.StateDir)
 	for _, name := range []string{"a.wasm", "b.wasm"} {
@@ -358,11 +357,8 @@ func TestReload(t *testing.T) {
 	if _, ok := s.store.get("a.wasm"); !ok {
 		t.Error("a.wasm not in the store after reload")
 	}
-	out.mu.Lock()
-	n := len(out.q)
-	out.mu.Unlock()
-	if n != 2 {
-		t.Errorf("frames pushed to the running worker: got %d, want 2 loads", n)
+	if n := loads(); n != 2 {
+		t.Errorf("loads on the running worker: got %d, want 2", n)
 	}
 	if added, _ := s.Reload(); len(added) != 0 {
 		t.Errorf("second reload: got %v, want nothing new", added)

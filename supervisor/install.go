@@ -1,12 +1,15 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
 )
@@ -41,6 +44,13 @@ func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) (done func
 		}
 	}
 	s.mu.Unlock()
+	// Idle lanes first: a busy one is held only once its job ends.
+	_, cores, _ := s.disp.Stats()
+	for core, lanes := range byCore {
+		slices.SortStableFunc(lanes, func(a, b *child) int {
+			return cmp.Compare(busy(cores[core], a.lane), busy(cores[core], b.lane))
+		})
+	}
 	done = func() {
 		s.mu.Lock()
 		if s.installing[m.Name] == m {
@@ -69,6 +79,14 @@ func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) (done func
 	return done, nil
 }
 
+// busy is 1 if lane li of core holds a job, else 0.
+func busy(core dispatch.CoreInfo, li int) int {
+	if core.Lanes[li].Task != 0 {
+		return 1
+	}
+	return 0
+}
+
 // installLane loads m on lane c while it is held. A lane that goes away
 // meanwhile is not an error: its next generation loads m in bringUp.
 func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module) error {
@@ -84,11 +102,13 @@ func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module) error
 		return nil
 	}
 	defer s.disp.Release(c.core, c.lane, lp)
-	pid := lp.proc.Pid
-	if err := isolate.SetIdlePolicy(pid); err != nil {
-		c.log.Debug("load: idle policy", "err", err)
+	if lp.proc != nil { // nil for the fake lanes of unit tests
+		pid := lp.proc.Pid
+		if err := isolate.SetIdlePolicy(pid); err != nil {
+			c.log.Debug("load: idle policy", "err", err)
+		}
+		defer s.settle(c, pid)
 	}
-	defer s.settle(c, pid)
 
 	id := loadIDs.Add(1)
 	reply := make(chan *ipc.Loaded, 1)
