@@ -76,9 +76,9 @@ func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec,
 	if taken {
 		s.calib.cancelModule(m.Name, m.SHA256) // the replaced bytes' background work
 	}
-	s.mu.Lock()
-	s.pushLoad(m)
-	s.mu.Unlock()
+	if err := s.installOnWorkers(ctx, m); err != nil {
+		return httpapi.Registered{}, err
+	}
 	s.log.Info("registered", "module", m.Name, "sha256", m.SHA256[:12], "exports", len(m.Exports))
 
 	// Calibrate the named call, or the parameterless exports: the first
@@ -124,6 +124,19 @@ func registerExports(exports []ExportInfo) (names []string, parameterless int) {
 		}
 	}
 	return names, parameterless
+}
+
+// installOnWorkers installs the committed module m on every worker lane.
+func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) error {
+	if s.installHook != nil {
+		if err := s.installHook(m); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.pushLoad(m)
+	s.mu.Unlock()
+	return nil
 }
 
 // pushLoad sends m to every worker that is up; s.mu held. A worker still

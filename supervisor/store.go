@@ -200,6 +200,12 @@ type store struct {
 	wmu sync.Mutex // serialises the writes to dir, held across their fsyncs
 	mu  sync.RWMutex
 	m   map[string]*Module
+
+	// hook, if not nil, is called before each step that changes the
+	// state dir — op is "mkdir", "write", "sync", "rename" or "remove" —
+	// and an error it returns is that step's. Tests inject failures and
+	// crashes with it; nil in the daemon.
+	hook func(op, path string) error
 }
 
 // File names in a module's directory.
@@ -340,10 +346,10 @@ func (st *store) migrate(m *Module) error {
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
 	d := filepath.Join(st.dir, m.Name)
-	if err := writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
+	if err := st.writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
 		return fmt.Errorf("migrate module %s: %w", m.Name, err)
 	}
-	if err := writeMeta(d, m); err != nil {
+	if err := st.writeMeta(d, m); err != nil {
 		return fmt.Errorf("migrate module %s: %w", m.Name, err)
 	}
 	m.legacy = false
@@ -351,24 +357,24 @@ func (st *store) migrate(m *Module) error {
 }
 
 // writeMeta writes m's meta.json, without the calibrations.
-func writeMeta(dir string, m *Module) error {
+func (st *store) writeMeta(dir string, m *Module) error {
 	c := *m
 	c.Calibrations = nil
 	meta, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, metaFile), meta)
+	return st.writeAtomic(filepath.Join(dir, metaFile), meta)
 }
 
 // writeCalibrations writes calibrations.json: compact, since it is
 // rewritten after every calibration (jq reads it).
-func writeCalibrations(dir, sha string, list []Calibration) error {
+func (st *store) writeCalibrations(dir, sha string, list []Calibration) error {
 	b, err := json.Marshal(calibrationRecords{SHA256: sha, Calibrations: list})
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, calibrationsFile), b)
+	return st.writeAtomic(filepath.Join(dir, calibrationsFile), b)
 }
 
 // Sum is the hex sha256 of wasm.
@@ -412,20 +418,23 @@ func (st *store) put(m *Module) error {
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
 	d := filepath.Join(st.dir, m.Name)
+	if err := st.step("mkdir", d); err != nil {
+		return fmt.Errorf("store module %s: %w", m.Name, err)
+	}
 	if err := os.MkdirAll(d, 0o750); err != nil {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
-	if err := os.Remove(filepath.Join(d, calibrationsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := st.remove1(filepath.Join(d, calibrationsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
-	if err := writeAtomic(filepath.Join(d, wasmFile), m.wasm); err != nil {
+	if err := st.writeAtomic(filepath.Join(d, wasmFile), m.wasm); err != nil {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
-	if err := writeMeta(d, m); err != nil {
+	if err := st.writeMeta(d, m); err != nil {
 		return fmt.Errorf("store module %s: %w", m.Name, err)
 	}
 	if len(m.Calibrations) > 0 {
-		if err := writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
+		if err := st.writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
 			return fmt.Errorf("store module %s: %w", m.Name, err)
 		}
 	}
@@ -450,11 +459,11 @@ func (st *store) putCalibration(name, sha string, cal Calibration) (stored bool,
 	next := *cur
 	next.Calibrations = addCalibration(cur.Calibrations, cal)
 	d := filepath.Join(st.dir, name)
-	if err := writeCalibrations(d, sha, next.Calibrations); err != nil {
+	if err := st.writeCalibrations(d, sha, next.Calibrations); err != nil {
 		return false, fmt.Errorf("store calibration of %s: %w", name, err)
 	}
 	if cur.legacy {
-		if err := writeMeta(d, &next); err != nil {
+		if err := st.writeMeta(d, &next); err != nil {
 			return false, fmt.Errorf("store calibration of %s: %w", name, err)
 		}
 		next.legacy = false
@@ -474,19 +483,41 @@ func (st *store) remove(name string) error {
 	st.mu.Unlock()
 	d := filepath.Join(st.dir, name)
 	// Remove meta first: a half-removed module is then skipped at load.
-	if err := os.Remove(filepath.Join(d, metaFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := st.remove1(filepath.Join(d, metaFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove module %s: %w", name, err)
+	}
+	if err := st.step("remove", d); err != nil {
 		return fmt.Errorf("remove module %s: %w", name, err)
 	}
 	if err := os.RemoveAll(d); err != nil {
 		return fmt.Errorf("remove module %s: %w", name, err)
 	}
-	return syncDir(st.dir)
+	return st.syncDir(st.dir)
+}
+
+// step asks the test hook, if any, whether the step op on path may go on.
+func (st *store) step(op, path string) error {
+	if st.hook == nil {
+		return nil
+	}
+	return st.hook(op, path)
+}
+
+// remove1 removes one file.
+func (st *store) remove1(path string) error {
+	if err := st.step("remove", path); err != nil {
+		return err
+	}
+	return os.Remove(path)
 }
 
 // writeAtomic writes data to path through a temporary file, fsync and
 // rename, then syncs the directory so the rename survives a crash.
-func writeAtomic(path string, data []byte) error {
+func (st *store) writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
+	if err := st.step("write", path); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
@@ -500,16 +531,22 @@ func writeAtomic(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
+		err = st.step("rename", path)
+	}
+	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return st.syncDir(dir)
 }
 
-func syncDir(dir string) error {
+func (st *store) syncDir(dir string) error {
+	if err := st.step("sync", dir); err != nil {
+		return err
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

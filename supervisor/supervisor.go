@@ -205,6 +205,10 @@ type Supervisor struct {
 	// callers, and the bounded background queue (calibqueue.go). It has
 	// its own lock.
 	calib calibrator
+	// installHook, if not nil, is called first by installOnWorkers, and
+	// an error it returns is the install's. Tests inject failures with
+	// it; nil in the daemon.
+	installHook func(m *Module) error
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
