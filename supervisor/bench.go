@@ -23,10 +23,10 @@ type benchClient struct {
 	last uint64     // the last request id; mu held
 
 	rmu     sync.Mutex
-	cur     chan any          // the waiting request's replies; nil when idle
-	curID   uint64            // the waiting request's id
-	curGen  int               // the benchd generation it was sent to
-	downGen int               // the last benchd generation that exited
+	cur     chan any               // the waiting request's replies; nil when idle
+	curID   uint64                 // the waiting request's id
+	curGen  int                    // the benchd generation it was sent to
+	downGen int                    // the last benchd generation that exited
 	gen     int                    // benchd generation the loaded set belongs to
 	loaded  map[string]*ipc.Loaded // module → benchd's answer to its compile in that generation
 }
