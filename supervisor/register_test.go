@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/httpapi"
 	"github.com/hyper-sched/hyper-sched/ipc"
@@ -459,13 +461,20 @@ func faultAt(k int, crash bool) (hook func(op, path string) error, hit func() bo
 // restart finds v1 or v2, whole. Before the fix, a replace that failed
 // after writing module.wasm left the old meta.json beside it: v1 was
 // served and was gone after a restart (sha256 mismatch).
+//
+// Each runs twice: with renameat2 RENAME_EXCHANGE, and as on a file system
+// without it (the hook refuses it with EINVAL).
 func TestRegisterFaultAtEveryStep(t *testing.T) {
 	v1, v2 := wasmOf("v1"), wasmOf("v2")
-	for _, crash := range []bool{false, true} {
+	for _, mode := range []struct{ crash, noExchange bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		crash := mode.crash
 		for k := 1; ; k++ {
 			r := newStoreRig(t)
 			r.mustRegister("m.wasm", v1)
 			hook, hit := faultAt(k, crash)
+			if mode.noExchange {
+				hook = withoutExchange(hook)
+			}
 			r.setFault(hook)
 			_, err := r.register(regOpts{replace: true}, httpapi.Upload{Name: "m.wasm", Wasm: v2})
 			if !hit() {
@@ -487,10 +496,49 @@ func TestRegisterFaultAtEveryStep(t *testing.T) {
 				r.agree(map[string][]byte{"m.wasm": v2})
 			}
 			if t.Failed() {
-				t.Fatalf("crash %v, fault at step %d: register answered %v", crash, k, err)
+				t.Fatalf("%+v, fault at step %d: register answered %v", mode, k, err)
 			}
 		}
 	}
+}
+
+// withoutExchange wraps a fault hook: renameat2 RENAME_EXCHANGE is
+// refused, as a file system without it does, and not counted as a step.
+func withoutExchange(hook func(op, path string) error) func(op, path string) error {
+	return func(op, path string) error {
+		if op == "exchange" {
+			return unix.EINVAL
+		}
+		return hook(op, path)
+	}
+}
+
+// TestRegisterUndoFails: a replace whose commit fails (the store dir
+// cannot be synced after the swap), and whose undoing fails too (the swap
+// back is refused), stays registered at the new version, on the workers
+// as in memory and on disk, and the answer says so.
+func TestRegisterUndoFails(t *testing.T) {
+	r := newStoreRig(t)
+	v1, v2 := wasmOf("v1"), wasmOf("v2")
+	r.mustRegister("m.wasm", v1)
+	swapped := false
+	r.setFault(func(op, path string) error {
+		switch {
+		case op == "exchange" && swapped:
+			return syscall.EIO
+		case op == "exchange":
+			swapped = true
+		case op == "sync" && swapped && filepath.Base(path) == "modules":
+			return syscall.EIO
+		}
+		return nil
+	})
+	_, err := r.register(regOpts{replace: true}, httpapi.Upload{Name: "m.wasm", Wasm: v2})
+	if err == nil || !strings.Contains(err.Error(), "stay at the new version") {
+		t.Errorf("got %v, want an error that says m.wasm stays at the new version", err)
+	}
+	r.setFault(nil)
+	r.agree(map[string][]byte{"m.wasm": v2})
 }
 
 // TestDeleteFaultAtEveryStep deletes a module, failing each step that
