@@ -159,7 +159,9 @@ func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload
 	if len(fresh) == 0 {
 		return nil
 	}
-	if !s.store.reserve(added, s.cfg.MaxModules) {
+	// Only new names count: a replacement never takes another slot, even
+	// over a limit lowered since the modules were registered.
+	if added > 0 && !s.store.reserve(added, s.cfg.MaxModules) {
 		return apierr.New(apierr.TooLarge,
 			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
 	}

@@ -904,3 +904,34 @@ func TestStoreRecovery(t *testing.T) {
 		t.Errorf("restart: got %v, want %v", got, want)
 	}
 }
+
+// TestNameLocks: one name's lock excludes, another name's does not, a wait
+// can be given up, and a lock nobody holds or waits for is forgotten.
+func TestNameLocks(t *testing.T) {
+	var l nameLocks
+	ctx := context.Background()
+	if err := l.lock(ctx, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.lock(ctx, "b", func() { t.Error("b waited for a's lock") }); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	waited := make(chan struct{})
+	got := await(func() error { return l.lock(cctx, "a", func() { close(waited) }) })
+	<-waited
+	cancel()
+	if err := <-got; !errors.Is(err, context.Canceled) {
+		t.Errorf("a wait given up: got %v, want context.Canceled", err)
+	}
+	next := await(func() error { return l.lock(ctx, "a", nil) })
+	l.unlock("a")
+	if err := <-next; err != nil {
+		t.Fatal(err)
+	}
+	l.unlock("a")
+	l.unlock("b")
+	if len(l.m) != 0 {
+		t.Errorf("locks left: %v", l.m)
+	}
+}

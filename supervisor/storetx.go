@@ -161,19 +161,17 @@ func (st *store) stage(m *Module) (dir string, err error) {
 	if err != nil {
 		return "", err
 	}
-	files := []struct {
+	type file struct {
 		name string
 		data []byte
-	}{{wasmFile, m.wasm}, {metaFile, meta}}
+	}
+	files := []file{{wasmFile, m.wasm}, {metaFile, meta}}
 	if len(m.Calibrations) > 0 {
 		b, err := calibrationsJSON(m.SHA256, m.Calibrations)
 		if err != nil {
 			return "", err
 		}
-		files = append(files, struct {
-			name string
-			data []byte
-		}{calibrationsFile, b})
+		files = append(files, file{calibrationsFile, b})
 	}
 	dir, err = st.mkdirBeside(stagePrefix, m.Name)
 	if err != nil {
