@@ -239,7 +239,7 @@ type calibrationRecords struct {
 }
 
 // openStore loads every module under dir, after putting right what a crash
-// in the middle of a change left (recover). A module that cannot be loaded is
+// in the middle of a change left (repair). A module that cannot be loaded is
 // skipped and reported in errs; the rest still load. A problem that does not
 // stop a module loading (unreadable calibrations, a failed migration, a
 // leftover that could not be removed) is reported too.
@@ -248,7 +248,7 @@ func openStore(dir string) (st *store, errs []error) {
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
-	errs = st.recover()
+	errs = st.repair()
 	names, err := st.moduleDirs()
 	if err != nil {
 		return st, append(errs, fmt.Errorf("open module store: %w", err))

@@ -15,7 +15,7 @@ import (
 // The directories beside the modules that a change in progress uses, named
 // <prefix><n>.<module name>. They start with a dot, which no module name
 // does (ValidName), so they are never taken for modules; openStore removes
-// them, or puts an aside version back (recover).
+// them, or puts an aside version back (repair).
 const (
 	stagePrefix = ".new." // a version being written; after its swap, the version it replaced
 	asidePrefix = ".old." // a version moved aside by a swap done with renames
@@ -297,12 +297,12 @@ func (st *store) purge(trash string) error {
 	return st.removeAll(trash)
 }
 
-// recover puts right what a crash in the middle of a change left beside
+// repair puts right what a crash in the middle of a change left beside
 // the modules: staged versions and trash are removed, and a version that
 // a swap had moved aside goes back when nothing took its place. Temporary
 // files of writeAtomic are removed too. Nothing else is touched; errs are
 // the leftovers that could not be put right.
-func (st *store) recover() (errs []error) {
+func (st *store) repair() (errs []error) {
 	ents, err := os.ReadDir(st.dir)
 	if err != nil {
 		return []error{fmt.Errorf("open module store: %w", err)}
