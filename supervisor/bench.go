@@ -23,12 +23,12 @@ type benchClient struct {
 	last uint64     // the last request id; mu held
 
 	rmu     sync.Mutex
-	cur     chan any          // the waiting request's replies; nil when idle
-	curID   uint64            // the waiting request's id
-	curGen  int               // the benchd generation it was sent to
-	downGen int               // the last benchd generation that exited
-	gen     int               // benchd generation the loaded set belongs to
-	loaded  map[string]string // module → sha256 compiled in that generation
+	cur     chan any               // the waiting request's replies; nil when idle
+	curID   uint64                 // the waiting request's id
+	curGen  int                    // the benchd generation it was sent to
+	downGen int                    // the last benchd generation that exited
+	gen     int                    // benchd generation the loaded set belongs to
+	loaded  map[string]*ipc.Loaded // module → benchd's answer to its compile in that generation
 }
 
 // lost is benchd's exit reason, delivered to a waiting request.
@@ -146,7 +146,7 @@ func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Du
 	}
 	b.cur, b.curID, b.curGen = ch, id, gen
 	if b.gen != gen || b.loaded == nil {
-		b.gen, b.loaded = gen, map[string]string{}
+		b.gen, b.loaded = gen, map[string]*ipc.Loaded{}
 	}
 	b.rmu.Unlock()
 	defer func() {
@@ -177,13 +177,16 @@ func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Du
 	}
 }
 
-// ensureLoaded compiles m in benchd unless this generation has it.
+// ensureLoaded compiles m in benchd unless this generation has it, and
+// returns benchd's answer: its exports and compile time. A module compiled
+// already is answered from what benchd said then; callers never get a nil
+// Loaded without an error.
 func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded, error) {
 	b.rmu.Lock()
-	have := b.loaded != nil && b.loaded[m.Name] == m.SHA256
+	l := b.loaded[m.Name]
 	b.rmu.Unlock()
-	if have {
-		return nil, nil
+	if l != nil && l.SHA256 == m.SHA256 {
+		return l, nil
 	}
 	v, err := b.do(ctx, ipc.KindLoad, m.loadFrame(), compileLimit, nil)
 	if err != nil {
@@ -198,7 +201,9 @@ func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded,
 	}
 	b.rmu.Lock()
 	if b.loaded != nil {
-		b.loaded[m.Name] = m.SHA256
+		c := *l
+		c.SHA256 = m.SHA256 // what was sent, whatever benchd echoed
+		b.loaded[m.Name] = &c
 	}
 	b.rmu.Unlock()
 	return l, nil

@@ -30,6 +30,11 @@ var loadIDs atomic.Uint64
 // failed. Until done is called (after m is served, or given up), a lane
 // that starts loads m too. Installs run one at a time.
 func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) (done func(), err error) {
+	if s.installHook != nil {
+		if err := s.installHook(m); err != nil {
+			return func() {}, err
+		}
+	}
 	s.installMu.Lock()
 	defer s.installMu.Unlock()
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -81,6 +82,69 @@ func autoLoad(t *testing.T, s *Supervisor, c *child, conn *ipc.Conn) (loads func
 		defer mu.Unlock()
 		return n
 	}
+}
+
+// fakeModules is a fake lane that answers every load as loaded and keeps
+// what it holds.
+type fakeModules struct {
+	s       *Supervisor
+	c       *child
+	mu      sync.Mutex
+	mods    map[string]string // name → sha256
+	barrier chan struct{}
+}
+
+// barrierName is an Unload that fakeModules takes as "all read so far".
+const barrierName = "\x00barrier"
+
+// serveFakeModules brings lane c up as a fakeModules.
+func serveFakeModules(t *testing.T, s *Supervisor, c *child) *fakeModules {
+	f := &fakeModules{s: s, c: c, mods: map[string]string{}, barrier: make(chan struct{}, 1)}
+	conn := fakeLaneUp(t, s, c)
+	go func() {
+		for {
+			k, err := conn.Read()
+			if err != nil {
+				return
+			}
+			switch k {
+			case ipc.KindLoad:
+				var l ipc.Load
+				if conn.Decode(&l) != nil {
+					return
+				}
+				f.mu.Lock()
+				f.mods[l.Name] = l.SHA256
+				f.mu.Unlock()
+				s.loadedReply(c, &ipc.Loaded{ID: l.ID, Name: l.Name, SHA256: l.SHA256})
+			case ipc.KindUnload:
+				var u ipc.Unload
+				if conn.Decode(&u) != nil {
+					return
+				}
+				if u.Name == barrierName {
+					f.barrier <- struct{}{}
+					continue
+				}
+				f.mu.Lock()
+				delete(f.mods, u.Name)
+				f.mu.Unlock()
+			}
+		}
+	}()
+	return f
+}
+
+// held returns what the lane holds once it has read every frame sent
+// before the call.
+func (f *fakeModules) held() map[string]string {
+	f.s.mu.Lock()
+	f.c.out.push(ipc.KindUnload, &ipc.Unload{Name: barrierName})
+	f.s.mu.Unlock()
+	<-f.barrier
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.mods)
 }
 
 // nextFrame reads the next frame a fake lane receives.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,106 +15,275 @@ import (
 )
 
 // Register compiles, validates, stores and calibrates uploaded modules
-// (POST /register). Identical bytes under a taken name are accepted as they
-// are; other bytes need spec.Replace.
+// (POST /register): all of them, or none. Identical bytes under a taken
+// name are accepted as they are; other bytes need spec.Replace.
+//
+// Every module is compiled in benchd and checked against the call to
+// calibrate first, with no lock held (prepare). Then, holding the store's
+// locks of their names, the form is checked against what is registered,
+// committed to disk and memory, and installed on the workers, and undone
+// whole should a step fail (commitForm). Calibrations run last, without
+// the locks, so that a DELETE or another register need not wait for them.
 func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([]httpapi.Registered, error) {
 	if len(spec.Modules) == 0 {
 		return nil, apierr.New(apierr.BadRequest, "no module file in the form: send one as -F \"name.wasm=@file.wasm\"")
-	}
-	var out []httpapi.Registered
-	for _, up := range spec.Modules {
-		r, err := s.registerOne(ctx, spec, up)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-func (s *Supervisor) registerOne(ctx context.Context, spec httpapi.RegisterSpec, up httpapi.Upload) (httpapi.Registered, error) {
-	if err := ValidName(up.Name); err != nil {
-		return httpapi.Registered{}, apierr.New(apierr.InvalidWasmName, "%v", err)
 	}
 	s.mu.Lock()
 	shutting := s.shutting
 	s.mu.Unlock()
 	if shutting {
-		return httpapi.Registered{}, apierrShutdown()
+		return nil, apierrShutdown()
 	}
-	sum := Sum(up.Wasm)
-	old, taken := s.store.get(up.Name)
-	if taken {
-		if old.SHA256 == sum {
-			r, err := s.registered(old)
-			if err != nil {
-				return r, err
-			}
-			r.Unchanged = true
-			return r, nil
+	ups, err := s.prepare(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.commitForm(ctx, spec.Replace, ups); err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.Registered, 0, len(ups))
+	for _, u := range ups {
+		out = append(out, s.calibrateRegistered(ctx, u))
+	}
+	return out, nil
+}
+
+// upload is one module of a register form on its way in.
+type upload struct {
+	m     *Module
+	calls []*call // to calibrate once registered
+	// skipped counts the parameterless exports not calibrated
+	// (maxRegisterCalibrations).
+	skipped   int
+	unchanged bool // the same bytes were registered already
+}
+
+// prepare checks every module of the form before anything changes: its
+// name, that it comes once, that it compiles, that it has the call to
+// calibrate. A name taken by other bytes without replace is refused here
+// already, sparing benchd the compile; commitForm checks again under the
+// lock.
+func (s *Supervisor) prepare(ctx context.Context, spec httpapi.RegisterSpec) ([]*upload, error) {
+	seen := map[string]bool{}
+	ups := make([]*upload, 0, len(spec.Modules))
+	for _, up := range spec.Modules {
+		if err := ValidName(up.Name); err != nil {
+			return nil, apierr.New(apierr.InvalidWasmName, "%v", err)
 		}
-		if !spec.Replace {
-			return httpapi.Registered{}, apierr.New(apierr.Conflict,
-				"a different module named %q is registered (sha256 %s); add the form field replace=true to replace it", up.Name, old.SHA256[:12])
+		if seen[up.Name] {
+			return nil, apierr.New(apierr.BadRequest, "module %q comes twice in the form", up.Name)
 		}
+		seen[up.Name] = true
+		sum := Sum(up.Wasm)
+		if cur, ok := s.store.get(up.Name); ok && cur.SHA256 != sum && !spec.Replace {
+			return nil, apierrTaken(cur)
+		}
+		u, err := s.compile(ctx, spec, up, sum)
+		if err != nil {
+			return nil, err
+		}
+		ups = append(ups, u)
 	}
-	if !taken && s.store.len() >= s.cfg.MaxModules {
-		return httpapi.Registered{}, apierr.New(apierr.TooLarge,
-			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
-	}
+	return ups, nil
+}
+
+// apierrTaken refuses other bytes under cur's name.
+func apierrTaken(cur *Module) error {
+	return apierr.New(apierr.Conflict,
+		"a different module named %q is registered (sha256 %s); add the form field replace=true to replace it", cur.Name, cur.SHA256[:min(12, len(cur.SHA256))])
+}
+
+// compile has benchd compile up, and resolves the calls a register
+// calibrates against its exports: the named call, or its parameterless
+// exports.
+func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up httpapi.Upload, sum string) (*upload, error) {
 	m := &Module{Name: up.Name, SHA256: sum, Size: len(up.Wasm), Registered: time.Now().UTC(), wasm: up.Wasm}
 	l, err := s.bench.ensureLoaded(ctx, m)
 	if err != nil {
-		return httpapi.Registered{}, err
+		return nil, err
 	}
 	m.CompileNs = l.CompileNs
 	for _, e := range l.Exports {
 		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
-	// On every lane first: a call finds the module served only once each
-	// lane has it.
-	done, err := s.installOnWorkers(ctx, m)
-	defer done()
-	if err == nil {
-		err = s.store.put(m)
-	}
-	if err != nil {
-		s.uninstall(m, old)
-		return httpapi.Registered{}, err
-	}
-	if taken {
-		s.calib.cancelModule(m.Name, m.SHA256) // the replaced bytes' background work
-	}
-	s.log.Info("registered", "module", m.Name, "sha256", m.SHA256[:12], "exports", len(m.Exports))
-
-	// Calibrate the named call, or the parameterless exports: the first
-	// maxRegisterCalibrations of them, in export order.
-	var calls []*call
+	u := &upload{m: m}
 	if spec.Export != "" {
-		cl, err := s.resolve(m.Name, spec.Export, spec.ParamTypes, spec.Params, -1)
+		cl, err := resolveIn(m, spec.Export, spec.ParamTypes, spec.Params, -1)
 		if err != nil {
-			return httpapi.Registered{}, err
+			return nil, err
 		}
-		calls = append(calls, cl)
-	} else {
-		names, n := registerExports(m.Exports)
-		for _, name := range names {
-			if cl, err := s.resolve(m.Name, name, nil, nil, -1); err == nil {
-				calls = append(calls, cl)
+		u.calls = append(u.calls, cl)
+		return u, nil
+	}
+	names, n := registerExports(m.Exports)
+	for _, name := range names {
+		if cl, err := resolveIn(m, name, nil, nil, -1); err == nil {
+			u.calls = append(u.calls, cl)
+		}
+	}
+	u.skipped = n - len(names)
+	return u, nil
+}
+
+// commitForm registers the prepared modules under their names' locks:
+// checked against what is registered now, installed on the workers, then
+// committed to disk and memory (store.commit). A module is served only once
+// every lane has it, and a form whose install or commit fails is undone on
+// the workers. Modules registered already with the same bytes are left as
+// they are.
+func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload) error {
+	names := make([]string, len(ups))
+	for i, u := range ups {
+		names[i] = u.m.Name
+	}
+	unlock, err := s.store.lock(ctx, names...)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var fresh, olds []*Module
+	added := 0
+	for _, u := range ups {
+		cur, ok := s.store.get(u.m.Name)
+		switch {
+		case ok && cur.SHA256 == u.m.SHA256:
+			u.m, u.unchanged = cur, true
+		case ok && !replace:
+			return apierrTaken(cur)
+		default:
+			if !ok {
+				added++
+			}
+			fresh, olds = append(fresh, u.m), append(olds, cur)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	// Only new names count: a replacement never takes another slot, even
+	// over a limit lowered since the modules were registered.
+	if added > 0 && !s.store.reserve(added, s.cfg.MaxModules) {
+		return apierr.New(apierr.TooLarge,
+			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
+	}
+	defer s.store.release(added)
+	for i, m := range fresh {
+		done, err := s.installOnWorkers(ctx, m)
+		defer done() // once committed: lanes starting meanwhile load it
+		if err != nil {
+			s.uninstall(fresh[:i+1], olds)
+			return apierr.New(apierr.CodeOf(err), "register: install on the workers: %v; the register was undone", err)
+		}
+	}
+	c, err := s.store.commit(fresh)
+	if err != nil {
+		// Versions that could not be put back stay registered, and on
+		// the workers: they must have what the store has.
+		var stuck *stuckError
+		errors.As(err, &stuck)
+		var undo, back []*Module
+		for i, m := range fresh {
+			if stuck == nil || !slices.Contains(stuck.stuck, m) {
+				undo, back = append(undo, m), append(back, olds[i])
 			}
 		}
-		if n > len(names) {
-			s.log.Warn("register: calibrating only the first parameterless exports", "module", m.Name,
-				"parameterless", n, "calibrated", len(names),
-				"others", "calibrated on first use; name one with export_func, or use /test")
+		s.uninstall(undo, back)
+		return fmt.Errorf("register: %w", err)
+	}
+	if err := c.finish(); err != nil {
+		s.log.Warn("register: remove the replaced versions; the next start will", "err", err)
+	}
+	for _, v := range c.vs {
+		if v.old != nil {
+			s.calib.cancelModule(v.m.Name, v.m.SHA256) // the replaced bytes' background work
+		}
+		s.log.Info("registered", "module", v.m.Name, "sha256", v.m.SHA256[:12], "exports", len(v.m.Exports))
+	}
+	return nil
+}
+
+// uninstall undoes the install of ms on the workers: olds[i], the version
+// of ms[i] still served, goes back, or ms[i] is unloaded where there was
+// none.
+func (s *Supervisor) uninstall(ms, olds []*Module) {
+	for i, m := range ms {
+		if old := olds[i]; old != nil {
+			done, err := s.installOnWorkers(context.Background(), old)
+			done()
+			if err != nil {
+				s.log.Error("register: put the served version back on the workers", "module", old.Name, "err", err)
+			}
+			continue
+		}
+		s.unloadEverywhere(m.Name)
+	}
+}
+
+// unloadEverywhere tells every child that is up to forget module name.
+func (s *Supervisor) unloadEverywhere(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.children() {
+		if c.out != nil {
+			c.out.push(ipc.KindUnload, &ipc.Unload{Name: name})
 		}
 	}
-	for _, cl := range calls {
+}
+
+// calibrateRegistered calibrates a module just registered — the named
+// call, or its first parameterless exports — and returns its answer. A
+// failed calibration is logged; the module stays registered.
+func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi.Registered {
+	if u.unchanged {
+		r := s.registered(u.m)
+		r.Unchanged = true
+		return r
+	}
+	if u.skipped > 0 {
+		s.log.Warn("register: calibrating only the first parameterless exports", "module", u.m.Name,
+			"parameterless", len(u.calls)+u.skipped, "calibrated", len(u.calls),
+			"others", "calibrated on first use; name one with export_func, or use /test")
+	}
+	for _, cl := range u.calls {
 		if _, err := s.calibrateAs(ctx, cl, calRegister); err != nil {
-			s.log.Warn("calibrate at register", "module", m.Name, "export", cl.export.Name, "err", err)
+			s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
 		}
 	}
-	return s.registered(m)
+	return s.registered(u.m)
+}
+
+// resolveIn checks a call of module m: export, and params against the
+// export's signature. It is resolve, for a module not in the store yet.
+func resolveIn(m *Module, export string, rawTypes, rawParams []byte, resultsLen int) (*call, error) {
+	exp, ok := m.export(export)
+	if !ok {
+		return nil, apierr.New(apierr.InvalidExportFunc, "module %q has no exported function %q", m.Name, export)
+	}
+	sig := exp.Params
+	args, err := wasmval.ParseParams(rawParams, maxParams)
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidParams, "%v", err)
+	}
+	if len(args) != len(sig) {
+		return nil, apierr.New(apierr.InvalidParams, "%s takes %d params (%s), got %d", export, len(sig), typesString(sig), len(args))
+	}
+	types, err := wasmval.ParseTypes(rawTypes, len(args))
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidParams, "%v", err)
+	}
+	// A non-nil types has one entry per param.
+	if types != nil && !slices.Equal(types, sig) {
+		return nil, apierr.New(apierr.InvalidParams, "param_type %s does not match %s(%s)", typesString(types), export, typesString(sig))
+	}
+	bits, err := wasmval.Bits(args, sig)
+	if err != nil {
+		return nil, apierr.New(apierr.InvalidParams, "%v", err)
+	}
+	results := exp.Results // shared with the module, read only
+	if resultsLen >= 0 && resultsLen != len(results) {
+		return nil, apierr.New(apierr.InvalidParams, "results_length is %d but %s returns %d values", resultsLen, export, len(results))
+	}
+	return &call{module: m, export: exp, params: bits, results: results, key: estimateKey(m, export, bits)}, nil
 }
 
 // registerExports returns the parameterless exports that a register
@@ -131,26 +301,6 @@ func registerExports(exports []ExportInfo) (names []string, parameterless int) {
 	return names, parameterless
 }
 
-// uninstall undoes a failed install of m on the lanes: old (the version
-// still served) goes back, or m is unloaded where there was none.
-func (s *Supervisor) uninstall(m, old *Module) {
-	if old != nil {
-		if done, err := s.installOnWorkers(context.Background(), old); err != nil {
-			s.log.Error("restore module on the workers", "module", old.Name, "err", err)
-		} else {
-			done()
-		}
-		return
-	}
-	s.mu.Lock()
-	for _, w := range s.workers {
-		if w.out != nil {
-			w.out.push(ipc.KindUnload, &ipc.Unload{Name: m.Name})
-		}
-	}
-	s.mu.Unlock()
-}
-
 // wasmTypes converts benchd's type codes, which are wasmval's. The result
 // is never nil, so meta.json says [] rather than null.
 func wasmTypes(ts []uint8) []wasmval.Type {
@@ -161,13 +311,12 @@ func wasmTypes(ts []uint8) []wasmval.Type {
 	return out
 }
 
-// registered is the register answer for m, or not found when a DELETE
-// removed it meanwhile.
-func (s *Supervisor) registered(m *Module) (httpapi.Registered, error) {
-	name := m.Name
-	m, ok := s.store.get(name) // the stored copy has the calibrations
-	if !ok {
-		return httpapi.Registered{}, apierrNoModule(name)
+// registered is the register answer for m: the stored copy, which has the
+// calibrations, while it has m's bytes; m itself once a DELETE or another
+// register took its place.
+func (s *Supervisor) registered(m *Module) httpapi.Registered {
+	if cur, ok := s.store.get(m.Name); ok && cur.SHA256 == m.SHA256 {
+		m = cur
 	}
 	r := httpapi.Registered{Name: m.Name, SHA256: m.SHA256, Size: m.Size, Exports: m.Exports,
 		Compile: time.Duration(m.CompileNs), Calibrations: m.Calibrations}
@@ -180,7 +329,7 @@ func (s *Supervisor) registered(m *Module) (httpapi.Registered, error) {
 		}
 	}
 	s.mu.Unlock()
-	return r, nil
+	return r
 }
 
 func estimateKeyFor(m *Module, c Calibration) string {
@@ -352,26 +501,45 @@ func (s *Supervisor) seedEstimates(m *Module) {
 	}
 }
 
-// DeleteModule removes a module (DELETE /modules/:name). A call already
-// running finishes; one still queued is answered Error_Invalid_wasm_name by
-// its worker, which no longer has the module.
+// DeleteModule removes a module (DELETE /modules/:name): from disk first,
+// then from memory and the workers, holding the name's lock so that it
+// falls in one order with the name's registers and calibration saves. On
+// a disk error the module stays registered and served, and the error says
+// why. A call already running finishes; one still queued is answered
+// Error_Invalid_wasm_name by its worker, which no longer has the module.
 func (s *Supervisor) DeleteModule(name string) error {
 	if _, ok := s.store.get(name); !ok {
 		return apierrNoModule(name)
 	}
-	if err := s.store.remove(name); err != nil {
+	unlock, err := s.store.lock(context.Background(), name)
+	if err != nil {
 		return err
 	}
-	s.calib.cancelModule(name, "")
-	s.mu.Lock()
-	for _, c := range s.children() {
-		if c.out != nil {
-			c.out.push(ipc.KindUnload, &ipc.Unload{Name: name})
-		}
+	trash, err := s.deleteLocked(name)
+	unlock()
+	if err != nil {
+		return err
 	}
-	s.mu.Unlock()
-	s.bench.forget(name)
+	if err := s.store.purge(trash); err != nil {
+		s.log.Warn("delete: remove the deleted module's files; the next start will", "module", name, "err", err)
+	}
 	return nil
+}
+
+// deleteLocked is DeleteModule with the name's lock held. It returns the
+// trash directory the module's files are in, for store.purge.
+func (s *Supervisor) deleteLocked(name string) (trash string, err error) {
+	if _, ok := s.store.get(name); !ok {
+		return "", apierrNoModule(name)
+	}
+	trash, err = s.store.moveAside(name)
+	if err != nil {
+		return "", fmt.Errorf("delete module %s: %w; it is still registered", name, err)
+	}
+	s.calib.cancelModule(name, "")
+	s.unloadEverywhere(name)
+	s.bench.forget(name)
+	return trash, nil
 }
 
 // progress logs a long calibration's progress, about once a second.

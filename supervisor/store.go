@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -178,28 +179,50 @@ func ValidName(name string) error {
 
 // store is the module registry, mirrored in <state-dir>/modules/<name>/:
 //
-//	module.wasm        the module's bytes, written once when it is registered
-//	meta.json          name, sha256, size, exports, compile time; written once
+//	module.wasm        the module's bytes
+//	meta.json          name, sha256, size, exports, compile time
 //	calibrations.json  {"sha256", "calibrations": [...]}: the latest
 //	                   calibration of each call measured, at most
 //	                   maxCalibrations, replaced (atomically) after each one
 //
-// Each file is written atomically (writeAtomic). A registration writes
-// module.wasm, then meta.json, so a crash between the two leaves a module
-// that fails its sha256 check and is skipped. calibrations.json names the
-// sha256 it belongs to and is ignored when that is not the module's, so
-// calibrations never outlive the bytes they measured.
+// What is in memory is what is on disk: every change is made on disk
+// first, and in memory only once it is there (storetx.go).
+//
+//   - A module version is written whole into a fresh directory beside the
+//     modules (.new.<n>.<name>), synced, and swapped in with one rename
+//     (renameat2 RENAME_EXCHANGE when replacing); the replaced version is
+//     removed afterwards. A crash leaves the old version or the new, whole;
+//     openStore removes or restores what a crash left beside them.
+//   - A delete renames the module's directory to .del.<n>.<name> and only
+//     then drops it from memory; the rename failing leaves it served.
+//   - calibrations.json is replaced atomically (writeAtomic); it names the
+//     sha256 it belongs to and is ignored when that is not the module's,
+//     so calibrations never outlive the bytes they measured.
+//
+// Registers, deletes and calibration saves of one name are serialised by
+// that name's lock (lock), held across their disk steps, so they apply in
+// one order on disk, in memory and, for the supervisor, on the workers.
+// Other names go on meanwhile. mu guards only the map: readers never wait
+// for a disk.
 //
 // Older versions kept the calibrations in meta.json, appended one per
 // calibration, and rewrote module.wasm with each; openStore moves them to
 // calibrations.json (written first, then meta.json without them).
-//
-// The store has its own lock because workers read it while starting.
 type store struct {
-	dir string
-	wmu sync.Mutex // serialises the writes to dir, held across their fsyncs
-	mu  sync.RWMutex
-	m   map[string]*Module
+	dir   string
+	locks nameLocks
+
+	mu      sync.RWMutex
+	m       map[string]*Module
+	pending int // new names reserved by registers not yet committed (reserve)
+
+	// hook, if not nil, is called before each step that changes the
+	// state dir — op is "mkdir", "write", "sync", "rename", "exchange" or
+	// "remove" — and an error it returns is that step's; and, with op
+	// "lockwait" and a module name as path, when a writer has to wait for
+	// that name's lock. Tests inject failures and crashes with it, and see
+	// who waits; nil in the daemon.
+	hook func(op, path string) error
 }
 
 // File names in a module's directory.
@@ -215,18 +238,20 @@ type calibrationRecords struct {
 	Calibrations []Calibration `json:"calibrations"`
 }
 
-// openStore loads every module under dir. A module that cannot be loaded is
+// openStore loads every module under dir, after putting right what a crash
+// in the middle of a change left (repair). A module that cannot be loaded is
 // skipped and reported in errs; the rest still load. A problem that does not
-// stop a module loading (unreadable calibrations, a failed migration) is
-// reported too.
+// stop a module loading (unreadable calibrations, a failed migration, a
+// leftover that could not be removed) is reported too.
 func openStore(dir string) (st *store, errs []error) {
 	st = &store{dir: filepath.Join(dir, "modules"), m: map[string]*Module{}}
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
+	errs = st.repair()
 	names, err := st.moduleDirs()
 	if err != nil {
-		return st, []error{fmt.Errorf("open module store: %w", err)}
+		return st, append(errs, fmt.Errorf("open module store: %w", err))
 	}
 	for _, name := range names {
 		m, warn, err := st.loadModule(name)
@@ -242,13 +267,14 @@ func openStore(dir string) (st *store, errs []error) {
 				errs = append(errs, err)
 			}
 		}
-		st.addIfAbsent(m)
+		st.m[m.Name] = m // nobody else has st yet
 	}
 	return st, errs
 }
 
 // moduleDirs lists the directories under the store that may hold a module:
-// those with a valid module name.
+// those with a valid module name. The directories of changes in progress
+// start with a dot, which no module name does.
 func (st *store) moduleDirs() ([]string, error) {
 	ents, err := os.ReadDir(st.dir)
 	if err != nil {
@@ -263,16 +289,35 @@ func (st *store) moduleDirs() ([]string, error) {
 	return names, nil
 }
 
-// addIfAbsent makes m, loaded from disk, visible unless a module of that
-// name is already, and reports whether it did.
+// addIfAbsent makes m, loaded from disk by load, visible unless a module of
+// that name already is, or its directory no longer holds m — deleted or
+// replaced since load read it — and reports whether it did.
 func (st *store) addIfAbsent(m *Module) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if _, ok := st.m[m.Name]; ok {
+	unlock, _ := st.lock(context.Background(), m.Name)
+	defer unlock()
+	if _, ok := st.get(m.Name); ok {
 		return false
 	}
+	if sha, err := st.diskSHA(m.Name); err != nil || sha != m.SHA256 {
+		return false
+	}
+	st.mu.Lock()
 	st.m[m.Name] = m
+	st.mu.Unlock()
 	return true
+}
+
+// diskSHA is the sha256 that module name's meta.json records.
+func (st *store) diskSHA(name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(st.dir, name, metaFile))
+	if err != nil {
+		return "", err
+	}
+	var meta struct {
+		SHA256 string `json:"sha256"`
+	}
+	err = json.Unmarshal(b, &meta)
+	return meta.SHA256, err
 }
 
 // load reads one module from disk without writing anything; see
@@ -318,8 +363,9 @@ func (st *store) loadModule(name string) (m *Module, warn, err error) {
 		case err != nil:
 			warn = fmt.Errorf("load module %s: calibrations skipped: %s: %w", name, calibrationsFile, err)
 		case rec.SHA256 != m.SHA256:
-			// Left by the module these bytes replaced (a crash between
-			// the writes of a replacement): they measured other code.
+			// Left by bytes these replaced, in a state dir written by a
+			// version that replaced the files one by one: they measured
+			// other code.
 			m.Calibrations = nil
 		default:
 			m.Calibrations = rec.Calibrations
@@ -337,38 +383,48 @@ func (st *store) loadModule(name string) (m *Module, warn, err error) {
 // calibrations.json (written first: a crash in between leaves them in
 // both, and calibrations.json wins). m is not in the store yet.
 func (st *store) migrate(m *Module) error {
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
 	d := filepath.Join(st.dir, m.Name)
-	if err := writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
+	if _, err := st.writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
 		return fmt.Errorf("migrate module %s: %w", m.Name, err)
 	}
-	if err := writeMeta(d, m); err != nil {
+	if err := st.writeMeta(d, m); err != nil {
 		return fmt.Errorf("migrate module %s: %w", m.Name, err)
 	}
 	m.legacy = false
 	return nil
 }
 
-// writeMeta writes m's meta.json, without the calibrations.
-func writeMeta(dir string, m *Module) error {
+// metaJSON is m's meta.json: m without the calibrations.
+func metaJSON(m *Module) ([]byte, error) {
 	c := *m
 	c.Calibrations = nil
-	meta, err := json.MarshalIndent(&c, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(filepath.Join(dir, metaFile), meta)
+	return json.MarshalIndent(&c, "", "  ")
 }
 
-// writeCalibrations writes calibrations.json: compact, since it is
-// rewritten after every calibration (jq reads it).
-func writeCalibrations(dir, sha string, list []Calibration) error {
-	b, err := json.Marshal(calibrationRecords{SHA256: sha, Calibrations: list})
+// calibrationsJSON is calibrations.json: compact, since it is rewritten
+// after every calibration (jq reads it).
+func calibrationsJSON(sha string, list []Calibration) ([]byte, error) {
+	return json.Marshal(calibrationRecords{SHA256: sha, Calibrations: list})
+}
+
+// writeMeta replaces m's meta.json in dir.
+func (st *store) writeMeta(dir string, m *Module) error {
+	meta, err := metaJSON(m)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, calibrationsFile), b)
+	_, err = st.writeAtomic(filepath.Join(dir, metaFile), meta)
+	return err
+}
+
+// writeCalibrations replaces calibrations.json in dir; renamed is
+// writeAtomic's.
+func (st *store) writeCalibrations(dir, sha string, list []Calibration) (renamed bool, err error) {
+	b, err := calibrationsJSON(sha, list)
+	if err != nil {
+		return false, err
+	}
+	return st.writeAtomic(filepath.Join(dir, calibrationsFile), b)
 }
 
 // Sum is the hex sha256 of wasm.
@@ -402,47 +458,57 @@ func (st *store) len() int {
 	return len(st.m)
 }
 
-// put persists a newly registered module — the previous calibrations
-// file removed, then module.wasm, meta.json and m's calibrations, if any,
-// each atomically — and then makes it visible. A crash in between leaves
-// either the old module or none. Only a registration calls it: module.wasm
-// and meta.json are written once per registered module, and a calibration
-// goes through putCalibration.
-func (st *store) put(m *Module) error {
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
-	d := filepath.Join(st.dir, m.Name)
-	if err := os.MkdirAll(d, 0o750); err != nil {
-		return fmt.Errorf("store module %s: %w", m.Name, err)
-	}
-	if err := os.Remove(filepath.Join(d, calibrationsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("store module %s: %w", m.Name, err)
-	}
-	if err := writeAtomic(filepath.Join(d, wasmFile), m.wasm); err != nil {
-		return fmt.Errorf("store module %s: %w", m.Name, err)
-	}
-	if err := writeMeta(d, m); err != nil {
-		return fmt.Errorf("store module %s: %w", m.Name, err)
-	}
-	if len(m.Calibrations) > 0 {
-		if err := writeCalibrations(d, m.SHA256, m.Calibrations); err != nil {
-			return fmt.Errorf("store module %s: %w", m.Name, err)
-		}
-	}
-	m.legacy = false
+// reserve counts n modules about to be added against max, and reports
+// whether they fit. Registers of different names hold different locks:
+// without it, several could each see room for one more. release gives the
+// reservation back once the register is committed or has failed.
+func (st *store) reserve(n, max int) bool {
 	st.mu.Lock()
-	st.m[m.Name] = m
+	defer st.mu.Unlock()
+	if len(st.m)+st.pending+n > max {
+		return false
+	}
+	st.pending += n
+	return true
+}
+
+// release ends a reservation of n modules.
+func (st *store) release(n int) {
+	st.mu.Lock()
+	st.pending -= n
 	st.mu.Unlock()
+}
+
+// put registers m alone, replacing any module of its name, and removes
+// the version it replaced; an error means m is not registered.
+// Supervisor.Register commits its own versions (commit) to install them on
+// the workers before they are final.
+func (st *store) put(m *Module) error {
+	unlock, err := st.lock(context.Background(), m.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	c, err := st.commit([]*Module{m})
+	if err != nil {
+		return err
+	}
+	c.finish() // a leftover at worst, which openStore removes
 	return nil
 }
 
 // putCalibration adds cal to module name's calibrations (addCalibration),
 // rewrites calibrations.json, and replaces the module in memory with a copy
 // that has them. A module deleted, or replaced by other bytes than sha,
-// is left alone and stored reports false.
+// is left alone and stored reports false: it holds name's lock, so the
+// module in memory is the one on disk, and the file is written into its
+// directory, never into one it creates.
 func (st *store) putCalibration(name, sha string, cal Calibration) (stored bool, err error) {
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
+	unlock, err := st.lock(context.Background(), name)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	cur, ok := st.get(name)
 	if !ok || cur.SHA256 != sha {
 		return false, nil
@@ -450,70 +516,41 @@ func (st *store) putCalibration(name, sha string, cal Calibration) (stored bool,
 	next := *cur
 	next.Calibrations = addCalibration(cur.Calibrations, cal)
 	d := filepath.Join(st.dir, name)
-	if err := writeCalibrations(d, sha, next.Calibrations); err != nil {
+	renamed, err := st.writeCalibrations(d, sha, next.Calibrations)
+	if !renamed {
 		return false, fmt.Errorf("store calibration of %s: %w", name, err)
 	}
-	if cur.legacy {
-		if err := writeMeta(d, &next); err != nil {
-			return false, fmt.Errorf("store calibration of %s: %w", name, err)
+	// Renamed into place: memory follows the disk, even if the directory
+	// could not be synced.
+	if err == nil && cur.legacy {
+		if err = st.writeMeta(d, &next); err == nil {
+			next.legacy = false
 		}
-		next.legacy = false
 	}
 	st.mu.Lock()
-	st.m[name] = &next // every writer holds wmu: still cur
+	st.m[name] = &next
 	st.mu.Unlock()
+	if err != nil {
+		return true, fmt.Errorf("store calibration of %s: %w", name, err)
+	}
 	return true, nil
 }
 
-// remove deletes a module from disk and memory.
+// remove deletes module name from disk and memory (moveAside, purge); an
+// error means it is still there.
 func (st *store) remove(name string) error {
-	st.wmu.Lock()
-	defer st.wmu.Unlock()
-	st.mu.Lock()
-	delete(st.m, name)
-	st.mu.Unlock()
-	d := filepath.Join(st.dir, name)
-	// Remove meta first: a half-removed module is then skipped at load.
-	if err := os.Remove(filepath.Join(d, metaFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove module %s: %w", name, err)
-	}
-	if err := os.RemoveAll(d); err != nil {
-		return fmt.Errorf("remove module %s: %w", name, err)
-	}
-	return syncDir(st.dir)
-}
-
-// writeAtomic writes data to path through a temporary file, fsync and
-// rename, then syncs the directory so the rename survives a crash.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	unlock, err := st.lock(context.Background(), name)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
+	defer unlock()
+	if _, ok := st.get(name); !ok {
+		return nil
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	trash, err := st.moveAside(name)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	st.purge(trash) // a leftover at worst, which openStore removes
+	return nil
 }

@@ -214,6 +214,10 @@ type Supervisor struct {
 	installing map[string]*Module
 	installMu  sync.Mutex // one install at a time: a lane has one hold
 	reload     reloads    // SIGHUP requests, coalesced
+	// installHook, if not nil, is called first by installOnWorkers, and
+	// an error it returns is the install's. Tests inject failures with
+	// it; nil in the daemon.
+	installHook func(m *Module) error
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
