@@ -22,6 +22,7 @@
 #   VM_TIMEOUT=seconds        per guest (default 600)
 #   VM_REPEAT=n               boot each guest n times (hunting a rare failure)
 #   VM_KEEP_LOGS=1            keep the console logs in vm/.cache/logs (always kept on failure)
+#   VM_APT_WAIT=seconds       how long to wait for another apt/dpkg's lock (default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -35,6 +36,41 @@ die() { log "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (apt-get, debootstrap)"
 
+# --- apt ----------------------------------------------------------------------
+# apt_get ARGS...: apt-get, waiting while another apt or dpkg on the machine
+# (unattended-upgrades, a second CI job) holds its lock: apt-get fails at
+# once with "Could not get lock", and DPkg::Lock::Timeout covers only the
+# dpkg lock, not the lists lock of `apt-get update`. The wait is bounded by
+# VM_APT_WAIT seconds (default 600) and says whom it waits for. With
+# APT_QUIET set, apt-get's other errors are not shown.
+apt_get() {
+	local limit=${VM_APT_WAIT:-600} t0 err rc held said=-1
+	t0=$(date +%s)
+	err=$(mktemp)
+	while :; do
+		rc=0
+		DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>"$err" || rc=$?
+		held=$(sed -n 's/^E: Could not get lock //p' "$err" | head -n 1)
+		if [ "$rc" = 0 ] || [ -z "$held" ]; then
+			[ -n "${APT_QUIET:-}" ] || cat "$err" >&2
+			rm -f "$err"
+			return "$rc"
+		fi
+		local waited=$(($(date +%s) - t0))
+		if [ "$waited" -ge "$limit" ]; then
+			log "apt-get $1: gave up after ${waited}s (VM_APT_WAIT=$limit) waiting for the lock $held"
+			cat "$err" >&2
+			rm -f "$err"
+			return "$rc"
+		fi
+		if [ $((waited / 30)) != "$said" ]; then # every 30 s
+			said=$((waited / 30))
+			log "apt-get $1: waiting for the lock $held (${waited}s of at most ${limit}s)"
+		fi
+		sleep 3
+	done
+}
+
 # --- tools ------------------------------------------------------------------
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -45,8 +81,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v cpio >/dev/null || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	apt_get update -qq || die "apt-get update failed"
+	apt_get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
 fi
 
 # --- kernels ----------------------------------------------------------------
@@ -57,7 +93,7 @@ kernel() { # kernel PKG: prints the path of its vmlinuz, downloading once
 		log "fetching $pkg"
 		local tmp
 		tmp=$(mktemp -d)
-		(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || { apt-get update -qq && (cd "$tmp" && apt-get download -q "$pkg" >/dev/null); }
+		(cd "$tmp" && APT_QUIET=1 apt_get download -q "$pkg" >/dev/null) || { apt_get update -qq && (cd "$tmp" && apt_get download -q "$pkg" >/dev/null); }
 		dpkg -x "$tmp"/*.deb "$tmp/x"
 		mkdir -p "$dir"
 		cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
