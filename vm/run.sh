@@ -106,8 +106,9 @@ old_pkg=${VM_OLD_KERNEL:-$(newest '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$')}
 [ -n "$new_pkg" ] || die "no linux-image-6.12*-cloud-amd64 in apt; set VM_KERNEL"
 
 # --- binaries -----------------------------------------------------------------
-log "building static hyper-sched and guestcheck"
+log "building static hyper-sched, hyper-schedctl and guestcheck"
 CGO_ENABLED=0 go build -trimpath -o "$cache/bin/hyper-sched" ./cmd/hyper-sched
+CGO_ENABLED=0 go build -trimpath -o "$cache/bin/hyper-schedctl" ./cmd/hyper-schedctl
 CGO_ENABLED=0 go build -trimpath -o "$cache/bin/guestcheck" ./vm/guestcheck
 
 # overlay DIR: a cpio of what changes each run; the kernel unpacks
@@ -228,7 +229,14 @@ systemd_guest() {
 	install -D -m 0755 vm/guest/systemd-test.sh "$ov/opt/hs/systemd-test.sh"
 	install -D -m 0755 systemd/install.sh "$ov/opt/hs/install.sh"
 	install -D -m 0644 systemd/hyper-sched.service "$ov/opt/hs/hyper-sched.service"
+	# The partition drop-in exactly as docs/ops.md gives it, with the
+	# guest's worker CPUs: the test checks what an operator would install.
+	awk '/^# \/etc\/systemd\/system\/hyper-sched\.service\.d\/partitions\.conf$/ {on = 1; next}
+		on && /^```/ {exit} on' docs/ops.md | sed 's/echo 2-3 >/echo 1-2 >/' >"$ov/opt/hs/partitions.conf"
+	grep -q "^ExecStartPre=+.*echo 1-2 > /sys/fs/cgroup/system.slice/cpuset.cpus.exclusive" "$ov/opt/hs/partitions.conf" ||
+		die "docs/ops.md: no partitions.conf drop-in (ExecStartPre=+... echo 2-3 > .../system.slice/cpuset.cpus.exclusive) found to test"
 	install -D -m 0755 "$cache/bin/hyper-sched" "$ov/opt/hs/hyper-sched"
+	install -D -m 0755 "$cache/bin/hyper-schedctl" "$ov/opt/hs/hyper-schedctl"
 	install -D -m 0755 "$cache/bin/guestcheck" "$ov/opt/hs/guestcheck"
 	install -D -m 0644 testdata/fib.wasm "$ov/opt/hs/fib.wasm"
 	cat "$base" <(overlay "$ov") >"$cache/systemd.cpio.gz"
