@@ -10,8 +10,12 @@
 #           (remote) partitions, SCHED_FIFO;
 #        c. kernel 6.1 (Debian 12's default), -smp 2: the partition is
 #           tried, the kernel marks it invalid, and that is reported.
-#   2. a systemd guest (debootstrap minbase tree as an initramfs, 6.12):
-#      systemd/install.sh, `systemctl start|restart|stop hyper-sched`.
+#   2. a systemd guest (debootstrap minbase tree as an initramfs, 6.12,
+#      -smp 3, workers 1-2), vm/guest/systemd-test.sh: systemd/install.sh
+#      (hyper-schedctl included), `systemctl start|restart|stop`, every lane
+#      RUNNING when systemctl returns, the partition drop-in of docs/ops.md
+#      across restart, a SIGKILLed supervisor and stop/start, a SIGKILLed
+#      lane and `hyper-schedctl restart worker-2`.
 #
 # The host parses the VMTEST lines of each serial console and exits non-zero
 # when a guest failed or timed out. Kernels, guest trees and binaries are
@@ -19,7 +23,7 @@
 #   VM_ONLY=busybox|systemd   run one part
 #   VM_KERNEL=pkg             kernel package for 1a, 1b, 2 (default: newest 6.12 cloud)
 #   VM_OLD_KERNEL=pkg|none    kernel package for 1c (default: newest 6.1 cloud)
-#   VM_TIMEOUT=seconds        per guest (default 600)
+#   VM_TIMEOUT=seconds        per guest (default 300; the slowest, systemd, takes ~60 s)
 #   VM_REPEAT=n               boot each guest n times (hunting a rare failure)
 #   VM_KEEP_LOGS=1            keep the console logs in vm/.cache/logs (always kept on failure)
 #   VM_APT_WAIT=seconds       how long to wait for another apt/dpkg's lock (default 600)
@@ -138,7 +142,7 @@ boot1() {
 	t0=$(date +%s)
 	# One TCG thread for all vCPUs: multi-threaded TCG races the kernel's
 	# live code patching (int3 text_poke) and panics a boot now and then.
-	timeout "${VM_TIMEOUT:-600}" qemu-system-x86_64 -machine q35 -accel tcg,thread=single -cpu max -smp "$smp" -m 1536 \
+	timeout "${VM_TIMEOUT:-300}" qemu-system-x86_64 -machine q35 -accel tcg,thread=single -cpu max -smp "$smp" -m 1536 \
 		-nographic -no-reboot -nic none -kernel "$kern" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 loglevel=4 $append" </dev/null 2>&1 | tr -d '\r' >"$out" || rc=$?
 	local secs=$(($(date +%s) - t0))

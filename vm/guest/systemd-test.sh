@@ -148,9 +148,10 @@ fi
 check "install.sh" /opt/hs/install.sh /opt/hs/hyper-sched
 expect "hyper-schedctl installed" "$(command -v hyper-schedctl)" /usr/local/bin/hyper-schedctl
 # A short watchdog for the test: without pings systemd would kill the
-# service within the test's time.
+# service within the test's time. A start that hangs fails within 90 s,
+# well inside the guest's timeout, so its checks and log are printed.
 mkdir -p /etc/systemd/system/hyper-sched.service.d
-printf '[Service]\nWatchdogSec=6s\n' >/etc/systemd/system/hyper-sched.service.d/vmtest.conf
+printf '[Service]\nWatchdogSec=6s\nTimeoutStartSec=90s\n' >/etc/systemd/system/hyper-sched.service.d/vmtest.conf
 systemctl daemon-reload
 
 # --- 2. no partition drop-in ------------------------------------------------------

@@ -356,7 +356,7 @@ func checkProc(r *report, name string, pid int, group string, cpus []int, policy
 	}
 	pol, err := isolate.Policy(pid)
 	if err != nil || pol != policy {
-		fail("policy", "pid %d got %q (%v), want %s on every thread", pid, pol, err, policy)
+		fail("policy", "pid %d got %q%s, want %s on every thread", pid, pol, because(err), policy)
 	}
 	nices := niceOf(pid)
 	if nice != nil && nices != strconv.Itoa(*nice) {
@@ -382,17 +382,17 @@ func checkGroup(r *report, exp expect, group, cpu string, lanes int) {
 	}
 	mem, err := readString(filepath.Join(dir, "memory.max"))
 	if exp.memory && mem != strconv.Itoa(workerMemoryMax) {
-		ok = r.check(name+" memory.max", false, "got %q (%v), want %d", mem, err, workerMemoryMax)
+		ok = r.check(name+" memory.max", false, "got %q%s, want %d", mem, because(err), workerMemoryMax)
 	}
 	part, err := readString(filepath.Join(dir, "cpuset.cpus.partition"))
 	switch exp.partition {
 	case "isolated":
 		if part != "isolated" {
-			ok = r.check(name+" partition", false, "got %q (%v), want isolated", part, err)
+			ok = r.check(name+" partition", false, "got %q%s, want isolated", part, because(err))
 		}
 	case "invalid":
 		if !strings.Contains(part, "invalid (") {
-			ok = r.check(name+" partition reported invalid", false, "got %q (%v), want an invalid partition with its reason", part, err)
+			ok = r.check(name+" partition reported invalid", false, "got %q%s, want an invalid partition with its reason", part, because(err))
 		}
 	}
 	if ok && exp.memory {
@@ -495,6 +495,14 @@ func gone(r *report, label, base string) {
 	}
 	// A delegated base is systemd's: it goes with the unit.
 	r.check(label+"groups removed", len(subdirs(dir)) == 0, "%s still has %v", dir, subdirs(dir))
+}
+
+// because is " (err)", or nothing without an error.
+func because(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
 }
 
 // lineWith is the first line of log containing s.
