@@ -267,5 +267,5 @@ if [ ${#failed[@]} -gt 0 ]; then
 	log "FAILED: ${failed[*]}"
 	exit 1
 fi
-[ -n "${VM_KEEP_LOGS:-}" ] || rm -f "$cache"/logs/busybox-* "$cache"/logs/systemd.log*
+[ -n "${VM_KEEP_LOGS:-}" ] || rm -f "$cache"/logs/busybox-* "$cache"/logs/systemd*.log*
 log "all guests passed"
