@@ -10,8 +10,12 @@
 #           (remote) partitions, SCHED_FIFO;
 #        c. kernel 6.1 (Debian 12's default), -smp 2: the partition is
 #           tried, the kernel marks it invalid, and that is reported.
-#   2. a systemd guest (debootstrap minbase tree as an initramfs, 6.12):
-#      systemd/install.sh, `systemctl start|restart|stop hyper-sched`.
+#   2. a systemd guest (debootstrap minbase tree as an initramfs, 6.12,
+#      -smp 3, workers 1-2), vm/guest/systemd-test.sh: systemd/install.sh
+#      (hyper-schedctl included), `systemctl start|restart|stop`, every lane
+#      RUNNING when systemctl returns, the partition drop-in of docs/ops.md
+#      across restart, a SIGKILLed supervisor and stop/start, a SIGKILLed
+#      lane and `hyper-schedctl restart worker-2`.
 #
 # The host parses the VMTEST lines of each serial console and exits non-zero
 # when a guest failed or timed out. Kernels, guest trees and binaries are
@@ -19,9 +23,10 @@
 #   VM_ONLY=busybox|systemd   run one part
 #   VM_KERNEL=pkg             kernel package for 1a, 1b, 2 (default: newest 6.12 cloud)
 #   VM_OLD_KERNEL=pkg|none    kernel package for 1c (default: newest 6.1 cloud)
-#   VM_TIMEOUT=seconds        per guest (default 600)
+#   VM_TIMEOUT=seconds        per guest (default 300; the slowest, systemd, takes ~60 s)
 #   VM_REPEAT=n               boot each guest n times (hunting a rare failure)
 #   VM_KEEP_LOGS=1            keep the console logs in vm/.cache/logs (always kept on failure)
+#   VM_APT_WAIT=seconds       how long to wait for another apt/dpkg's lock (default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -35,6 +40,41 @@ die() { log "$*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (apt-get, debootstrap)"
 
+# --- apt ----------------------------------------------------------------------
+# apt_get ARGS...: apt-get, waiting while another apt or dpkg on the machine
+# (unattended-upgrades, a second CI job) holds its lock: apt-get fails at
+# once with "Could not get lock", and DPkg::Lock::Timeout covers only the
+# dpkg lock, not the lists lock of `apt-get update`. The wait is bounded by
+# VM_APT_WAIT seconds (default 600) and says whom it waits for. With
+# APT_QUIET set, apt-get's other errors are not shown.
+apt_get() {
+	local limit=${VM_APT_WAIT:-600} t0 err rc held said=-1
+	t0=$(date +%s)
+	err=$(mktemp)
+	while :; do
+		rc=0
+		DEBIAN_FRONTEND=noninteractive apt-get "$@" 2>"$err" || rc=$?
+		held=$(sed -n 's/^E: Could not get lock //p' "$err" | head -n 1)
+		if [ "$rc" = 0 ] || [ -z "$held" ]; then
+			[ -n "${APT_QUIET:-}" ] || cat "$err" >&2
+			rm -f "$err"
+			return "$rc"
+		fi
+		local waited=$(($(date +%s) - t0))
+		if [ "$waited" -ge "$limit" ]; then
+			log "apt-get $1: gave up after ${waited}s (VM_APT_WAIT=$limit) waiting for the lock $held"
+			cat "$err" >&2
+			rm -f "$err"
+			return "$rc"
+		fi
+		if [ $((waited / 30)) != "$said" ]; then # every 30 s
+			said=$((waited / 30))
+			log "apt-get $1: waiting for the lock $held (${waited}s of at most ${limit}s)"
+		fi
+		sleep 3
+	done
+}
+
 # --- tools ------------------------------------------------------------------
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
@@ -45,8 +85,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v cpio >/dev/null || need+=(cpio)
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	apt_get update -qq || die "apt-get update failed"
+	apt_get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
 fi
 
 # --- kernels ----------------------------------------------------------------
@@ -57,7 +97,7 @@ kernel() { # kernel PKG: prints the path of its vmlinuz, downloading once
 		log "fetching $pkg"
 		local tmp
 		tmp=$(mktemp -d)
-		(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || { apt-get update -qq && (cd "$tmp" && apt-get download -q "$pkg" >/dev/null); }
+		(cd "$tmp" && APT_QUIET=1 apt_get download -q "$pkg" >/dev/null) || { apt_get update -qq && (cd "$tmp" && apt_get download -q "$pkg" >/dev/null); }
 		dpkg -x "$tmp"/*.deb "$tmp/x"
 		mkdir -p "$dir"
 		cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
@@ -70,8 +110,9 @@ old_pkg=${VM_OLD_KERNEL:-$(newest '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$')}
 [ -n "$new_pkg" ] || die "no linux-image-6.12*-cloud-amd64 in apt; set VM_KERNEL"
 
 # --- binaries -----------------------------------------------------------------
-log "building static hyper-sched and guestcheck"
+log "building static hyper-sched, hyper-schedctl and guestcheck"
 CGO_ENABLED=0 go build -trimpath -o "$cache/bin/hyper-sched" ./cmd/hyper-sched
+CGO_ENABLED=0 go build -trimpath -o "$cache/bin/hyper-schedctl" ./cmd/hyper-schedctl
 CGO_ENABLED=0 go build -trimpath -o "$cache/bin/guestcheck" ./vm/guestcheck
 
 # overlay DIR: a cpio of what changes each run; the kernel unpacks
@@ -101,7 +142,7 @@ boot1() {
 	t0=$(date +%s)
 	# One TCG thread for all vCPUs: multi-threaded TCG races the kernel's
 	# live code patching (int3 text_poke) and panics a boot now and then.
-	timeout "${VM_TIMEOUT:-600}" qemu-system-x86_64 -machine q35 -accel tcg,thread=single -cpu max -smp "$smp" -m 1536 \
+	timeout "${VM_TIMEOUT:-300}" qemu-system-x86_64 -machine q35 -accel tcg,thread=single -cpu max -smp "$smp" -m 1536 \
 		-nographic -no-reboot -nic none -kernel "$kern" -initrd "$initrd" \
 		-append "console=ttyS0 panic=-1 loglevel=4 $append" </dev/null 2>&1 | tr -d '\r' >"$out" || rc=$?
 	local secs=$(($(date +%s) - t0))
@@ -192,7 +233,14 @@ systemd_guest() {
 	install -D -m 0755 vm/guest/systemd-test.sh "$ov/opt/hs/systemd-test.sh"
 	install -D -m 0755 systemd/install.sh "$ov/opt/hs/install.sh"
 	install -D -m 0644 systemd/hyper-sched.service "$ov/opt/hs/hyper-sched.service"
+	# The partition drop-in exactly as docs/ops.md gives it, with the
+	# guest's worker CPUs: the test checks what an operator would install.
+	awk '/^# \/etc\/systemd\/system\/hyper-sched\.service\.d\/partitions\.conf$/ {on = 1; next}
+		on && /^```/ {exit} on' docs/ops.md | sed 's/echo 2-3 >/echo 1-2 >/' >"$ov/opt/hs/partitions.conf"
+	grep -q "^ExecStartPre=+.*echo 1-2 > /sys/fs/cgroup/system.slice/cpuset.cpus.exclusive" "$ov/opt/hs/partitions.conf" ||
+		die "docs/ops.md: no partitions.conf drop-in (ExecStartPre=+... echo 2-3 > .../system.slice/cpuset.cpus.exclusive) found to test"
 	install -D -m 0755 "$cache/bin/hyper-sched" "$ov/opt/hs/hyper-sched"
+	install -D -m 0755 "$cache/bin/hyper-schedctl" "$ov/opt/hs/hyper-schedctl"
 	install -D -m 0755 "$cache/bin/guestcheck" "$ov/opt/hs/guestcheck"
 	install -D -m 0644 testdata/fib.wasm "$ov/opt/hs/fib.wasm"
 	cat "$base" <(overlay "$ov") >"$cache/systemd.cpio.gz"
@@ -219,5 +267,5 @@ if [ ${#failed[@]} -gt 0 ]; then
 	log "FAILED: ${failed[*]}"
 	exit 1
 fi
-[ -n "${VM_KEEP_LOGS:-}" ] || rm -f "$cache"/logs/busybox-* "$cache"/logs/systemd.log*
+[ -n "${VM_KEEP_LOGS:-}" ] || rm -f "$cache"/logs/busybox-* "$cache"/logs/systemd*.log*
 log "all guests passed"

@@ -1,13 +1,14 @@
 // Command guestcheck runs inside the QEMU guests of vm/run.sh and checks
 // hyper-sched's isolation from the kernel's side: /proc/PID/cgroup,
-// cpuset.cpus.effective, cpuset.cpus.partition, Cpus_allowed_list and the
-// scheduling policy of every process. It prints one "VMTEST PASS name" or
-// "VMTEST FAIL name: why" line per check, for the host to parse from the
+// cpuset.cpus.effective, cpuset.cpus.partition, Cpus_allowed_list, the
+// scheduling policy and nice value of every thread of every process, and
+// the processes in each group. It prints "VMTEST PASS what was found" or
+// "VMTEST FAIL name: got …, want …" lines, for the host to parse from the
 // serial console, and exits 1 when any check failed.
 //
 //	guestcheck byhand    -workers L -housekeeping L -partition P -policy P
-//	guestcheck placement -base G -pid N [same expectations]
-//	guestcheck gone      -base G
+//	guestcheck placement -base G -pid N [-label L] [same expectations]
+//	guestcheck gone      -base G [-label L]
 //
 // byhand starts /usr/local/bin/hyper-sched itself as root (no systemd),
 // registers and calls testdata's fib.wasm, checks placement, kills the
@@ -58,9 +59,15 @@ func main() {
 	hk := fs.String("housekeeping", "", "expected housekeeping CPUs")
 	fs.StringVar(&exp.partition, "partition", "isolated", "expected worker partition: isolated, invalid or none")
 	fs.StringVar(&exp.policy, "policy", "other", "expected worker policy: fifo or other")
+	fs.IntVar(&exp.priority, "priority", 10, "expected SCHED_FIFO priority of worker lanes (docs/isolation.md)")
+	fs.IntVar(&exp.lanes, "lanes", 3, "expected lanes per worker CPU (the default --lanes)")
 	fs.StringVar(&exp.base, "base", "/hyper-sched", "expected base cgroup")
+	label := fs.String("label", "", "prefix of every check's name (which step of a test)")
 	pid := fs.Int("pid", 0, "supervisor pid (placement)")
 	fs.Parse(os.Args[2:])
+	if *label != "" {
+		exp.label = *label + ": "
+	}
 	var err error
 	if exp.workers, err = isolate.ParseList(*workers); err != nil {
 		r.fail("flags", "%v", err)
@@ -75,7 +82,7 @@ func main() {
 	case "placement":
 		placement(&r, exp, *pid)
 	case "gone":
-		gone(&r, exp.base)
+		gone(&r, exp.label, exp.base)
 	default:
 		r.fail("usage", "unknown mode %q", os.Args[1])
 	}
@@ -95,7 +102,10 @@ type expect struct {
 	memory      bool // memory.max of workers is expected (started by hand)
 	partition   string
 	policy      string
+	priority    int // SCHED_FIFO priority with policy fifo
+	lanes       int
 	base        string
+	label       string // "step: ", prefixed to check names
 }
 
 type report struct{ failed bool }
@@ -147,6 +157,10 @@ func byHand(r *report, exp expect) {
 	defer d.Process.Kill()
 	log, _ := os.ReadFile("/tmp/hyper-sched.log")
 	r.check("stale groups removed at start", bytes.Contains(log, []byte("removed the cgroups of a previous run")), "no such line in the log")
+	// Children are born in their groups (clone3 CLONE_INTO_CGROUP), not
+	// moved there after a failed try.
+	r.check("children started inside their cgroups", !bytes.Contains(log, []byte("CLONE_INTO_CGROUP) failed")),
+		"the log says: %s", lineWith(log, "CLONE_INTO_CGROUP) failed"))
 	resp, err := http.Get(url + "/modules/fib.wasm")
 	if err == nil {
 		resp.Body.Close()
@@ -166,7 +180,7 @@ func byHand(r *report, exp expect) {
 		r.fail("clean stop", "still running 60s after SIGTERM")
 	}
 	r.check("no process left", waitGone(pids, 10*time.Second), "still alive: %v", alive(pids))
-	gone(r, exp.base)
+	gone(r, "", exp.base)
 	if iso, err := readString(filepath.Join(cgroupRoot, "cpuset.cpus.isolated")); err == nil {
 		r.check("partitions released", iso == "", "cpuset.cpus.isolated is %q after stop", iso)
 	}
@@ -245,68 +259,73 @@ func call(r *report, name string, workers []int) {
 }
 
 // placement checks where the supervisor pid and the children /status lists
-// run.
+// run, and how they are scheduled, as the kernel reports it: each process's
+// cgroup, Cpus_allowed_list and policy on every thread (lanes SCHED_FIFO at
+// exp.priority on valid isolated partitions, else SCHED_OTHER; benchd
+// SCHED_IDLE; the supervisor SCHED_OTHER at nice -5), each worker group's
+// cpuset and partition, and that the base holds exactly the groups of this
+// run with exactly their processes. One PASS line per process and group
+// says what was found; each FAIL line, what was found and what was wanted.
 func placement(r *report, exp expect, supPid int) {
 	// benchd may still be starting: /healthz waits for the workers only.
-	var procs []any
-	lanes := 0
+	var (
+		procs []any
+		st    map[string]any
+	)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		st := getJSON(url + "/status")
+		st = getJSON(url + "/status")
 		procs, _ = st["processes"].([]any)
-		n, _ := st["lanes_per_cpu"].(float64)
-		lanes = int(n)
 		if allRunning(procs) || time.Now().After(deadline) {
 			break
 		}
 	}
-	seen := 0
+	l := exp.label
+	if n, _ := st["lanes_per_cpu"].(float64); int(n) != exp.lanes {
+		r.fail(l+"lanes per cpu", "GET /status lanes_per_cpu %v, want %d", st["lanes_per_cpu"], exp.lanes)
+	}
+	lanePolicy := "SCHED_OTHER"
+	if exp.policy == "fifo" {
+		lanePolicy = "SCHED_FIFO/" + strconv.Itoa(exp.priority)
+	}
+	members := map[string][]int{} // group → the pids status puts there
+	lanes := map[string]int{}     // worker CPU → lanes RUNNING
 	for _, p := range procs {
 		m, _ := p.(map[string]any)
 		name, _ := m["name"].(string)
 		fpid, _ := m["pid"].(float64)
 		pid := int(fpid)
 		if m["state"] != "RUNNING" || pid == 0 {
-			r.fail(name, "state %v, pid %d", m["state"], pid)
+			r.fail(l+name, "state %v, pid %d, want RUNNING after a minute", m["state"], pid)
 			continue
 		}
 		lane, isWorker := strings.CutPrefix(name, "worker-")
 		if !isWorker {
-			checkProc(r, name, pid, exp.base+"/"+name, exp.hk)
+			members[name] = append(members[name], pid)
+			checkProc(r, l+name, pid, exp.base+"/"+name, exp.hk, "SCHED_IDLE", nil)
 			continue
 		}
 		// worker-<cpu>:<lane>: every lane of a CPU shares its group.
-		seen++
 		cpu, _, _ := strings.Cut(lane, ":")
 		n, _ := strconv.Atoi(cpu)
-		group := exp.base + "/worker-" + cpu
-		checkProc(r, name, pid, group, []int{n})
-		dir := filepath.Join(cgroupRoot, group)
-		eff, _ := readString(filepath.Join(dir, "cpuset.cpus.effective"))
-		r.check(name+" cpuset.cpus.effective", eff == cpu, "got %q, want %q", eff, cpu)
-		if mem, err := readString(filepath.Join(dir, "memory.max")); exp.memory {
-			r.check(name+" memory.max", mem == strconv.Itoa(workerMemoryMax), "got %q (%v), want %d", mem, err, workerMemoryMax)
-		}
-		part, err := readString(filepath.Join(dir, "cpuset.cpus.partition"))
-		info("%s cpuset.cpus.partition: %q", name, part)
-		switch exp.partition {
-		case "isolated":
-			r.check(name+" partition", part == "isolated", "got %q (%v), want isolated", part, err)
-		case "invalid":
-			r.check(name+" partition reported invalid", strings.Contains(part, "invalid ("), "got %q (%v), want an invalid partition with its reason", part, err)
-		}
-		pol, err := isolate.Policy(pid)
-		info("%s policy: %s", name, pol)
-		want := map[string]string{"fifo": "SCHED_FIFO/", "other": "SCHED_OTHER"}[exp.policy]
-		r.check(name+" policy", err == nil && strings.HasPrefix(pol, want), "got %q (%v), want %s on every thread", pol, err, want)
+		group := "worker-" + cpu
+		members[group] = append(members[group], pid)
+		lanes[cpu]++
+		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, nil)
 	}
-	r.check("worker lanes running", lanes > 0 && seen == len(exp.workers)*lanes, "got %d, want %d CPUs x %d lanes", seen, len(exp.workers), lanes)
+	for _, cpu := range exp.workers {
+		c := strconv.Itoa(cpu)
+		checkGroup(r, exp, "worker-"+c, c, lanes[c])
+	}
 	if supPid > 0 {
-		checkProc(r, "supervisor", supPid, exp.base+"/supervisor", exp.hk)
+		members["supervisor"] = append(members["supervisor"], supPid)
+		nice := -5
+		checkProc(r, l+"supervisor", supPid, exp.base+"/supervisor", exp.hk, "SCHED_OTHER", &nice)
 	}
+	checkMembers(r, exp, members, supPid > 0)
 	if exp.partition == "isolated" {
 		iso, _ := readString(filepath.Join(cgroupRoot, "cpuset.cpus.isolated"))
 		got, _ := isolate.ParseList(iso)
-		r.check("root cpuset.cpus.isolated", slices.Equal(got, exp.workers), "got %q, want %s", iso, isolate.FormatList(exp.workers))
+		r.check(l+"root cpuset.cpus.isolated", slices.Equal(got, exp.workers), "got %q, want %s", iso, isolate.FormatList(exp.workers))
 	}
 }
 
@@ -319,25 +338,181 @@ func allRunning(procs []any) bool {
 	return len(procs) > 0
 }
 
-// checkProc checks one process's cgroup and affinity.
-func checkProc(r *report, name string, pid int, group string, cpus []int) {
-	got := cgroupOf(pid)
-	r.check(name+" cgroup", got == group, "pid %d is in %q, want %q", pid, got, group)
+// checkProc checks one process's cgroup, affinity and the policy of every
+// thread (and their nice value, when nice is given): one PASS line that
+// says what was found, or one FAIL line per difference.
+func checkProc(r *report, name string, pid int, group string, cpus []int, policy string, nice *int) {
+	ok := true
+	fail := func(what, format string, args ...any) {
+		ok = false
+		r.fail(name+" "+what, format, args...)
+	}
+	if got := cgroupOf(pid); got != group {
+		fail("cgroup", "pid %d is in %q, want %q", pid, got, group)
+	}
 	allowed := cpusAllowed(pid)
-	r.check(name+" Cpus_allowed_list", allowed == isolate.FormatList(cpus), "pid %d got %q, want %q", pid, allowed, isolate.FormatList(cpus))
+	if allowed != isolate.FormatList(cpus) {
+		fail("Cpus_allowed_list", "pid %d got %q, want %q", pid, allowed, isolate.FormatList(cpus))
+	}
+	pol, err := isolate.Policy(pid)
+	if err != nil || pol != policy {
+		fail("policy", "pid %d got %q%s, want %s on every thread", pid, pol, because(err), policy)
+	}
+	nices := niceOf(pid)
+	if nice != nil && nices != strconv.Itoa(*nice) {
+		fail("nice", "pid %d got %s, want %d on every thread", pid, nices, *nice)
+	}
+	if ok {
+		r.pass(fmt.Sprintf("%s: pid %d in %s, cpus %s, %s nice %s on every thread", name, pid, group, allowed, pol, nices))
+	}
+}
+
+// checkGroup checks a worker group's lanes RUNNING, its cpuset,
+// memory.max and partition.
+func checkGroup(r *report, exp expect, group, cpu string, lanes int) {
+	name := exp.label + group
+	dir := filepath.Join(cgroupRoot, exp.base, group)
+	ok := true
+	if lanes != exp.lanes {
+		ok = r.check(name+" lanes", false, "got %d RUNNING, want %d", lanes, exp.lanes)
+	}
+	eff, _ := readString(filepath.Join(dir, "cpuset.cpus.effective"))
+	if eff != cpu {
+		ok = r.check(name+" cpuset.cpus.effective", false, "got %q, want %q", eff, cpu)
+	}
+	mem, err := readString(filepath.Join(dir, "memory.max"))
+	if exp.memory && mem != strconv.Itoa(workerMemoryMax) {
+		ok = r.check(name+" memory.max", false, "got %q%s, want %d", mem, because(err), workerMemoryMax)
+	}
+	part, err := readString(filepath.Join(dir, "cpuset.cpus.partition"))
+	switch exp.partition {
+	case "isolated":
+		if part != "isolated" {
+			ok = r.check(name+" partition", false, "got %q%s, want isolated", part, because(err))
+		}
+	case "invalid":
+		if !strings.Contains(part, "invalid (") {
+			ok = r.check(name+" partition reported invalid", false, "got %q%s, want an invalid partition with its reason", part, because(err))
+		}
+	}
+	if ok && exp.memory {
+		r.pass(fmt.Sprintf("%s: %d lanes RUNNING, cpuset.cpus.effective %s, memory.max %s, cpuset.cpus.partition %q", name, lanes, eff, mem, part))
+	} else if ok {
+		r.pass(fmt.Sprintf("%s: %d lanes RUNNING, cpuset.cpus.effective %s, cpuset.cpus.partition %q", name, lanes, eff, part))
+	}
+}
+
+// checkMembers checks that the base holds exactly the groups of this run
+// (a previous run's were removed) and each exactly its processes: no
+// process left from a previous run, none of ours outside its group.
+// Without the supervisor's pid its group is not checked.
+func checkMembers(r *report, exp expect, members map[string][]int, withSup bool) {
+	name := exp.label + "groups"
+	want := []string{"benchd", "supervisor"}
+	for _, cpu := range exp.workers {
+		want = append(want, "worker-"+strconv.Itoa(cpu))
+	}
+	slices.Sort(want)
+	got := subdirs(filepath.Join(cgroupRoot, exp.base))
+	slices.Sort(got)
+	ok := true
+	if !slices.Equal(got, want) {
+		ok = r.check(name, false, "%s has %v, want %v", exp.base, got, want)
+	}
+	for _, g := range want {
+		if g == "supervisor" && !withSup {
+			continue
+		}
+		procs := procsOf(filepath.Join(cgroupRoot, exp.base, g))
+		pids := slices.Clone(members[g])
+		slices.Sort(pids)
+		if !slices.Equal(procs, pids) {
+			ok = r.check(name+" "+g+" cgroup.procs", false, "got %v, want %v (what /status lists there)", procs, pids)
+		}
+	}
+	if ok {
+		r.pass(fmt.Sprintf("%s: %s holds %v, each with exactly its processes", name, exp.base, want))
+	}
+}
+
+// procsOf lists a group's cgroup.procs, sorted.
+func procsOf(dir string) []int {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// niceOf is the nice value of every thread of pid ("-5"), or the values
+// with their counts when threads differ ("mixed: -5 x3, 0 x1").
+func niceOf(pid int) string {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	count := map[string]int{}
+	var order []string
+	for _, e := range ents {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// Fields after the command's closing parenthesis start at
+		// field 3 (state); nice is field 19.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 17 {
+			continue
+		}
+		if count[f[16]] == 0 {
+			order = append(order, f[16])
+		}
+		count[f[16]]++
+	}
+	switch len(order) {
+	case 0:
+		return "unknown"
+	case 1:
+		return order[0]
+	}
+	parts := make([]string, len(order))
+	for i, n := range order {
+		parts[i] = fmt.Sprintf("%s x%d", n, count[n])
+	}
+	return "mixed: " + strings.Join(parts, ", ")
 }
 
 // gone checks that no hyper-sched process and no group is left.
-func gone(r *report, base string) {
+func gone(r *report, label, base string) {
 	left := processes()
-	r.check("no hyper-sched process", len(left) == 0, "left: %v", left)
+	r.check(label+"no hyper-sched process", len(left) == 0, "left: %v", left)
 	dir := filepath.Join(cgroupRoot, base)
 	if base == "/hyper-sched" {
-		r.check("groups removed", !exists(dir), "%s still exists: %v", dir, subdirs(dir))
+		r.check(label+"groups removed", !exists(dir), "%s still exists: %v", dir, subdirs(dir))
 		return
 	}
 	// A delegated base is systemd's: it goes with the unit.
-	r.check("groups removed", len(subdirs(dir)) == 0, "%s still has %v", dir, subdirs(dir))
+	r.check(label+"groups removed", len(subdirs(dir)) == 0, "%s still has %v", dir, subdirs(dir))
+}
+
+// because is " (err)", or nothing without an error.
+func because(err error) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + err.Error() + ")"
+}
+
+// lineWith is the first line of log containing s.
+func lineWith(log []byte, s string) string {
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }
 
 func subdirs(dir string) []string {
