@@ -211,9 +211,13 @@ func (s *Supervisor) runningWorkers() int {
 // It reads cgroup files, so it runs without s.mu, as Status does: workers
 // and their names are fixed after New, and cg has its own lock.
 func (s *Supervisor) notifyStatus(running int, benchd State) string {
+	// Groups are a CPU's, shared by its lanes: count each once.
 	isolated := 0
-	for _, w := range s.workers {
-		if s.iso.cgroups().Inspect(w.name, 0).Partition == "isolated" {
+	for i, w := range s.workers {
+		if i > 0 && s.workers[i-1].group == w.group {
+			continue
+		}
+		if s.iso.cgroups().Inspect(w.group, 0).Partition == "isolated" {
 			isolated++
 		}
 	}

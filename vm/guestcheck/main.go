@@ -310,7 +310,10 @@ func placement(r *report, exp expect, supPid int) {
 		group := "worker-" + cpu
 		members[group] = append(members[group], pid)
 		lanes[cpu]++
-		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, nil)
+		// Lanes run at the default nice, first started or respawned: the
+		// supervisor's -5 is not inherited.
+		zero := 0
+		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, &zero)
 	}
 	for _, cpu := range exp.workers {
 		c := strconv.Itoa(cpu)
