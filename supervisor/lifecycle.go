@@ -383,20 +383,26 @@ func (s *Supervisor) transition(c *child, e Event) {
 
 // reap returns the exit of a child whose connection ended. A stopping
 // child exits 0 on its own once its socket closed, and gets stopGrace to do
-// so; any other is of no use and is killed at once.
+// so; any other is of no use: one that crashed is gone already (its
+// socket closed as it died), one that is not is killed after exitGrace.
 func (s *Supervisor) reap(c *child, sp *spawned) error {
 	s.mu.Lock()
 	stopping := c.state == Stopping || !c.wanted
 	s.mu.Unlock()
+	grace := exitGrace
 	if stopping {
-		select {
-		case err := <-sp.wait:
-			sp.drain()
-			return err
-		case <-time.After(stopGrace):
-			c.log.Warn("killing: it did not stop in time", "limit", stopGrace)
-		}
+		grace = stopGrace
 	}
-	c.kill(sp.proc, "")
+	select {
+	case err := <-sp.wait:
+		sp.drain()
+		return err
+	case <-time.After(grace):
+	}
+	c.kill(sp.proc, fmt.Sprintf("its connection ended and it did not exit within %v", grace))
 	return sp.reap()
 }
+
+// exitGrace is how long a child whose connection ended on its own (a
+// crash, a broken frame) may take to exit before it is killed.
+const exitGrace = 100 * time.Millisecond
