@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -183,6 +184,8 @@ type spawned struct {
 	// offCore: started on the housekeeping CPUs, to be placed (cgroup,
 	// affinity, policy) once it is up (see spawn).
 	offCore bool
+	// unwatch stops closing the socket when the context ends.
+	unwatch func() bool
 }
 
 // reap waits for the child's exit and for the rest of its stderr, which a
@@ -218,7 +221,7 @@ const stderrDrain = 2 * time.Second
 // which admission does not charge for them. place confines it once it is
 // up, before it joins its core; an idle lane starts no threads, so the
 // per-thread policy walk has nothing to race with.
-func (s *Supervisor) spawn(c *child, gen int, offCore bool) (*spawned, error) {
+func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool) (*spawned, error) {
 	sp, err := s.startChild(c, offCore)
 	if err != nil && isResourceErr(err) && s.fds.release() {
 		// Out of descriptors: the reserve kept for this moment lets the
@@ -234,7 +237,11 @@ func (s *Supervisor) spawn(c *child, gen int, offCore bool) (*spawned, error) {
 		c.pid, c.proc, c.nc = sp.proc.Pid, sp.proc, sp.nc
 	}
 	s.mu.Unlock()
+	// Shutdown may come at any time from now on: closing the socket is
+	// the child's stop signal, and ends a start in progress.
+	sp.unwatch = context.AfterFunc(ctx, func() { sp.nc.Close() })
 	fail := func(err error) (*spawned, error) {
+		sp.unwatch()
 		c.kill(sp.proc, "")
 		sp.nc.Close()
 		sp.reap()

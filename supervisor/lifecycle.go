@@ -36,7 +36,7 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 		offCore := c.core >= 0 && c.restarts > 0 // a lane respawned beside its running siblings
 		s.mu.Unlock()
 
-		sp, err := s.spawn(c, gen, offCore)
+		sp, err := s.spawn(ctx, c, gen, offCore)
 		if err != nil {
 			c.log.Error("start", "err", err)
 			kind := exitStartFailed
@@ -45,12 +45,8 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 			}
 			s.exited(c, gen, err.Error(), kind)
 		} else {
-			// Shutdown (ctx) or a stop may come at any time from now on:
-			// closing the socket is the child's stop signal, and ends a
-			// start in progress.
-			stopOnCancel := context.AfterFunc(ctx, func() { sp.nc.Close() })
 			err = s.serve(c, gen, sp)
-			stopOnCancel()
+			sp.unwatch()
 			sp.nc.Close()
 			werr := s.reap(c, sp)
 			s.exited(c, gen, describeExit(err, werr), exitKindOf(err, werr))
