@@ -240,6 +240,10 @@ func TestTitlesAndLogs(t *testing.T) {
 	if a.code != http.StatusGatewayTimeout {
 		t.Errorf("a call past its deadline: %d %s", a.code, a.raw)
 	}
+	// The answer may come before the daemon's stderr is copied here.
+	for start := time.Now(); time.Since(start) < 5*time.Second && !strings.Contains(d.logs(), `msg="killed a call's lane"`); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !strings.Contains(d.logs(), `msg="killed a call's lane"`) {
 		t.Errorf("the deadline kill is not logged (answer %s); log:\n%s", a.raw, d.logs())
 	}
