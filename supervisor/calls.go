@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,35 +39,7 @@ func (s *Supervisor) resolve(module, export string, rawTypes, rawParams []byte, 
 	if !ok {
 		return nil, apierrNoModule(module)
 	}
-	exp, ok := m.export(export)
-	if !ok {
-		return nil, apierr.New(apierr.InvalidExportFunc, "module %q has no exported function %q", module, export)
-	}
-	sig := exp.Params
-	args, err := wasmval.ParseParams(rawParams, maxParams)
-	if err != nil {
-		return nil, apierr.New(apierr.InvalidParams, "%v", err)
-	}
-	if len(args) != len(sig) {
-		return nil, apierr.New(apierr.InvalidParams, "%s takes %d params (%s), got %d", export, len(sig), typesString(sig), len(args))
-	}
-	types, err := wasmval.ParseTypes(rawTypes, len(args))
-	if err != nil {
-		return nil, apierr.New(apierr.InvalidParams, "%v", err)
-	}
-	// A non-nil types has one entry per param.
-	if types != nil && !slices.Equal(types, sig) {
-		return nil, apierr.New(apierr.InvalidParams, "param_type %s does not match %s(%s)", typesString(types), export, typesString(sig))
-	}
-	bits, err := wasmval.Bits(args, sig)
-	if err != nil {
-		return nil, apierr.New(apierr.InvalidParams, "%v", err)
-	}
-	results := exp.Results // shared with the store, read only
-	if resultsLen >= 0 && resultsLen != len(results) {
-		return nil, apierr.New(apierr.InvalidParams, "results_length is %d but %s returns %d values", resultsLen, export, len(results))
-	}
-	return &call{module: m, export: exp, params: bits, results: results, key: estimateKey(m, export, bits)}, nil
+	return resolveIn(m, export, rawTypes, rawParams, resultsLen)
 }
 
 // estimateKey identifies a (module contents, export, params) triple.

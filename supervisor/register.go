@@ -253,7 +253,8 @@ func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi
 }
 
 // resolveIn checks a call of module m: export, and params against the
-// export's signature. It is resolve, for a module not in the store yet.
+// export's signature; resolve finds m in the store, register checks a
+// module not in the store yet.
 func resolveIn(m *Module, export string, rawTypes, rawParams []byte, resultsLen int) (*call, error) {
 	exp, ok := m.export(export)
 	if !ok {
@@ -279,7 +280,7 @@ func resolveIn(m *Module, export string, rawTypes, rawParams []byte, resultsLen 
 	if err != nil {
 		return nil, apierr.New(apierr.InvalidParams, "%v", err)
 	}
-	results := exp.Results // shared with the module, read only
+	results := exp.Results // shared with the module (the store's too), read only
 	if resultsLen >= 0 && resultsLen != len(results) {
 		return nil, apierr.New(apierr.InvalidParams, "results_length is %d but %s returns %d values", resultsLen, export, len(results))
 	}
