@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -16,7 +18,16 @@ type series struct {
 	Name    string
 	Points  []point // in drawing order
 	Markers bool    // draw a dot at each point (few points, as in load sweeps)
-	Dashed  bool    // a reference line
+	// Color and Dash (an SVG stroke-dasharray; empty is solid) style the
+	// line. An empty Color takes the palette colour of the series' index;
+	// the report sets both so that a system looks the same in every plot.
+	Color, Dash string
+}
+
+// mark is a vertical reference line across a plot, such as a deadline.
+type mark struct {
+	X     float64
+	Label string
 }
 
 // plot is a line chart rendered as inline SVG, with no script and no
@@ -27,6 +38,7 @@ type plot struct {
 	YLog                  bool    // logarithmic y axis (latencies across a sweep)
 	YMax                  float64 // fixed top of the y axis; 0 fits the data
 	Series                []series
+	Marks                 []mark // drawn, and kept inside the x axis, when the plot has data
 }
 
 // Plot geometry in SVG user units.
@@ -36,6 +48,31 @@ const (
 )
 
 var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"}
+
+// dashes are the line patterns given to systems along with the palette's
+// colours, so that lines stay apart in grey print and for readers who do not
+// tell the colours apart. With 10 colours and 4 patterns the first 20
+// systems all differ.
+var dashes = []string{"", "7 3", "2 2", "9 3 2 3"}
+
+// style is a system's colour and line pattern.
+type style struct{ Color, Dash string }
+
+// styles gives each distinct name a style, in name order, so that a name
+// has the same style wherever it is drawn.
+func styles(names []string) map[string]style {
+	u := append([]string(nil), names...)
+	sort.Strings(u)
+	u = slices.Compact(u)
+	m := make(map[string]style, len(u))
+	for i, n := range u {
+		m[n] = style{palette[i%len(palette)], dashes[i%len(dashes)]}
+	}
+	return m
+}
+
+// Reference lines (offered load, deadlines) are grey and dashed.
+const refColor, refDash = "#888", "5 4"
 
 // svg renders p. A plot with no drawable point says so instead of drawing
 // empty axes.
@@ -88,9 +125,22 @@ func (p plot) svg() string {
 	fmt.Fprintf(&b, `<text x="%g" y="%g" text-anchor="middle">%s</text>`, padL+iw/2, plotH-8.0, esc(p.XLabel))
 	fmt.Fprintf(&b, `<text transform="translate(14 %g) rotate(-90)" text-anchor="middle">%s</text>`, padT+ih/2, esc(p.YLabel))
 
-	// Series and legend.
+	// Marks, series and legend.
+	for _, m := range p.Marks {
+		if !p.drawable(point{m.X, y0}) || m.X < x0 || m.X > x1 {
+			continue
+		}
+		x := sx(m.X)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%g" x2="%.1f" y2="%g" stroke="%s" stroke-dasharray="%s"/>`, x, padT, x, padT+ih, refColor, refDash)
+		// At the foot of the line, where a CDF has usually not started to
+		// the line's right, and with a white halo where it has.
+		fmt.Fprintf(&b, `<text x="%.1f" y="%g" fill="#555" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`, x+3, padT+ih-5, esc(m.Label))
+	}
 	for i, s := range p.Series {
-		color := palette[i%len(palette)]
+		color := s.Color
+		if color == "" {
+			color = palette[i%len(palette)]
+		}
 		var pts []string
 		for _, pt := range s.Points {
 			if !p.drawable(pt) {
@@ -99,8 +149,8 @@ func (p plot) svg() string {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", sx(pt.X), sy(min(pt.Y, y1))))
 		}
 		dash := ""
-		if s.Dashed {
-			dash = ` stroke-dasharray="5 4"`
+		if s.Dash != "" {
+			dash = fmt.Sprintf(` stroke-dasharray="%s"`, esc(s.Dash))
 		}
 		if len(pts) > 0 {
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>`, color, dash, strings.Join(pts, " "))
@@ -112,8 +162,9 @@ func (p plot) svg() string {
 			}
 		}
 		ly := padT + 8 + float64(i)*16
-		fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="2"%s/>`, padL+iw+10, ly, padL+iw+28, ly, color, dash)
-		fmt.Fprintf(&b, `<text x="%g" y="%g">%s</text>`, padL+iw+32, ly+4, esc(cut(s.Name, 24)))
+		// The legend's sample is long enough to show a whole dash pattern.
+		fmt.Fprintf(&b, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="2"%s/>`, padL+iw+8, ly, padL+iw+34, ly, color, dash)
+		fmt.Fprintf(&b, `<text x="%g" y="%g">%s</text>`, padL+iw+38, ly+4, esc(cut(s.Name, 22)))
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
@@ -144,6 +195,11 @@ func (p plot) bounds() (x0, x1, y0, y1 float64, ok bool) {
 	}
 	if !ok {
 		return 0, 0, 0, 0, false
+	}
+	for _, m := range p.Marks {
+		if p.drawable(point{m.X, ymax}) {
+			x0, x1 = min(x0, m.X), max(x1, m.X)
+		}
 	}
 	if p.XLog {
 		x0, x1 = decades(x0, x1)

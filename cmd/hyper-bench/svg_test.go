@@ -43,11 +43,14 @@ func TestPlotSVG(t *testing.T) {
 		}}, polys: 2, contains: "a &lt;b&gt; &amp; c"},
 		{name: "sweep with markers", p: plot{Series: []series{
 			{Name: "s", Markers: true, Points: []point{{100, 90}, {200, 150}, {400, 140}}},
-			{Name: "ref", Dashed: true, Points: []point{{0, 0}, {400, 400}}},
+			{Name: "ref", Dash: "5 4", Points: []point{{0, 0}, {400, 400}}},
 		}}, polys: 2, circle: 3, contains: "stroke-dasharray"},
 		{name: "log y", p: plot{YLog: true, Series: []series{
 			{Name: "s", Markers: true, Points: []point{{100, 0.5}, {200, 30}, {400, 0}}}, // y=0 cannot go on a log axis
 		}}, polys: 1, circle: 2, contains: ">100<"},
+		{name: "style and mark", p: plot{XLog: true, YMax: 1, Marks: []mark{{X: 8, Label: "D 8 ms"}}, Series: []series{
+			{Name: "s", Color: "#123456", Dash: "2 2", Points: []point{{1, 0.5}, {3, 1}}}, // the mark widens the axis to 10
+		}}, polys: 1, contains: `stroke="#123456" stroke-width="1.6" stroke-dasharray="2 2"`},
 		{name: "no data", p: plot{Title: "t", Series: []series{{Name: "s"}}}, contains: "no data"},
 		{name: "NaN skipped", p: plot{Series: []series{{Name: "s", Points: []point{{1, math.NaN()}, {2, 3}}}}}, polys: 1},
 	}
@@ -83,5 +86,45 @@ func TestTicks(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("case %d: got %s, want %s", i, tt.got, tt.want)
 		}
+	}
+}
+
+func TestStyles(t *testing.T) {
+	names := []string{"b", "a", "b", "c", "d", "e"}
+	st := styles(names)
+	if got, want := len(st), 5; got != want {
+		t.Fatalf("got %d styles, want %d", got, want)
+	}
+	// In name order: a is first; colours and patterns both change from one
+	// system to the next.
+	if got, want := st["a"], (style{palette[0], dashes[0]}); got != want {
+		t.Errorf("got %v for a, want %v", got, want)
+	}
+	if got, want := st["e"], (style{palette[4], dashes[0]}); got != want {
+		t.Errorf("got %v for e, want %v", got, want)
+	}
+	seen := map[style]bool{}
+	for i := range 20 {
+		s := style{palette[i%len(palette)], dashes[i%len(dashes)]}
+		if seen[s] {
+			t.Errorf("style %d repeats: %v", i, s)
+		}
+		seen[s] = true
+	}
+}
+
+func TestPlotMark(t *testing.T) {
+	p := plot{XLog: true, YMax: 1, Marks: []mark{{X: 8, Label: "D 8 ms"}}, Series: []series{{Name: "s", Points: []point{{1, 0.5}, {3, 1}}}}}
+	s := p.svg()
+	wellFormed(t, s)
+	// The mark is drawn, and the x axis widened from 1–3 to 1–10 to hold it.
+	for _, want := range []string{">D 8 ms<", ">10<", `stroke="#888" stroke-dasharray="5 4"`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("svg does not contain %s", want)
+		}
+	}
+	p.Series = nil
+	if s := p.svg(); !strings.Contains(s, "no data") || strings.Contains(s, "D 8 ms") {
+		t.Errorf("got %s, want a plot of marks alone to say no data", s)
 	}
 }
