@@ -129,7 +129,7 @@ func (c *Cgroups) Cleaned() []string {
 //
 // A group that could not be made leaves the child to affinity: the
 // Placement says so and the error says why. Steps skipped for a group that
-// was made (partition, exclusive CPUs) are in Placement.Err only.
+// was made (partition, exclusive CPUs on v2) are in Placement.Err only.
 func (c *Cgroups) Prepare(name string, cpus []int) (Placement, error) {
 	if name == "" || name == Supervisor || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
 		return Placement{}, fmt.Errorf("prepare %q: not a group name", name)

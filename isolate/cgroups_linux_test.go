@@ -61,7 +61,9 @@ func removeDeadTestGroups() {
 	for _, m := range mounts {
 		ents, _ := os.ReadDir(m.dir)
 		for _, e := range ents {
-			pid, ok := strings.CutPrefix(e.Name(), "hyper-sched-test-")
+			// hyper-sched-test-PID, or hyper-sched-test-PID-what
+			rest, ok := strings.CutPrefix(e.Name(), "hyper-sched-test-")
+			pid, _, _ := strings.Cut(rest, "-")
 			if n, err := strconv.Atoi(pid); ok && err == nil && syscall.Kill(n, 0) != nil {
 				purge(filepath.Join(m.dir, e.Name()))
 			}
@@ -125,6 +127,34 @@ func needCgroups(t *testing.T) Mode {
 // daemon running beside the tests is never disturbed.
 func testName() string { return fmt.Sprintf("hyper-sched-test-%d", os.Getpid()) }
 
+// setupCgroups runs Setup for a test that needs rung want, and fails it
+// when Setup did not reach it.
+func setupCgroups(t *testing.T, opts Options, want Mode) *Cgroups {
+	t.Helper()
+	c, err := Setup(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Mode(); got != want {
+		c.Close()
+		skipIfCPUsHeld(t)
+		t.Fatalf("mode: got %s, want %s (skipped: %v)", got, want, c.Skipped())
+	}
+	return c
+}
+
+// prepareGroup runs Prepare for a test and fails it when the group could
+// not be made.
+func prepareGroup(t *testing.T, c *Cgroups, name string, cpus []int) Placement {
+	t.Helper()
+	p, err := c.Prepare(name, cpus)
+	if err != nil {
+		skipIfCPUsHeld(t)
+		t.Fatalf("prepare %s: %v", name, err)
+	}
+	return p
+}
+
 func TestSetupPlaceClose(t *testing.T) {
 	want := needCgroups(t)
 	online, err := Allowed()
@@ -163,7 +193,7 @@ func TestSetupPlaceClose(t *testing.T) {
 		t.Errorf("prepare: got Dir %v in mode %s", p.Dir, want)
 	}
 	// A housekeeping group made after a worker holds its CPU exclusively
-	// (v1 cpu_exclusive, v2 partition) must not be refused.
+	// (a v2 partition) must not be refused.
 	hkp, err := c.Prepare("benchd-x", hk)
 	if err != nil || hkp.Mode != want {
 		t.Errorf("prepare beside an exclusive worker: got %+v, %v", hkp, err)

@@ -86,15 +86,17 @@ func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
 	return b, sup, nil
 }
 
-// prepare creates (or refreshes) group name with cpus and, for a dedicated
-// group, sets cpuset.cpu_exclusive on it and on the base (v1 allows an
-// exclusive group only below an exclusive parent).
+// prepare creates (or refreshes) group name with cpus. No group is made
+// cpuset.cpu_exclusive: v1 allows an exclusive group only below an
+// exclusive parent, so an exclusive worker would need an exclusive base,
+// and the base holds the housekeeping CPUs too (docs/isolation.md, "Why is
+// no v1 group exclusive?").
 func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 	p := Placement{Name: name, Mode: ModeCgroup1, Path: filepath.Join(b.dir, name), CPUs: FormatList(cpus),
 		Dedicated: disjoint(cpus, b.hk)}
 	if !exists(p.Path) {
 		// cgroup1.New would first copy all of the parent's CPUs into the new
-		// group, which the kernel refuses once a sibling holds one of them
+		// group, which the kernel refuses when some sibling holds one of them
 		// exclusively: the group gets its own CPUs before that.
 		mems, err := readString(filepath.Join(b.dir, "cpuset.mems"))
 		if err == nil {
@@ -114,20 +116,6 @@ func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 		return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
 	}
 	p.Mems, _ = readString(filepath.Join(p.Path, "cpuset.mems"))
-	if p.Dedicated && name != Supervisor {
-		for _, dir := range []string{b.dir, p.Path} {
-			f := filepath.Join(dir, "cpuset.cpu_exclusive")
-			if v, _ := readString(f); v == "1" {
-				continue
-			}
-			if err := writeString(f, "1"); err != nil {
-				p.note(fmt.Errorf("cpu_exclusive: %w", err))
-				break
-			}
-		}
-		v, _ := readString(filepath.Join(p.Path, "cpuset.cpu_exclusive"))
-		p.Exclusive = v == "1"
-	}
 	return p, nil, nil
 }
 
@@ -159,10 +147,6 @@ func (b *v1) kill(name string) error {
 
 func (b *v1) inspect(p *Placement) {
 	p.Effective, _ = readString(filepath.Join(p.Path, "cpuset.effective_cpus"))
-	if p.Dedicated {
-		v, _ := readString(filepath.Join(p.Path, "cpuset.cpu_exclusive"))
-		p.Exclusive = v == "1"
-	}
 }
 
 // close removes the child groups, moves the supervisor back where it came
