@@ -506,3 +506,152 @@ func skipIfCPUsHeld(t *testing.T) {
 			strings.TrimSpace(string(cpus)), dir)
 	}
 }
+
+// TestPrepareFailureRemovesGroup checks that a group Prepare made but
+// could not finish (here: on a CPU this machine does not have) is removed,
+// and that a group which was there before (a restart's refresh) is left
+// as it was, with its process.
+func TestPrepareFailureRemovesGroup(t *testing.T) {
+	want := needCgroups(t)
+	online, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	keepAffinity(t)
+	c := setupCgroups(t, Options{Name: testName(), Housekeeping: online[:1]}, want)
+	defer c.Close()
+	base := filepath.Dir(c.Inspect(Supervisor, 0).Path)
+	const noSuchCPU = 1000
+
+	p, err := c.Prepare("worker-x", []int{noSuchCPU})
+	p.Release()
+	if err == nil || p.Mode != ModeAffinity {
+		t.Fatalf("prepare on CPU %d: got %+v, %v; want affinity and an error", noSuchCPU, p, err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "worker-x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after a failed prepare: got %v for %s/worker-x, want it removed", err, base)
+	}
+
+	p = prepareGroup(t, c, "worker-y", online[len(online)-1:])
+	attr := &syscall.SysProcAttr{}
+	p.StartInside(attr)
+	cmd := helper(t, attr)
+	p.Release()
+	if err := c.Place("worker-y", cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Prepare("worker-y", []int{noSuchCPU})
+	again.Release()
+	if err == nil {
+		t.Fatalf("refresh on CPU %d: got no error", noSuchCPU)
+	}
+	if ps, err := procs(p.Path); err != nil || !slices.Contains(ps, cmd.Process.Pid) {
+		t.Errorf("after a failed refresh: got pids %v (%v) in %s, want %d still there", ps, err, p.Path, cmd.Process.Pid)
+	}
+	if subs := subgroups(base); !slices.Equal(subs, []string{Supervisor, "worker-y"}) {
+		t.Errorf("groups in %s: got %v, want [%s worker-y]", base, subs, Supervisor)
+	}
+}
+
+// TestSetupRefusedLeavesNothing checks that when the kernel refuses the v1
+// base its CPUs, because a group beside it holds one of them exclusively
+// (as a hyper-sched did before issue 13), Setup falls back to affinity and
+// leaves no group behind.
+func TestSetupRefusedLeavesNothing(t *testing.T) {
+	if needCgroups(t) != ModeCgroup1 {
+		t.Skip("tests the cgroup v1 cpuset hierarchy; this machine has cpuset on cgroup v2")
+	}
+	online, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(online) < 2 {
+		t.Skip("needs two CPUs: one to hold exclusively, one left to everyone else")
+	}
+	keepAffinity(t)
+	parent := ownV1Cpuset(t)
+	holder := holdExclusively(t, parent, online[len(online)-1:])
+	c, err := Setup(Options{Name: testName(), Housekeeping: online[:1], Best: ModeCgroup1})
+	rmdir(holder) // at once: while it exists no cpuset beside it can have its CPU
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Mode() != ModeAffinity {
+		t.Fatalf("setup beside %s holding CPU %d: got %s, want affinity", holder, online[len(online)-1], c.Mode())
+	}
+	t.Logf("skipped: %v", c.Skipped())
+	if base := filepath.Join(parent, testName()); exists(base) {
+		t.Errorf("after a refused setup: %s is left behind", base)
+	}
+}
+
+// TestSetupSupervisorRefusedLeavesNothing checks that a Setup whose
+// supervisor group cannot be made (a housekeeping CPU this machine does
+// not have) removes the base it made.
+func TestSetupSupervisorRefusedLeavesNothing(t *testing.T) {
+	want := needCgroups(t)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	keepAffinity(t)
+	c, err := Setup(Options{Name: testName(), Housekeeping: []int{1000}, Best: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Mode() != ModeAffinity {
+		t.Fatalf("setup with housekeeping CPU 1000: got %s, want affinity", c.Mode())
+	}
+	mounts, _ := cgroupMounts()
+	for _, m := range mounts {
+		if base := filepath.Join(m.dir, testName()); exists(base) {
+			t.Errorf("after a refused setup: %s is left behind (skipped: %v)", base, c.Skipped())
+		}
+	}
+}
+
+// ownV1Cpuset returns the directory of this process's v1 cpuset group.
+func ownV1Cpuset(t *testing.T) string {
+	t.Helper()
+	mounts, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, own, err := memberships(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if !m.v2 && slices.Contains(m.supers, "cpuset") {
+			return filepath.Join(m.dir, strings.TrimPrefix(own["cpuset"], m.root))
+		}
+	}
+	t.Fatal("no v1 cpuset hierarchy")
+	return ""
+}
+
+// holdExclusively makes a v1 cpuset group in parent that holds cpus with
+// cpuset.cpu_exclusive and returns its directory; it skips t when the
+// kernel refuses, which it does when a group beside it already has one of
+// cpus (another cpuset user is active on this machine) or parent is not
+// exclusive itself. Remove it as soon as possible: while it exists, no
+// new group beside it can have those CPUs.
+func holdExclusively(t *testing.T, parent string, cpus []int) string {
+	t.Helper()
+	dir := filepath.Join(parent, testName()+"-holder")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rmdir(dir) })
+	mems, _ := readString(filepath.Join(parent, "cpuset.mems"))
+	for _, w := range [][2]string{{"cpuset.cpus", FormatList(cpus)}, {"cpuset.mems", mems}, {"cpuset.cpu_exclusive", "1"}} {
+		if err := writeString(filepath.Join(dir, w[0]), w[1]); err != nil {
+			rmdir(dir)
+			t.Skipf("needs CPUs %s held exclusively in %s, which the kernel refuses (another cpuset there has them, or %s is not exclusive): %v",
+				FormatList(cpus), parent, parent, err)
+		}
+	}
+	return dir
+}

@@ -70,18 +70,23 @@ func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
 	if err := claimStale(b.dir, cleaned); err != nil {
 		return nil, sup, err
 	}
+	// Made here rather than by cgroup1.New's MkdirAll, so that what a
+	// failure removes is surely ours: a base that exists now was made
+	// meanwhile by another instance.
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		return nil, sup, fmt.Errorf("create %s: %w", b.dir, unwrapPath(err))
+	}
 	// cgroup1.New copies cpuset.cpus and cpuset.mems from the parent into
 	// each new group: v1 refuses tasks in a group with either empty.
 	if b.base, err = cgroup1.New(cgroup1.StaticPath(b.group), &specs.LinuxResources{}, cgroup1.WithHierarchy(b.hier)); err != nil {
-		return nil, sup, fmt.Errorf("create %s: %w", b.dir, err)
+		return nil, sup, unmake(b.dir, fmt.Errorf("create %s: %w", b.dir, err))
 	}
 	sup, _, err = b.prepare(Supervisor, o.Housekeeping)
 	if err == nil {
 		err = moveSelf(sup.Path)
 	}
 	if err != nil {
-		b.close()
-		return nil, sup, err
+		return nil, sup, errors.Join(err, b.close())
 	}
 	return b, sup, nil
 }
@@ -94,6 +99,16 @@ func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
 func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 	p := Placement{Name: name, Mode: ModeCgroup1, Path: filepath.Join(b.dir, name), CPUs: FormatList(cpus),
 		Dedicated: disjoint(cpus, b.hk)}
+	// A group made here and not finished is removed; one that was there
+	// (a restart) is left as it was, with its processes.
+	made := false
+	fail := func(err error) (Placement, *os.File, error) {
+		err = fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+		if made {
+			err = unmake(p.Path, err)
+		}
+		return p, nil, err
+	}
 	if !exists(p.Path) {
 		// cgroup1.New would first copy all of the parent's CPUs into the new
 		// group, which the kernel refuses when some sibling holds one of them
@@ -101,6 +116,7 @@ func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 		mems, err := readString(filepath.Join(b.dir, "cpuset.mems"))
 		if err == nil {
 			err = os.Mkdir(p.Path, 0o755)
+			made = err == nil
 		}
 		if err == nil {
 			err = writeString(filepath.Join(p.Path, "cpuset.cpus"), p.CPUs)
@@ -109,11 +125,11 @@ func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 			err = writeString(filepath.Join(p.Path, "cpuset.mems"), mems)
 		}
 		if err != nil {
-			return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+			return fail(err)
 		}
 	}
 	if _, err := b.base.New(name, &specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: p.CPUs}}); err != nil {
-		return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+		return fail(err)
 	}
 	p.Mems, _ = readString(filepath.Join(p.Path, "cpuset.mems"))
 	return p, nil, nil
