@@ -127,8 +127,9 @@ func needCgroups(t *testing.T) Mode {
 // daemon running beside the tests is never disturbed.
 func testName() string { return fmt.Sprintf("hyper-sched-test-%d", os.Getpid()) }
 
-// setupCgroups runs Setup for a test that needs rung want, and fails it
-// when Setup did not reach it.
+// setupCgroups runs Setup for a test that needs rung want. It skips the
+// test when another owner holds the cpuset (skipIfHeld), and fails it when
+// Setup did not reach want for any other reason.
 func setupCgroups(t *testing.T, opts Options, want Mode) *Cgroups {
 	t.Helper()
 	c, err := Setup(opts)
@@ -137,22 +138,51 @@ func setupCgroups(t *testing.T, opts Options, want Mode) *Cgroups {
 	}
 	if got := c.Mode(); got != want {
 		c.Close()
-		skipIfCPUsHeld(t)
+		skipIfHeld(t, c.Skipped()...)
 		t.Fatalf("mode: got %s, want %s (skipped: %v)", got, want, c.Skipped())
 	}
 	return c
 }
 
-// prepareGroup runs Prepare for a test and fails it when the group could
-// not be made.
+// prepareGroup runs Prepare for a test, like setupCgroups.
 func prepareGroup(t *testing.T, c *Cgroups, name string, cpus []int) Placement {
 	t.Helper()
 	p, err := c.Prepare(name, cpus)
 	if err != nil {
-		skipIfCPUsHeld(t)
+		skipIfHeld(t, err)
 		t.Fatalf("prepare %s: %v", name, err)
 	}
 	return p
+}
+
+// skipIfHeld skips a test that needs the cpuset when one of errs says that
+// another owner holds it, and names that owner: a cpuset group holding
+// CPUs exclusively (HeldError: another hyper-sched from before issue 13,
+// or any other cpuset user) or a live hyper-sched in the base (BusyError).
+// The owner is taken from the error, found when the kernel refused, not
+// looked for again afterwards, when it may have gone.
+func skipIfHeld(t *testing.T, errs ...error) {
+	t.Helper()
+	if why := heldReason(errs...); why != "" {
+		t.Skip(why)
+	}
+}
+
+// heldReason is skipIfHeld's reason, or "" when no other owner holds the
+// cpuset.
+func heldReason(errs ...error) string {
+	for _, err := range errs {
+		var held *HeldError
+		var busy *BusyError
+		switch {
+		case errors.As(err, &held):
+			return fmt.Sprintf("needs CPUs %s, which cpuset group %s holds exclusively (cpuset.cpu_exclusive: another hyper-sched or cpuset user on this machine)",
+				held.CPUs, held.Group)
+		case errors.As(err, &busy):
+			return fmt.Sprintf("needs %s, which pid %d, another hyper-sched on this machine, owns", busy.Path, busy.Pid)
+		}
+	}
+	return ""
 }
 
 func TestSetupPlaceClose(t *testing.T) {
@@ -168,15 +198,8 @@ func TestSetupPlaceClose(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	keepAffinity(t)
 
-	c, err := Setup(Options{Name: testName(), Housekeeping: hk})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := setupCgroups(t, Options{Name: testName(), Housekeeping: hk}, want)
 	defer c.Close()
-	if got := c.Mode(); got != want {
-		skipIfCPUsHeld(t)
-		t.Fatalf("mode: got %s, want %s (skipped: %v)", got, want, c.Skipped())
-	}
 	sup := c.Inspect(Supervisor, os.Getpid())
 	if !strings.HasSuffix(sup.Cgroup, "/"+testName()+"/"+Supervisor) {
 		t.Errorf("supervisor cgroup: got %q, want …/%s/%s", sup.Cgroup, testName(), Supervisor)
@@ -185,20 +208,17 @@ func TestSetupPlaceClose(t *testing.T) {
 		t.Errorf("supervisor affinity: got %q, want %q", got, want)
 	}
 
-	p, err := c.Prepare("worker-x", []int{workerCPU})
-	if err != nil {
-		t.Fatalf("prepare: %v", err)
-	}
+	p := prepareGroup(t, c, "worker-x", []int{workerCPU})
 	if (p.Dir != nil) != (want == ModeCgroup2) {
 		t.Errorf("prepare: got Dir %v in mode %s", p.Dir, want)
 	}
 	// A housekeeping group made after a worker holds its CPU exclusively
 	// (a v2 partition) must not be refused.
-	hkp, err := c.Prepare("benchd-x", hk)
-	if err != nil || hkp.Mode != want {
-		t.Errorf("prepare beside an exclusive worker: got %+v, %v", hkp, err)
-	}
+	hkp := prepareGroup(t, c, "benchd-x", hk)
 	hkp.Release()
+	if hkp.Mode != want {
+		t.Errorf("prepare beside an exclusive worker: got %+v", hkp)
+	}
 	attr := &syscall.SysProcAttr{}
 	p.StartInside(attr)
 	cmd := helper(t, attr)
@@ -243,7 +263,7 @@ func TestSetupPlaceClose(t *testing.T) {
 // process in them; the next Setup kills it and starts afresh. A live
 // supervisor in them means another instance: its groups are left alone.
 func TestStaleAndBusy(t *testing.T) {
-	needCgroups(t)
+	want := needCgroups(t)
 	online, err := Allowed()
 	if err != nil {
 		t.Fatal(err)
@@ -253,18 +273,11 @@ func TestStaleAndBusy(t *testing.T) {
 	keepAffinity(t)
 	opts := Options{Name: testName(), Housekeeping: online[:1]}
 
-	first, err := Setup(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first.Mode() == ModeAffinity {
-		skipIfCPUsHeld(t)
-		t.Fatalf("no cgroup rung was taken: %v", first.Skipped())
-	}
-	p, err := first.Prepare("worker-x", online[len(online)-1:])
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := setupCgroups(t, opts, want)
+	// Only for a test that ends early: later, first's groups are the stale
+	// ones, already gone.
+	t.Cleanup(func() { first.Close() })
+	p := prepareGroup(t, first, "worker-x", online[len(online)-1:])
 	attr := &syscall.SysProcAttr{}
 	p.StartInside(attr)
 	orphan := helper(t, attr)
@@ -299,14 +312,8 @@ func TestStaleAndBusy(t *testing.T) {
 	other.Process.Kill()
 	other.Wait()
 
-	stale, err := Setup(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stale := setupCgroups(t, opts, want)
 	defer stale.Close()
-	if stale.Mode() == ModeAffinity {
-		t.Fatalf("setup after a dead run: got affinity, skipped %v", stale.Skipped())
-	}
 	if got := stale.Cleaned(); len(got) != 1 || got[0] != base {
 		t.Errorf("cleaned: got %v, want [%s]", got, base)
 	}
@@ -489,24 +496,6 @@ func TestAffinityNarrowed(t *testing.T) {
 	}
 }
 
-// skipIfCPUsHeld skips a test whose cgroup rung was refused because
-// another process — another hyper-sched on this machine — holds CPUs
-// exclusively in a v1 cpuset group (then no sibling may share them).
-func skipIfCPUsHeld(t *testing.T) {
-	t.Helper()
-	groups, _ := filepath.Glob("/sys/fs/cgroup/cpuset/*/cpuset.cpu_exclusive")
-	for _, f := range groups {
-		b, err := os.ReadFile(f)
-		if err != nil || strings.TrimSpace(string(b)) != "1" {
-			continue
-		}
-		dir := filepath.Dir(f)
-		cpus, _ := os.ReadFile(filepath.Join(dir, "cpuset.cpus"))
-		t.Skipf("needs CPUs %s that cpuset group %s holds exclusively (another hyper-sched on this machine)",
-			strings.TrimSpace(string(cpus)), dir)
-	}
-}
-
 // TestPrepareFailureRemovesGroup checks that a group Prepare made but
 // could not finish (here: on a CPU this machine does not have) is removed,
 // and that a group which was there before (a restart's refresh) is left
@@ -557,8 +546,9 @@ func TestPrepareFailureRemovesGroup(t *testing.T) {
 
 // TestSetupRefusedLeavesNothing checks that when the kernel refuses the v1
 // base its CPUs, because a group beside it holds one of them exclusively
-// (as a hyper-sched did before issue 13), Setup falls back to affinity and
-// leaves no group behind.
+// (as a hyper-sched did before issue 13), Setup falls back to affinity,
+// names the holder, and leaves no group behind; and that the tests that
+// need the cpuset then skip, naming it too, instead of failing.
 func TestSetupRefusedLeavesNothing(t *testing.T) {
 	if needCgroups(t) != ModeCgroup1 {
 		t.Skip("tests the cgroup v1 cpuset hierarchy; this machine has cpuset on cgroup v2")
@@ -574,17 +564,39 @@ func TestSetupRefusedLeavesNothing(t *testing.T) {
 	parent := ownV1Cpuset(t)
 	holder := holdExclusively(t, parent, online[len(online)-1:])
 	c, err := Setup(Options{Name: testName(), Housekeeping: online[:1], Best: ModeCgroup1})
-	rmdir(holder) // at once: while it exists no cpuset beside it can have its CPU
 	if err != nil {
+		rmdir(holder)
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// Two tests that need the cpuset, beside the holder (the others use the
+	// same setupCgroups and prepareGroup).
+	skipped := map[string]bool{}
+	for name, test := range map[string]func(*testing.T){
+		"TestSetupPlaceClose": TestSetupPlaceClose, "TestStaleAndBusy": TestStaleAndBusy,
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() { skipped[name] = t.Skipped() }()
+			test(t)
+		})
+	}
+	rmdir(holder) // soon: while it exists no cpuset beside it can have its CPU
+
 	if c.Mode() != ModeAffinity {
 		t.Fatalf("setup beside %s holding CPU %d: got %s, want affinity", holder, online[len(online)-1], c.Mode())
 	}
-	t.Logf("skipped: %v", c.Skipped())
+	why := heldReason(c.Skipped()...)
+	if !strings.Contains(why, holder) {
+		t.Errorf("setup beside %s: got skipped %v, want a HeldError naming it", holder, c.Skipped())
+	}
+	t.Logf("a test beside it skips with: %s", why)
 	if base := filepath.Join(parent, testName()); exists(base) {
 		t.Errorf("after a refused setup: %s is left behind", base)
+	}
+	for name, ok := range skipped {
+		if !ok {
+			t.Errorf("%s beside %s: got run, want skipped", name, holder)
+		}
 	}
 }
 

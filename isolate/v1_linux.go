@@ -79,7 +79,8 @@ func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
 	// cgroup1.New copies cpuset.cpus and cpuset.mems from the parent into
 	// each new group: v1 refuses tasks in a group with either empty.
 	if b.base, err = cgroup1.New(cgroup1.StaticPath(b.group), &specs.LinuxResources{}, cgroup1.WithHierarchy(b.hier)); err != nil {
-		return nil, sup, unmake(b.dir, fmt.Errorf("create %s: %w", b.dir, err))
+		all, _ := readList(filepath.Join(b.originDir(), "cpuset.cpus"))
+		return nil, sup, unmake(b.dir, fmt.Errorf("create %s: %w", b.dir, heldBy(b.dir, all, err)))
 	}
 	sup, _, err = b.prepare(Supervisor, o.Housekeeping)
 	if err == nil {
@@ -133,6 +134,30 @@ func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 	}
 	p.Mems, _ = readString(filepath.Join(p.Path, "cpuset.mems"))
 	return p, nil, nil
+}
+
+// heldBy explains err, the kernel's refusal of cpus to the v1 group dir:
+// an EINVAL with a group beside dir holding some of cpus exclusively is
+// a *HeldError naming it. Any other err is returned as it is.
+func heldBy(dir string, cpus []int, err error) error {
+	if !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	for _, name := range subgroups(parent) {
+		sib := filepath.Join(parent, name)
+		if sib == dir {
+			continue
+		}
+		if v, _ := readString(filepath.Join(sib, "cpuset.cpu_exclusive")); v != "1" {
+			continue
+		}
+		theirs, _ := readList(filepath.Join(sib, "cpuset.cpus"))
+		if held := intersect(cpus, theirs); len(held) > 0 {
+			return &HeldError{Group: sib, CPUs: FormatList(held), Err: err}
+		}
+	}
+	return err
 }
 
 // place moves pid, all its threads, into its group.
