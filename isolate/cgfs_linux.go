@@ -292,6 +292,15 @@ func rmdir(dir string) error {
 	return fmt.Errorf("remove group %s: %w", dir, err)
 }
 
+// unmake removes the group dir that a step which failed with err had just
+// made, and returns err, with why dir could not be removed if it could not.
+func unmake(dir string, err error) error {
+	if rerr := rmdir(dir); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
 // subgroups lists the child groups of dir, sorted.
 func subgroups(dir string) []string {
 	ents, _ := os.ReadDir(dir)

@@ -24,6 +24,23 @@ func (e *BusyError) Error() string {
 	return fmt.Sprintf("%s is in use by pid %d, another hyper-sched", e.Path, e.Pid)
 }
 
+// HeldError says that the kernel refused CPUs to a cgroup v1 cpuset group
+// because a group beside it, not one of ours, holds some of them with
+// cpuset.cpu_exclusive: v1 then gives them to no sibling. A hyper-sched
+// from before issue 13 held every CPU so, from its start until the next
+// start after its end.
+type HeldError struct {
+	Group string // the holder's directory
+	CPUs  string // the CPUs asked for that it holds
+	Err   error  // the kernel's refusal
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("CPUs %s are held exclusively (cpuset.cpu_exclusive) by cpuset group %s: %v", e.CPUs, e.Group, e.Err)
+}
+
+func (e *HeldError) Unwrap() error { return e.Err }
+
 // Cgroups is the isolation the supervisor set up: the ladder rung it got
 // and the group of every child. Its methods are safe for concurrent use.
 // A nil *Cgroups is affinity-only.
@@ -124,7 +141,7 @@ func (c *Cgroups) Cleaned() []string {
 //
 // A group that could not be made leaves the child to affinity: the
 // Placement says so and the error says why. Steps skipped for a group that
-// was made (partition, exclusive CPUs) are in Placement.Err only.
+// was made (partition, exclusive CPUs on v2) are in Placement.Err only.
 func (c *Cgroups) Prepare(name string, cpus []int) (Placement, error) {
 	if name == "" || name == Supervisor || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
 		return Placement{}, fmt.Errorf("prepare %q: not a group name", name)

@@ -11,11 +11,13 @@
 //     for status. Children start inside their group (CLONE_INTO_CGROUP), so
 //     they never run unconfined.
 //  2. cgroup v1 cpuset-only hierarchy (ModeCgroup1):
-//     <own cpuset>/hyper-sched/{supervisor,benchd,worker-N} with cpuset.cpus,
-//     cpuset.mems copied from the parent and cpuset.cpu_exclusive for
-//     workers where the parent allows it. A child is moved in by pid before
-//     its hello (it does nothing before). Only the cpuset controller is used:
-//     in a v1 cpu cgroup SCHED_FIFO needs cpu.rt_runtime_us.
+//     <own cpuset>/hyper-sched/{supervisor,benchd,worker-N} with cpuset.cpus
+//     and cpuset.mems copied from the parent. No group is cpu_exclusive: v1
+//     would then need the base exclusive too, and with it every CPU, the
+//     housekeeping ones included, would be refused to every other cpuset on
+//     the host. A child is moved in by pid before its hello (it does nothing
+//     before). Only the cpuset controller is used: in a v1 cpu cgroup
+//     SCHED_FIFO needs cpu.rt_runtime_us.
 //  3. sched_setaffinity alone (ModeAffinity).
 //
 // Optionally workers run SCHED_FIFO (Options.RealTime; by default only on
@@ -34,6 +36,6 @@
 // when run by hand, and never kills a process outside its own groups.
 // It uses github.com/containerd/cgroups/v3 for both cgroup versions and
 // writes directly only the files that library does not know
-// (cpuset.cpus.partition, cpuset.cpus.exclusive, cpuset.cpu_exclusive,
-// one level of cgroup.subtree_control).
+// (cpuset.cpus.partition, cpuset.cpus.exclusive, one level of
+// cgroup.subtree_control).
 package isolate

@@ -91,8 +91,8 @@ type Options struct {
 	// (v1). Default "hyper-sched".
 	Name string
 	// Housekeeping are the CPUs of the supervisor and benchd; a group whose
-	// CPUs avoid them all is dedicated: a partition, exclusive CPUs and
-	// SCHED_FIFO are tried for it only. Required.
+	// CPUs avoid them all is dedicated: a partition (v2) and SCHED_FIFO are
+	// tried for it only. Required.
 	Housekeeping []int
 	// Best is the best rung tried. Default ModeCgroup2.
 	Best Mode
@@ -153,8 +153,6 @@ type Placement struct {
 	// MemoryMax is memory.max of the group as the kernel reports it
 	// (cgroup v2), when a limit was asked for.
 	MemoryMax string `json:"memory_max,omitempty"`
-	// Exclusive is cpuset.cpu_exclusive on v1.
-	Exclusive bool `json:"cpu_exclusive,omitempty"`
 	// Dedicated says the CPUs avoid every housekeeping CPU.
 	Dedicated bool `json:"dedicated"`
 	// RealTime says SCHED_FIFO is wanted for this group's processes.

@@ -69,35 +69,54 @@ func setupV1(o Options, cleaned *[]string) (*v1, Placement, error) {
 	if err := claimStale(b.dir, cleaned); err != nil {
 		return nil, sup, err
 	}
+	// Made here rather than by cgroup1.New's MkdirAll, so that what a
+	// failure removes is surely ours: a base that exists now was made
+	// meanwhile by another instance.
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		return nil, sup, fmt.Errorf("create %s: %w", b.dir, unwrapPath(err))
+	}
 	// cgroup1.New copies cpuset.cpus and cpuset.mems from the parent into
 	// each new group: v1 refuses tasks in a group with either empty.
 	if b.base, err = cgroup1.New(cgroup1.StaticPath(b.group), &specs.LinuxResources{}, cgroup1.WithHierarchy(b.hier)); err != nil {
-		return nil, sup, fmt.Errorf("create %s: %w", b.dir, err)
+		all, _ := readList(filepath.Join(b.originDir(), "cpuset.cpus"))
+		return nil, sup, unmake(b.dir, fmt.Errorf("create %s: %w", b.dir, heldBy(b.dir, all, err)))
 	}
 	sup, _, err = b.prepare(Supervisor, o.Housekeeping)
 	if err == nil {
 		err = moveSelf(sup.Path)
 	}
 	if err != nil {
-		b.close()
-		return nil, sup, err
+		return nil, sup, errors.Join(err, b.close())
 	}
 	return b, sup, nil
 }
 
-// prepare creates (or refreshes) group name with cpus and, for a dedicated
-// group, sets cpuset.cpu_exclusive on it and on the base (v1 allows an
-// exclusive group only below an exclusive parent).
+// prepare creates (or refreshes) group name with cpus. No group is made
+// cpuset.cpu_exclusive: v1 allows an exclusive group only below an
+// exclusive parent, so an exclusive worker would need an exclusive base,
+// and the base holds the housekeeping CPUs too (docs/isolation.md, "Why is
+// no v1 group exclusive?").
 func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 	p := Placement{Name: name, Mode: ModeCgroup1, Path: filepath.Join(b.dir, name), CPUs: FormatList(cpus),
 		Dedicated: disjoint(cpus, b.hk)}
+	// A group made here and not finished is removed; one that was there
+	// (a restart) is left as it was, with its processes.
+	made := false
+	fail := func(err error) (Placement, *os.File, error) {
+		err = fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+		if made {
+			err = unmake(p.Path, err)
+		}
+		return p, nil, err
+	}
 	if !exists(p.Path) {
 		// cgroup1.New would first copy all of the parent's CPUs into the new
-		// group, which the kernel refuses once a sibling holds one of them
+		// group, which the kernel refuses when some sibling holds one of them
 		// exclusively: the group gets its own CPUs before that.
 		mems, err := readString(filepath.Join(b.dir, "cpuset.mems"))
 		if err == nil {
 			err = os.Mkdir(p.Path, 0o755)
+			made = err == nil
 		}
 		if err == nil {
 			err = writeString(filepath.Join(p.Path, "cpuset.cpus"), p.CPUs)
@@ -106,28 +125,38 @@ func (b *v1) prepare(name string, cpus []int) (Placement, *os.File, error) {
 			err = writeString(filepath.Join(p.Path, "cpuset.mems"), mems)
 		}
 		if err != nil {
-			return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+			return fail(err)
 		}
 	}
 	if _, err := b.base.New(name, &specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: p.CPUs}}); err != nil {
-		return p, nil, fmt.Errorf("create %s with cpus %s: %w", p.Path, p.CPUs, unwrapPath(err))
+		return fail(err)
 	}
 	p.Mems, _ = readString(filepath.Join(p.Path, "cpuset.mems"))
-	if p.Dedicated && name != Supervisor {
-		for _, dir := range []string{b.dir, p.Path} {
-			f := filepath.Join(dir, "cpuset.cpu_exclusive")
-			if v, _ := readString(f); v == "1" {
-				continue
-			}
-			if err := writeString(f, "1"); err != nil {
-				p.note(fmt.Errorf("cpu_exclusive: %w", err))
-				break
-			}
-		}
-		v, _ := readString(filepath.Join(p.Path, "cpuset.cpu_exclusive"))
-		p.Exclusive = v == "1"
-	}
 	return p, nil, nil
+}
+
+// heldBy explains err, the kernel's refusal of cpus to the v1 group dir:
+// an EINVAL with a group beside dir holding some of cpus exclusively is
+// a *HeldError naming it. Any other err is returned as it is.
+func heldBy(dir string, cpus []int, err error) error {
+	if !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	for _, name := range subgroups(parent) {
+		sib := filepath.Join(parent, name)
+		if sib == dir {
+			continue
+		}
+		if v, _ := readString(filepath.Join(sib, "cpuset.cpu_exclusive")); v != "1" {
+			continue
+		}
+		theirs, _ := readList(filepath.Join(sib, "cpuset.cpus"))
+		if held := intersect(cpus, theirs); len(held) > 0 {
+			return &HeldError{Group: sib, CPUs: FormatList(held), Err: err}
+		}
+	}
+	return err
 }
 
 // place moves pid, all its threads, into its group.
@@ -144,10 +173,6 @@ func (b *v1) place(p *Placement, pid int) error {
 
 func (b *v1) inspect(p *Placement) {
 	p.Effective, _ = readString(filepath.Join(p.Path, "cpuset.effective_cpus"))
-	if p.Dedicated {
-		v, _ := readString(filepath.Join(p.Path, "cpuset.cpu_exclusive"))
-		p.Exclusive = v == "1"
-	}
 }
 
 // close removes the child groups, moves the supervisor back where it came

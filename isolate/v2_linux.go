@@ -77,18 +77,17 @@ func setupV2(o Options, cleaned *[]string) (*v2, Placement, error) {
 		err = b.claimOwn(cleaned)
 	}
 	if err != nil {
-		return nil, sup, err
+		return nil, sup, err // a claim that fails undoes itself
 	}
 	if b.mems, err = readString(filepath.Join(b.dir, "cpuset.mems.effective")); err != nil {
-		return nil, sup, fmt.Errorf("read memory nodes: %w", err)
+		return nil, sup, errors.Join(fmt.Errorf("read memory nodes: %w", err), b.close())
 	}
 	sup, _, err = b.prepare(Supervisor, o.Housekeeping)
 	if err == nil && !b.delegated {
 		err = moveSelf(sup.Path)
 	}
 	if err != nil {
-		b.close()
-		return nil, sup, err
+		return nil, sup, errors.Join(err, b.close())
 	}
 	return b, sup, nil
 }
@@ -129,7 +128,10 @@ func (b *v2) claimOwn(cleaned *[]string) error {
 	if err := os.Mkdir(b.dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", b.dir, unwrapPath(err))
 	}
-	return enable(b.dir)
+	if err := enable(b.dir); err != nil {
+		return unmake(b.dir, err)
+	}
+	return nil
 }
 
 // claimDelegated prepares the delegated group systemd gave the service:
@@ -153,10 +155,10 @@ func (b *v2) claimDelegated(cleaned *[]string) error {
 		return fmt.Errorf("create %s: %w", filepath.Join(b.dir, Supervisor), err)
 	}
 	if err := b.base.MoveTo(sup); err != nil {
-		return fmt.Errorf("move the service's processes into %s: %w", Supervisor, err)
+		return errors.Join(fmt.Errorf("move the service's processes into %s: %w", Supervisor, err), b.release())
 	}
 	if err := enable(b.dir); err != nil {
-		return err
+		return errors.Join(err, b.release())
 	}
 	// A previous run's exclusive CPUs are not ours to keep.
 	if f := filepath.Join(b.dir, "cpuset.cpus.exclusive"); exists(f) {
@@ -182,22 +184,33 @@ func enable(dir string) error {
 func (b *v2) prepare(name string, cpus []int) (Placement, *os.File, error) {
 	p := Placement{Name: name, Mode: ModeCgroup2, Path: filepath.Join(b.dir, name), CPUs: FormatList(cpus),
 		Mems: b.mems, Dedicated: disjoint(cpus, b.hk)}
+	// A group made here and not finished is removed; one that was there
+	// (a restart) is left as it was, with its processes.
+	made := !exists(p.Path)
+	fail := func(err error) (Placement, *os.File, error) {
+		if made && exists(p.Path) {
+			err = unmake(p.Path, err)
+		}
+		return p, nil, err
+	}
 	g, err := b.base.NewChild(name, nil)
 	if err != nil {
-		return p, nil, fmt.Errorf("create %s: %w", p.Path, err)
+		return fail(fmt.Errorf("create %s: %w", p.Path, err))
 	}
 	if err := g.Update(&cgroup2.Resources{CPU: &cgroup2.CPU{Cpus: p.CPUs, Mems: p.Mems}}); err != nil {
-		return p, nil, fmt.Errorf("set cpuset of %s to %s: %w", p.Path, p.CPUs, unwrapPath(err))
+		return fail(fmt.Errorf("set cpuset of %s to %s: %w", p.Path, p.CPUs, unwrapPath(err)))
+	}
+	// Opened before the partition: past this point nothing fails, it is
+	// only noted, so no partition has to be undone.
+	dir, err := os.OpenFile(p.Path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open %s: %w", p.Path, unwrapPath(err)))
 	}
 	if p.Dedicated && name != Supervisor {
 		b.partition(&p, cpus)
 		if b.memMax > 0 {
 			p.note(b.limitMemory(&p))
 		}
-	}
-	dir, err := os.OpenFile(p.Path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return p, nil, fmt.Errorf("open %s: %w", p.Path, unwrapPath(err))
 	}
 	return p, dir, nil
 }
@@ -266,30 +279,37 @@ func (b *v2) inspect(p *Placement) {
 // gone when run by hand, without controllers and with the supervisor back
 // in it under delegation.
 func (b *v2) close() error {
-	errs := []error{purgeChildren(b.dir)}
-	supDir := filepath.Join(b.dir, Supervisor)
+	err := purgeChildren(b.dir)
 	if b.delegated {
-		if f := filepath.Join(b.dir, "cpuset.cpus.exclusive"); exists(f) {
-			writeString(f, "\n")
-		}
-		if err := writeString(filepath.Join(b.dir, "cgroup.subtree_control"), "-cpuset"); err != nil {
+		return errors.Join(err, b.release())
+	}
+	return errors.Join(err, leaveBase(b.mount, b.originDir(), b.dir))
+}
+
+// release gives the delegated group back as claimDelegated found it: no
+// controllers for its children, and its processes back in it from the
+// supervisor leaf, which is removed.
+func (b *v2) release() error {
+	var errs []error
+	supDir := filepath.Join(b.dir, Supervisor)
+	if f := filepath.Join(b.dir, "cpuset.cpus.exclusive"); exists(f) {
+		writeString(f, "\n")
+	}
+	if err := writeString(filepath.Join(b.dir, "cgroup.subtree_control"), "-cpuset"); err != nil {
+		errs = append(errs, err)
+	}
+	if b.memMax > 0 { // enabled by limitMemory; processes may not sit beside it
+		if err := writeString(filepath.Join(b.dir, "cgroup.subtree_control"), "-memory"); err != nil {
 			errs = append(errs, err)
 		}
-		if b.memMax > 0 { // enabled by limitMemory; processes may not sit beside it
-			if err := writeString(filepath.Join(b.dir, "cgroup.subtree_control"), "-memory"); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		ps, _ := procs(supDir)
-		for _, pid := range ps {
-			if err := writeString(filepath.Join(b.dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil && !errors.Is(err, unix.ESRCH) {
-				errs = append(errs, err)
-			}
-		}
-		errs = append(errs, rmdir(supDir))
-		return errors.Join(errs...)
 	}
-	errs = append(errs, leaveBase(b.mount, b.originDir(), b.dir))
+	ps, _ := procs(supDir)
+	for _, pid := range ps {
+		if err := writeString(filepath.Join(b.dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, rmdir(supDir))
 	return errors.Join(errs...)
 }
 
