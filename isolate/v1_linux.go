@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // v1 is the cgroup v1 rung: a hierarchy of the cpuset controller alone,
