@@ -184,4 +184,3 @@ func TestIsolation(t *testing.T) {
 		}
 	}
 }
-
