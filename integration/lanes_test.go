@@ -3,13 +3,16 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/hyper-sched/hyper-sched/isolate"
 	"net/http"
+	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hyper-sched/hyper-sched/isolate"
 )
 
 // The tests of issue 11 (preemptive EDF on lanes), each on one worker core
@@ -529,6 +532,11 @@ func TestLanesKillThenUrgent(t *testing.T) {
 				if aff, err := isolate.Affinity(int(pid)); err != nil || len(aff) != 1 || aff[0] != 1 {
 					t.Errorf("%s (pid %d) after a respawn: affinity %v (%v), want [1]", name, int(pid), aff, err)
 				}
+				if pol == "SCHED_OTHER" {
+					if nices := threadNices(int(pid)); len(nices) == 0 || slices.ContainsFunc(nices, func(n int) bool { return n != -5 }) {
+						t.Errorf("%s (pid %d) after a respawn: nice %v by thread, want -5 on every thread (as first-started lanes)", name, int(pid), nices)
+					}
+				}
 			}
 			return
 		}
@@ -567,4 +575,25 @@ func TestLanesOneNonPreemptive(t *testing.T) {
 	if st := l.status(); st.Dispatch.Preemptions != 0 {
 		t.Errorf("dispatch counters with one lane %+v: want no preemption", st.Dispatch)
 	}
+}
+
+// threadNices returns the nice value of every thread of pid, from
+// /proc/PID/task/TID/stat (field 19).
+func threadNices(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, e := range tasks {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, e.Name()))
+		if err != nil {
+			continue
+		}
+		// After "pid (comm) ", field 3 is the state; nice is field 19.
+		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+		if len(f) > 16 {
+			if n, err := strconv.Atoi(f[16]); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }

@@ -20,10 +20,24 @@ func SetThreadIdle() error {
 	return setPolicy(unix.SCHED_IDLE, 0)(0)
 }
 
-// SetNormalPolicy puts every thread of process pid back under SCHED_OTHER:
-// a worker lane warmed up under SCHED_IDLE on the housekeeping CPUs, once
-// it is placed on its worker CPU without real-time.
-func SetNormalPolicy(pid int) error { return setProcessPolicy(pid, unix.SCHED_NORMAL, "SCHED_OTHER") }
+// SetNormalPolicy puts every thread of process pid back under SCHED_OTHER
+// at nice: a worker lane warmed up (or compiled a module) under SCHED_IDLE,
+// once it is placed on its worker CPU without real-time.
+func SetNormalPolicy(pid, nice int) error {
+	done := func(tid int) (bool, error) {
+		a, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			return false, err
+		}
+		return a.Policy == unix.SCHED_NORMAL && a.Nice == int32(nice), nil
+	}
+	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL, Nice: int32(nice)}
+	set := func(tid int) error { return unix.SchedSetAttr(tid, attr, 0) }
+	if err := everyThread(pid, done, set); err != nil {
+		return fmt.Errorf("set SCHED_OTHER nice %d on %d: %w", nice, pid, err)
+	}
+	return nil
+}
 
 // setProcessPolicy gives every thread of pid a policy without priority.
 func setProcessPolicy(pid int, policy uint32, name string) error {

@@ -36,6 +36,14 @@ func (iso *isolation) cgroups() *isolate.Cgroups { return iso.cg.Load() }
 // before benchd, lanes warming up and other processes (docs/isolation.md).
 const supervisorNice = -5
 
+// laneNice is a SCHED_OTHER lane's nice value, the supervisor's: where the
+// isolation rung cannot keep other tasks off a worker CPU (cgroup v1, where
+// the root cpuset's tasks may run anywhere; affinity only), the lane's
+// weight puts them behind its job. A lane started by the supervisor
+// inherits it; one that warmed up under SCHED_IDLE is given it back
+// (settle). Real-time lanes do not need it.
+const laneNice = supervisorNice
+
 // isolationOptions derives the ladder's options from the configuration.
 func (s *Supervisor) isolationOptions() isolate.Options {
 	return isolate.Options{Name: s.cfg.CgroupName, Housekeeping: s.choice.Housekeeping,

@@ -179,9 +179,10 @@ func loadOn(sp *spawned, m *Module) error {
 }
 
 // settle gives a lane that warmed up off its CPU its place: its policy
-// back from SCHED_IDLE, then its cgroup, CPU and real-time priority.
+// back from SCHED_IDLE (at laneNice), then its cgroup, CPU and real-time
+// priority.
 func (s *Supervisor) settle(c *child, pid int) {
-	if err := isolate.SetNormalPolicy(pid); err != nil {
+	if err := isolate.SetNormalPolicy(pid, laneNice); err != nil {
 		c.log.Warn("place lane", "pid", pid, "err", err)
 	}
 	if err := s.place(c, pid); err != nil {

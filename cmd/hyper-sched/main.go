@@ -102,12 +102,6 @@ func child(ctx context.Context, role, title string, stderr io.Writer) int {
 	if err := os.WriteFile("/proc/self/comm", []byte(supervisor.ChildComm(title)), 0); err != nil {
 		log.Debug("set process name", "err", err)
 	}
-	// Forked by the supervisor, which runs at a raised priority on the
-	// housekeeping CPUs: a child runs at the default, whether first
-	// started or respawned.
-	if err := isolate.SetNice(os.Getpid(), 0); err != nil {
-		log.Debug("reset nice", "err", err)
-	}
 	conn := os.NewFile(3, "supervisor")
 	if conn == nil {
 		fmt.Fprintln(stderr, "hyper-sched: no supervisor socket on fd 3; this role is started by the supervisor")

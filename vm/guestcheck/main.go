@@ -310,10 +310,14 @@ func placement(r *report, exp expect, supPid int) {
 		group := "worker-" + cpu
 		members[group] = append(members[group], pid)
 		lanes[cpu]++
-		// Lanes run at the default nice, first started or respawned: the
-		// supervisor's -5 is not inherited.
-		zero := 0
-		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, &zero)
+		// SCHED_OTHER lanes run at the supervisor's nice, -5, first
+		// started or respawned (supervisor.laneNice).
+		var nice *int
+		if lanePolicy == "SCHED_OTHER" {
+			nice = new(int)
+			*nice = -5
+		}
+		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, nice)
 	}
 	for _, cpu := range exp.workers {
 		c := strconv.Itoa(cpu)
