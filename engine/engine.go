@@ -138,7 +138,8 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 // compile fills in m from wasm; it runs once, before m.ready is closed.
 func (m *Module) compile(ctx context.Context, wasm []byte) error {
 	start := time.Now()
-	if err := precheck(wasm); err != nil {
+	wasm, err := precheck(wasm)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	c, err := compileModule(ctx, m.e.rt, wasm)
