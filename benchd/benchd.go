@@ -32,8 +32,8 @@ func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
 // 10 s of CPU plus 2 s per MiB, and 256 MiB of memory plus 64 bytes per
 // byte. A 3 MB Go module takes 1.3 s of CPU and 60 MiB (0.4 s and 20 bytes
 // per byte), so real modules stay far below it; a module that makes wazero
-// spend more is refused as too costly and benchd exits to stop the compile
-// (see session.Budget). The supervisor's own limit, a minute of wall time
+// spend more is refused as too costly and benchd kills itself to stop the
+// compile (see session.Budget). The supervisor's own limit, a minute of wall time
 // (supervisor/bench.go compileLimit), still ends a benchd that answers
 // nothing.
 func CompileBudget(size int) (cpu time.Duration, mem int64) {

@@ -11,18 +11,28 @@ import (
 
 // Budget bounds what compiling one module may cost the process. wazero's
 // compile cannot be interrupted, so a compile over its budget is answered
-// at once with an error and the process then exits, which is the only way
-// to stop it; the supervisor starts it again. engine's static limits refuse
-// the known costly forms before compiling; the budget catches the rest.
-// The zero Budget bounds nothing.
+// at once with an error and the process then kills itself, which is the
+// only way to stop it; the supervisor starts it again. engine's static
+// limits refuse the known costly forms before compiling; the budget catches
+// the rest. The zero Budget bounds nothing.
 type Budget struct {
 	// For returns the CPU time and the growth of resident memory (bytes)
 	// that compiling a module of size bytes may take; nil: unbounded.
 	For func(size int) (cpu time.Duration, mem int64)
-	// Exit ends the process; nil means os.Exit. Tests replace it.
-	Exit func(code int)
+	// Exit ends the process; nil means killSelf. Tests replace it.
+	Exit func()
 	// Every is how often the compile is looked at; 0 means 20 ms.
 	Every time.Duration
+}
+
+// killSelf ends the process with SIGKILL, as the kernel's OOM killer
+// would: the supervisor counts a SIGKILL as an ordinary exit, never as a
+// failed start, so a tenant uploading costly modules again and again cannot
+// make the process FATAL (an exit of its own within a second of its start
+// would count).
+func killSelf() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the signal is on its way
 }
 
 // usage is the process's CPU time (user and system) and resident memory.
@@ -70,7 +80,7 @@ func (b Budget) watch(size int, done <-chan struct{}, over func(reason string)) 
 		switch {
 		case u.cpu-start.cpu > cpu:
 			over(fmt.Sprintf("compiling took more than %v of CPU, the budget for a module of %d bytes",
-				cpu, size))
+				cpu.Round(100*time.Millisecond), size))
 			return
 		case u.rss-start.rss > mem:
 			over(fmt.Sprintf("compiling took more than %d MiB of memory, the budget for a module of %d bytes",

@@ -144,13 +144,13 @@ func (s *Session) compile(ctx context.Context, l *ipc.Load) (m *engine.Module, o
 		s.budget.watch(len(l.Wasm), done, func(reason string) {
 			fired = true
 			msg := reason + "; the module is too costly to compile (docs/RATIONALE.md)"
-			s.Log.Error("compile over its budget; exiting to stop it", "module", l.Name, "err", msg)
+			s.Log.Error("compile over its budget; killing this process to stop it", "module", l.Name, "err", msg)
 			s.Conn.Write(ipc.KindLoaded, &ipc.Loaded{ID: l.ID, Name: l.Name, SHA256: l.SHA256, Err: msg})
 			exit := s.budget.Exit
 			if exit == nil {
-				exit = os.Exit
+				exit = killSelf
 			}
-			exit(3)
+			exit()
 		})
 		stopped <- fired
 	}()
