@@ -84,14 +84,16 @@ func (e *Engine) Config() Config { return e.cfg }
 // from the same bytes (by SHA-256) in this Engine. Each successful Compile
 // takes one reference to the Module, released by one [Module.Close].
 //
-// Bytes that are not a valid module give an error matching [ErrInvalid]; a
-// module with imports other than WASI preview1 functions gives an
-// [*ImportError], which matches ErrInvalid too. Also invalid: a module whose
-// minimum memory exceeds Config.MemoryLimitPages, a function with more than
-// 50000 locals (the limit of V8 and wasmtime), and any vector whose declared
-// length exceeds the bytes that follow it, which wazero would otherwise
-// allocate before noticing. Compilation is not interruptible; ctx is passed
-// to wazero.
+// Bytes that are not a valid module give an error matching [ErrInvalid]
+// (the text format is named as such, with the way to convert it); a module
+// with imports other than WASI preview1 functions gives an [*ImportError],
+// which matches ErrInvalid too. Also invalid: a module whose minimum memory
+// exceeds Config.MemoryLimitPages, a module over any limit of limits.go
+// ([MaxTableElements], [MaxLocals], ...), ref.func in a function body, and
+// any vector whose declared length exceeds the bytes that follow it, which
+// wazero would otherwise allocate before noticing. Tables are compiled with
+// their maxima lowered to MaxTableElements together. Compilation is not
+// interruptible; ctx is passed to wazero.
 //
 // # Notes
 //
