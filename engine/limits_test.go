@@ -211,3 +211,23 @@ func TestNotBinary(t *testing.T) {
 		})
 	}
 }
+
+// TestGoModule: Go's wasip1 modules declare their table without a maximum;
+// the engine gives it one and the module runs as before, indirect calls
+// (JSON through reflection) included.
+func TestGoModule(t *testing.T) {
+	wasm := fixture(t, "gowasm.wasm")
+	out, err := precheck(wasm)
+	if err != nil {
+		t.Fatalf("precheck: %v", err)
+	}
+	if bytes.Equal(out, wasm) {
+		t.Fatal("precheck left the table without a maximum")
+	}
+	e := newEngine(t, Config{})
+	m := compile(t, e, "gowasm.wasm")
+	res, err := m.Call(context.Background(), "jsonlen", []uint64{100})
+	if err != nil || !slices.Equal(res.Results, []uint64{0x592}) {
+		t.Fatalf("jsonlen(100): got %v, %v, want [0x592]", res.Results, err)
+	}
+}
