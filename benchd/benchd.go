@@ -6,7 +6,9 @@
 // It runs as its own process on a housekeeping CPU, never on the HTTP
 // listener, the scheduler or a worker core. It never bounds its own runs: a
 // call that loops forever is stopped by the supervisor killing benchd
-// (DESIGN.md §3).
+// (DESIGN.md §3). It does bound its compiles (CompileBudget), which wazero
+// cannot interrupt either, to answer a module too costly to compile with a
+// clear error instead of the supervisor's timeout.
 package benchd
 
 import (
