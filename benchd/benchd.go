@@ -6,7 +6,9 @@
 // It runs as its own process on a housekeeping CPU, never on the HTTP
 // listener, the scheduler or a worker core. It never bounds its own runs: a
 // call that loops forever is stopped by the supervisor killing benchd
-// (DESIGN.md §3).
+// (DESIGN.md §3). It does bound its compiles (CompileBudget), which wazero
+// cannot interrupt either, to answer a module too costly to compile with a
+// clear error instead of the supervisor's timeout.
 package benchd
 
 import (
@@ -15,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
@@ -24,7 +27,19 @@ import (
 // Run serves the supervisor on conn until it closes and returns the exit
 // code: 0 when the supervisor closed the connection, 1 otherwise.
 func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
-	return session.Run(ctx, conn, "benchd", log, idle, handle)
+	return session.Run(ctx, conn, "benchd", log, idle, handle, session.Budget{For: CompileBudget})
+}
+
+// CompileBudget is what compiling a module of size bytes may cost benchd:
+// 10 s of CPU plus 2 s per MiB, and 256 MiB of memory plus 64 bytes per
+// byte. A 3 MB Go module takes 1.3 s of CPU and 60 MiB (0.4 s and 20 bytes
+// per byte), so real modules stay far below it; a module that makes wazero
+// spend more is refused as too costly and benchd kills itself to stop the
+// compile (see session.Budget). The supervisor's own limit, a minute of wall time
+// (supervisor/bench.go compileLimit), still ends a benchd that answers
+// nothing.
+func CompileBudget(size int) (cpu time.Duration, mem int64) {
+	return 10*time.Second + time.Duration(size)*2*time.Second/(1<<20), 256<<20 + 64*int64(size)
 }
 
 // idle lowers benchd to SCHED_IDLE: calibrations use what the housekeeping

@@ -25,7 +25,9 @@ import (
 // exit code: 0 when the supervisor closed the connection, 1 otherwise.
 func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
 	var w worker
-	return session.Run(ctx, conn, "coreworker", log, pin, w.handle)
+	// No compile budget: a worker compiles only modules benchd compiled
+	// within its budget, and most often loads them from the cache.
+	return session.Run(ctx, conn, "coreworker", log, pin, w.handle, session.Budget{})
 }
 
 // pin confines the worker to its CPU before any work: until the hello the

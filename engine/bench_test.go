@@ -9,14 +9,16 @@ import (
 func BenchmarkCall(b *testing.B) {
 	ctx := context.Background()
 	e := newEngine(b, Config{})
-	m := compile(b, e, "fib.wasm")
 	for _, bb := range []struct {
-		name, export string
-		params       []uint64
+		name, file, export string
+		params             []uint64
 	}{
-		{"noop", "noop", nil},
-		{"fib20", "fib_r", []uint64{20}},
+		{"noop", "fib.wasm", "noop", nil},
+		{"fib20", "fib.wasm", "fib_r", []uint64{20}},
+		// A module with a memory: instantiation maps and unmaps it.
+		{"memory", "memgrow.wasm", "grow", []uint64{0}},
 	} {
+		m := compile(b, e, bb.file)
 		b.Run(bb.name, func(b *testing.B) {
 			var inst, exec int64
 			for b.Loop() {

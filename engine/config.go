@@ -32,7 +32,10 @@ type Config struct {
 	// MemoryLimitPages caps the linear memory of one instance, in 64 KiB
 	// pages. A module declaring a larger maximum is clamped to it, a module
 	// whose minimum exceeds it fails to compile, and memory.grow past it
-	// returns -1. 0 means DefaultMemoryLimitPages (256 MiB); at most 65536.
+	// returns -1. On Linux the memory is mapped at its maximum and takes
+	// what the guest touches, no more. 0 means DefaultMemoryLimitPages
+	// (256 MiB); at most 65536. The rest of an instance (tables, globals,
+	// call stack) is bounded by limits.go and wazero: see docs/RATIONALE.md.
 	MemoryLimitPages uint32
 
 	// StdoutLimit is how many bytes of a call's stdout, and separately of its

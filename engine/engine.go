@@ -84,14 +84,16 @@ func (e *Engine) Config() Config { return e.cfg }
 // from the same bytes (by SHA-256) in this Engine. Each successful Compile
 // takes one reference to the Module, released by one [Module.Close].
 //
-// Bytes that are not a valid module give an error matching [ErrInvalid]; a
-// module with imports other than WASI preview1 functions gives an
-// [*ImportError], which matches ErrInvalid too. Also invalid: a module whose
-// minimum memory exceeds Config.MemoryLimitPages, a function with more than
-// 50000 locals (the limit of V8 and wasmtime), and any vector whose declared
-// length exceeds the bytes that follow it, which wazero would otherwise
-// allocate before noticing. Compilation is not interruptible; ctx is passed
-// to wazero.
+// Bytes that are not a valid module give an error matching [ErrInvalid]
+// (the text format is named as such, with the way to convert it); a module
+// with imports other than WASI preview1 functions gives an [*ImportError],
+// which matches ErrInvalid too. Also invalid: a module whose minimum memory
+// exceeds Config.MemoryLimitPages, a module over any limit of limits.go
+// ([MaxTableElements], [MaxLocals], ...), ref.func in a function body, and
+// any vector whose declared length exceeds the bytes that follow it, which
+// wazero would otherwise allocate before noticing. Tables are compiled with
+// their maxima lowered to MaxTableElements together. Compilation is not
+// interruptible; ctx is passed to wazero.
 //
 // # Notes
 //
@@ -138,7 +140,8 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 // compile fills in m from wasm; it runs once, before m.ready is closed.
 func (m *Module) compile(ctx context.Context, wasm []byte) error {
 	start := time.Now()
-	if err := precheck(wasm); err != nil {
+	wasm, err := precheck(wasm)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	c, err := compileModule(ctx, m.e.rt, wasm)

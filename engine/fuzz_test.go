@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -31,6 +32,13 @@ func FuzzCompile(f *testing.F) {
 	defer e.Close(ctx)
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		_, _ = nonFuncMemImports(wasm) // must not panic on raw bytes either
+		// The tables' rewrite is a fixed point: what precheck passes on
+		// passes again unchanged.
+		if out, err := precheck(wasm); err == nil {
+			if again, err := precheck(out); err != nil || !bytes.Equal(again, out) {
+				t.Fatalf("precheck of its own output: %v, changed %v", err, !bytes.Equal(again, out))
+			}
+		}
 		m, err := e.Compile(ctx, wasm)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {

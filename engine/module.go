@@ -123,9 +123,14 @@ func (m *Module) Call(ctx context.Context, export string, params []uint64) (Resu
 	out.stderr.limit = m.e.cfg.StdoutLimit
 	cfg := m.e.inst.WithStdout(&out.stdout).WithStderr(&out.stderr)
 
+	// The instance's linear memory is freed when the call ends, also when
+	// instantiation fails, which wazero would leave to the collector.
+	var mem allocator
+	defer mem.free()
+
 	var res Result
 	t0 := time.Now()
-	inst, err := m.e.rt.InstantiateModule(ctx, m.compiled, cfg)
+	inst, err := m.e.rt.InstantiateModule(mem.context(ctx), m.compiled, cfg)
 	if err != nil {
 		res.Instantiate = time.Since(t0)
 		out.fill(&res)

@@ -3,11 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
-
-// maxLocals caps the locals of one function. V8 and wasmparser (wasmtime)
-// use the same limit; real toolchains stay far below it.
-const maxLocals = 50000
 
 var errShort = errors.New("unexpected end")
 
@@ -15,42 +12,117 @@ var errShort = errors.New("unexpected end")
 // model (a newer proposal): the rest of that section is left to wazero.
 var errUnfollowed = errors.New("unfollowed form")
 
-// precheck rejects modules that would make wazero's decoder allocate far more
-// than the module's size. wazero v1.12.0 allocates vectors by their declared
-// count before reading them: a 17-byte module declaring 2^28 exports made it
-// allocate 3.5 GB and take 14 s (found by FuzzCompile). Every element takes
-// at least one byte, so a count larger than the bytes left is malformed, and
+// precheck refuses modules that wazero would spend far more on than their
+// size, at compile time or in every instance, and returns the bytes to
+// compile: bin itself, or a copy whose table maxima are lowered to
+// MaxTableElements (limits.go).
+//
+// It checks the header first, so that text and other files are named as
+// such. wazero v1.12.0 allocates vectors by their declared count before
+// reading them: a 17-byte module declaring 2^28 exports made it allocate
+// 3.5 GB and take 14 s (found by FuzzCompile). Every element takes at least
+// one byte, so a count larger than the bytes left is malformed, and
 // rejecting it early is what wazero would conclude later. The scan follows
 // wazero's reading order, including its reading past a section's declared
 // end; a form it does not know ends the scan of that section, never the
-// module. It also applies maxLocals, the one cap valid-looking bytes can
-// exceed.
-func precheck(bin []byte) error {
-	if len(bin) < 8 {
-		return nil // wazero reports the bad header
+// module, except in the table and code sections, whose limits must hold:
+// there it refuses what it cannot read.
+func precheck(bin []byte) ([]byte, error) {
+	if err := header(bin); err != nil {
+		return nil, err
 	}
+	c := checker{}
 	pos := 8
 	for pos < len(bin) {
 		r := scanner{b: bin, pos: pos}
 		id, err := r.byte()
 		if err != nil {
-			return nil
+			break
 		}
 		size, err := r.u32()
 		if err != nil {
-			return nil
+			break
 		}
 		start := r.pos
 		if size > uint64(r.left()) {
 			// wazero would allocate a custom section's declared size.
-			return fmt.Errorf("section %d at offset %d: size %d exceeds the %d bytes left", id, start, size, r.left())
+			return nil, fmt.Errorf("section %d at offset %d: size %d exceeds the %d bytes left", id, start, size, r.left())
 		}
-		if err := r.section(id, size); err != nil && !errors.Is(err, errUnfollowed) && !errors.Is(err, errShort) {
-			return fmt.Errorf("section %d at offset %d: %w", id, start, err)
+		r.c = &c
+		if id == 4 && c.tableSection != [2]int{} {
+			return nil, fmt.Errorf("section 4 at offset %d: a second table section", start)
+		}
+		err = r.section(id, size)
+		if id == 4 && err == nil {
+			if r.pos > start+int(size) {
+				return nil, fmt.Errorf("section 4 at offset %d: its tables run past its end", start)
+			}
+			c.tableSection = [2]int{pos, start + int(size)}
+		}
+		if err != nil && !errors.Is(err, errUnfollowed) && !errors.Is(err, errShort) {
+			return nil, fmt.Errorf("section %d at offset %d: %w", id, start, err)
+		}
+		if err != nil && (id == 4 || id == 10) {
+			return nil, fmt.Errorf("section %d at offset %d: cannot be read: %w", id, start, err)
 		}
 		pos = start + int(size)
 	}
-	return nil
+	if err := c.totals(); err != nil {
+		return nil, err
+	}
+	return c.clampTables(bin), nil
+}
+
+// wasmMagic begins every binary module.
+const wasmMagic = "\x00asm"
+
+// header checks the magic number and the version, and names what a file
+// that is not a binary module looks like.
+func header(bin []byte) error {
+	if len(bin) < 4 || string(bin[:4]) != wasmMagic {
+		if looksLikeText(bin) {
+			return errors.New("this looks like the WebAssembly text format (.wat); hyper-sched takes the binary format: convert it with wat2wasm from wabt (or wasm-tools parse)")
+		}
+		return fmt.Errorf("not a WebAssembly binary: it begins %q, not %q", bin[:min(len(bin), 4)], wasmMagic)
+	}
+	if len(bin) < 8 {
+		return fmt.Errorf("header: %d bytes, want 8", len(bin))
+	}
+	switch v := bin[4:8]; {
+	case v[0] == 1 && v[1] == 0 && v[2] == 0 && v[3] == 0:
+		return nil
+	case v[2] == 1 && v[3] == 0: // layer 1: the component model
+		return errors.New("this is a WebAssembly component (component model); hyper-sched runs core modules")
+	default:
+		return fmt.Errorf("binary version %d, want 1", uint32(v[0])|uint32(v[1])<<8|uint32(v[2])<<16|uint32(v[3])<<24)
+	}
+}
+
+// looksLikeText reports whether bin begins, after an optional byte order
+// mark, white space and comments, with the parenthesis that opens every
+// text-format module or module field.
+func looksLikeText(bin []byte) bool {
+	s := string(bin)
+	s = strings.TrimPrefix(s, "\uFEFF")
+	for {
+		s = strings.TrimLeft(s, " \t\r\n")
+		switch {
+		case strings.HasPrefix(s, ";;"):
+			i := strings.IndexByte(s, '\n')
+			if i < 0 {
+				return false
+			}
+			s = s[i+1:]
+		case strings.HasPrefix(s, "(;"):
+			i := strings.Index(s, ";)")
+			if i < 0 {
+				return false
+			}
+			s = s[i+2:]
+		default:
+			return strings.HasPrefix(s, "(")
+		}
+	}
 }
 
 // scanner reads the wasm binary encoding from b at pos. Counts are checked
@@ -58,6 +130,7 @@ func precheck(bin []byte) error {
 type scanner struct {
 	b   []byte
 	pos int
+	c   *checker // totals over the module; nil when only reading
 }
 
 func (r *scanner) left() int { return len(r.b) - r.pos }
@@ -213,12 +286,38 @@ func (r *scanner) section(id byte, size uint64) error {
 	case 0:
 		return r.custom(size)
 	case 1:
-		return r.vector("type count", r.typeEntry)
+		n, err := r.count("type count")
+		if err != nil {
+			return err
+		}
+		if n > MaxTypes {
+			return fmt.Errorf("%d types, over the limit of %d", n, MaxTypes)
+		}
+		for range n {
+			if err := r.typeEntry(); err != nil {
+				return err
+			}
+		}
+		return nil
 	case 2:
-		return r.vector("import count", func() error { _, _, _, err := r.importEntry(); return err })
+		return r.vector("import count", func() error {
+			_, _, kind, err := r.importEntry()
+			if kind == 0x00 {
+				r.c.functions++
+			}
+			return err
+		})
 	case 3:
-		return r.vector("function count", func() error { _, err := r.leb(); return err })
-	case 4, 5, 6, 13: // table, memory, global, tag: entries are not scanned
+		return r.vector("function count", func() error { r.c.functions++; _, err := r.leb(); return err })
+	case 4:
+		return r.tables()
+	case 6:
+		n, err := r.count("global count")
+		if err == nil && n > MaxGlobals {
+			return fmt.Errorf("%d globals, over the limit of %d", n, MaxGlobals)
+		}
+		return err
+	case 5, 13: // memory, tag: entries are not scanned
 		_, err := r.count("entry count")
 		return err
 	case 7:
@@ -235,9 +334,21 @@ func (r *scanner) section(id byte, size uint64) error {
 	case 9:
 		return r.vector("element segment count", r.elemSegment)
 	case 10:
-		return r.vector("function body count", r.body)
+		return r.codeSection()
 	case 11:
-		return r.vector("data segment count", r.dataSegment)
+		n, err := r.count("data segment count")
+		if err != nil {
+			return err
+		}
+		if n > MaxDataSegments {
+			return fmt.Errorf("%d data segments, over the limit of %d", n, MaxDataSegments)
+		}
+		for range n {
+			if err := r.dataSegment(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return nil
 }
@@ -382,33 +493,24 @@ func (r *scanner) elemSegment() error {
 			return err
 		}
 	}
-	if flags&4 == 0 {
-		return r.vector("element count", func() error { _, err := r.leb(); return err })
+	each := func() error { _, err := r.leb(); return err }
+	if flags&4 != 0 {
+		each = r.constExpr
 	}
-	return r.vector("element count", r.constExpr)
-}
-
-func (r *scanner) body() error {
-	size, err := r.count("function body size")
+	n, err := r.count("element count")
 	if err != nil {
 		return err
 	}
-	end := r.pos + size
-	var locals uint64
-	err = r.vector("local declaration count", func() error {
-		n, err := r.u32()
-		if err != nil {
+	if r.c != nil {
+		if r.c.elems += uint64(n); r.c.elems > MaxTableElements {
+			return fmt.Errorf("element segments hold more than %d elements", MaxTableElements)
+		}
+	}
+	for range n {
+		if err := each(); err != nil {
 			return err
 		}
-		if locals += n; locals > maxLocals {
-			return fmt.Errorf("more than %d locals", maxLocals)
-		}
-		return r.valtype()
-	})
-	if err != nil {
-		return err
 	}
-	r.pos = end
 	return nil
 }
 

@@ -28,6 +28,7 @@ type Session struct {
 	Engine *engine.Engine
 	Log    *slog.Logger
 	mods   map[string]*engine.Module
+	budget Budget
 }
 
 // Handler serves one frame of a kind the session does not know; it returns
@@ -36,12 +37,13 @@ type Handler func(ctx context.Context, s *Session, k ipc.Kind) error
 
 // Run accepts the supervisor on conn, calls setup (pinning, priority) once
 // the hello is read and before anything else is done, then serves frames
-// until the supervisor closes the connection. It returns the exit code: 0
-// for a clean close, 1 otherwise.
+// until the supervisor closes the connection, compiling modules within
+// budget. It returns the exit code: 0 for a clean close, 1 otherwise.
 func Run(ctx context.Context, conn io.ReadWriter, role string, log *slog.Logger,
-	setup func(h ipc.Hello, log *slog.Logger) error, handle Handler) int {
+	setup func(h ipc.Hello, log *slog.Logger) error, handle Handler, budget Budget) int {
 	s, err := accept(ctx, ipc.NewConn(conn, 0), role, log, setup)
 	if err == nil {
+		s.budget = budget
 		defer s.Engine.Close(ctx)
 		err = s.serve(ctx, handle)
 	}
@@ -98,8 +100,10 @@ func (s *Session) serve(ctx context.Context, handle Handler) error {
 			if err := s.Conn.Decode(&l); err != nil {
 				return err
 			}
-			if err := s.Conn.Write(ipc.KindLoaded, s.load(ctx, &l)); err != nil {
-				return fmt.Errorf("write loaded: %w", err)
+			if out := s.load(ctx, &l); out != nil {
+				if err := s.Conn.Write(ipc.KindLoaded, out); err != nil {
+					return fmt.Errorf("write loaded: %w", err)
+				}
 			}
 		case ipc.KindUnload:
 			var u ipc.Unload
@@ -125,11 +129,48 @@ func (s *Session) Module(name []byte) (*engine.Module, bool) {
 	return m, ok
 }
 
+// compile compiles l's module within the session's budget. A compile over
+// it is answered at once with an error, the process is ended (Budget.Exit),
+// and over is true: then there is nothing left to answer.
+func (s *Session) compile(ctx context.Context, l *ipc.Load) (m *engine.Module, over bool, err error) {
+	if s.budget.For == nil {
+		m, err = s.Engine.Compile(ctx, l.Wasm)
+		return m, false, err
+	}
+	done := make(chan struct{})
+	stopped := make(chan bool, 1)
+	go func() {
+		fired := false
+		s.budget.watch(len(l.Wasm), done, func(reason string) {
+			fired = true
+			msg := reason + "; the module is too costly to compile (docs/RATIONALE.md)"
+			s.Log.Error("compile over its budget; killing this process to stop it", "module", l.Name, "err", msg)
+			s.Conn.Write(ipc.KindLoaded, &ipc.Loaded{ID: l.ID, Name: l.Name, SHA256: l.SHA256, Err: msg})
+			exit := s.budget.Exit
+			if exit == nil {
+				exit = killSelf
+			}
+			exit()
+		})
+		stopped <- fired
+	}()
+	m, err = s.Engine.Compile(ctx, l.Wasm)
+	close(done)
+	return m, <-stopped, err
+}
+
 // load compiles a module (a cache hit when benchd compiled it first) and
-// describes its exports.
+// describes its exports. It returns nil when the compile went over its
+// budget, which has been answered already.
 func (s *Session) load(ctx context.Context, l *ipc.Load) *ipc.Loaded {
 	start := time.Now()
-	m, err := s.Engine.Compile(ctx, l.Wasm)
+	m, over, err := s.compile(ctx, l)
+	if over {
+		if m != nil {
+			m.Close(ctx)
+		}
+		return nil // answered by the watcher
+	}
 	out := &ipc.Loaded{ID: l.ID, Name: l.Name, SHA256: l.SHA256, CompileNs: time.Since(start).Nanoseconds()}
 	if err != nil {
 		out.Err = err.Error()
