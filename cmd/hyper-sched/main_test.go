@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +72,62 @@ func TestVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"--version"}, &stdout, &stderr); code != 0 || stdout.String() != "hyper-sched "+version+"\n" || stderr.Len() != 0 {
 		t.Errorf("--version: got exit %d, stdout %q, stderr %q; want exit 0, stdout %q", code, stdout.String(), stderr.String(), "hyper-sched "+version+"\n")
+	}
+}
+
+// TestTokenBlankRefused checks that a token that is set but blank stops
+// the start: HYPER_SCHED_TOKEN="   " once turned authentication off without
+// a word. Unset, there is no token; a token is taken without the blanks
+// around it.
+func TestTokenBlankRefused(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	blankFile, goodFile, nlFile := file("blank", " \n\t\n"), file("good", "s3cret\n"), file("nl", "s3c\nret\n")
+	for _, tt := range []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		token string // want, when err is ""
+		err   string // want an error containing it
+	}{
+		{"unset", nil, nil, "", ""},
+		{"env", map[string]string{"HYPER_SCHED_TOKEN": " s3cret\n"}, nil, "s3cret", ""},
+		{"env spaces", map[string]string{"HYPER_SCHED_TOKEN": "   "}, nil, "", "HYPER_SCHED_TOKEN is set but blank"},
+		{"env empty", map[string]string{"HYPER_SCHED_TOKEN": ""}, nil, "", "HYPER_SCHED_TOKEN is set but blank"},
+		{"env tab newline", map[string]string{"HYPER_SCHED_TOKEN": "\t\n"}, nil, "", "HYPER_SCHED_TOKEN is set but blank"},
+		{"env control character", map[string]string{"HYPER_SCHED_TOKEN": "a\x01b"}, nil, "", "HYPER_SCHED_TOKEN: the token contains"},
+		{"file", nil, []string{"--token-file", goodFile}, "s3cret", ""},
+		{"file blank", nil, []string{"--token-file", blankFile}, "", "is empty"},
+		{"file blank via env", map[string]string{"HYPER_SCHED_TOKEN_FILE": blankFile}, nil, "", "is empty"},
+		{"file two lines", nil, []string{"--token-file", nlFile}, "", "--token-file: the token contains"},
+		{"file name empty", nil, []string{"--token-file", ""}, "", "--token-file is set but empty"},
+		{"file name empty via env", map[string]string{"HYPER_SCHED_TOKEN_FILE": ""}, nil, "", "--token-file is set but empty"},
+		{"file name blank via env", map[string]string{"HYPER_SCHED_TOKEN_FILE": "  "}, nil, "", "--token-file is set but empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"HYPER_SCHED_TOKEN", "HYPER_SCHED_TOKEN_FILE"} {
+				t.Setenv(k, "") // restored after the test
+				os.Unsetenv(k)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, _, err := parseFlags(tt.args, io.Discard)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got error %v (token %q), want one containing %q", err, cfg.Token, tt.err)
+				}
+				return
+			}
+			if err != nil || cfg.Token != tt.token {
+				t.Fatalf("got token %q, error %v; want token %q", cfg.Token, err, tt.token)
+			}
+		})
 	}
 }
