@@ -70,14 +70,46 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 // maxMillis bounds a time field: a day is far beyond any deadline.
 const maxMillis = 24 * 3600 * 1000
 
+// minMillis is the smallest positive time field, 1 µs: the resolution of
+// every time the daemon reports, and far below any run it can schedule.
+const minMillis = 0.001
+
 // millis converts a milliseconds field (integer or fractional) to a
-// duration; absent or zero is 0.
+// duration. Absent or zero is 0: best effort for expected_deadline, "not
+// declared" for expected_execution_time, as in the seed. Anything else must
+// lie in [minMillis, maxMillis]: a positive time too small for a Duration
+// once became 0, turning a deadline call into best effort without a word.
 func millis(field string, f wasmval.Flex) (time.Duration, error) {
-	v, ok, err := f.Float64()
-	if err != nil || (ok && (math.IsNaN(v) || v < 0 || v > maxMillis)) {
-		return 0, errorf(apierr.InvalidParams, "%s must be milliseconds between 0 and %d", field, maxMillis)
+	none := "none"
+	if field == "expected_deadline" {
+		none = "best effort"
 	}
-	return time.Duration(v * float64(time.Millisecond)), nil
+	v, ok, err := f.Float64()
+	if err != nil {
+		return 0, errorf(apierr.InvalidParams, "%s must be milliseconds from %g (1 µs) to %d, or 0 for %s: %v", field, minMillis, maxMillis, none, err)
+	}
+	switch {
+	case !ok || v == 0:
+		return 0, nil
+	case math.IsNaN(v) || math.IsInf(v, 0) || v < 0: // Float64 refuses NaN and infinities already
+		return 0, errorf(apierr.InvalidParams, "%s is %s ms: it must be from %g (1 µs) to %d, or 0 for %s", field, quote(string(f)), minMillis, maxMillis, none)
+	case v < minMillis:
+		return 0, errorf(apierr.InvalidParams, "%s is %s ms, below the smallest time of %g ms (1 µs); send 0 or leave it out for %s", field, quote(string(f)), minMillis, none)
+	case v > maxMillis:
+		return 0, errorf(apierr.InvalidParams, "%s is %s ms, above the largest time of %d ms (a day)", field, quote(string(f)), maxMillis)
+	}
+	return time.Duration(math.Round(v * float64(time.Millisecond))), nil
+}
+
+// maxQuoted is how many bytes of a client's value an error repeats.
+const maxQuoted = 40
+
+// quote returns s in Go quotes, cut to maxQuoted bytes with "…" after it.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuoted]) + "…"
 }
 
 // readBody reads at most max bytes of r's body.

@@ -37,13 +37,34 @@ func TestDecodeCall(t *testing.T) {
 		{"huge deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"1e12"}`, CallSpec{}, "Error_Invalid_params"},
 		{"nesting beyond encoding/json's 10,000 levels", `{"wasm_name":"m","export_func":"f","params":` +
 			strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, CallSpec{}, "Error_Bad_request"},
+		{"deadline 1 µs", `{"wasm_name":"m","export_func":"f","expected_deadline":"0.001"}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1, Deadline: time.Microsecond}, ""},
+		{"minus zero deadline is best effort", `{"wasm_name":"m","export_func":"f","expected_deadline":"-0"}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1}, ""},
+		{"zero execution time is none", `{"wasm_name":"m","export_func":"f","expected_execution_time":0,"expected_deadline":1}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1, Deadline: time.Millisecond}, ""},
+		// A positive time below 1 µs once became 0: best effort, silently.
+		{"deadline 1e-300", `{"wasm_name":"m","export_func":"f","expected_deadline":"1e-300"}`, CallSpec{}, "Error_Invalid_params"},
+		{"deadline 1e-300 as a number", `{"wasm_name":"m","export_func":"f","expected_deadline":1e-300}`, CallSpec{}, "Error_Invalid_params"},
+		{"deadline below 1 µs", `{"wasm_name":"m","export_func":"f","expected_deadline":"0.0009"}`, CallSpec{}, "Error_Invalid_params"},
+		{"execution time 1e-300", `{"wasm_name":"m","export_func":"f","expected_execution_time":"1e-300","expected_deadline":"5"}`, CallSpec{}, "Error_Invalid_params"},
+		{"execution time below 1 µs", `{"wasm_name":"m","export_func":"f","expected_execution_time":0.0000001}`, CallSpec{}, "Error_Invalid_params"},
+		{"negative tiny deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"-1e-300"}`, CallSpec{}, "Error_Invalid_params"},
+		{"negative execution time", `{"wasm_name":"m","export_func":"f","expected_execution_time":-5}`, CallSpec{}, "Error_Invalid_params"},
+		{"NaN deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"NaN"}`, CallSpec{}, "Error_Invalid_params"},
+		{"infinite deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"Infinity"}`, CallSpec{}, "Error_Invalid_params"},
+		{"overflowing deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":1e400}`, CallSpec{}, "Error_Invalid_params"},
+		{"overflowing execution time", `{"wasm_name":"m","export_func":"f","expected_execution_time":"-1e400"}`, CallSpec{}, "Error_Invalid_params"},
 		{"negative results_length", `{"wasm_name":"m","export_func":"f","results_length":"-1"}`, CallSpec{}, "Error_Invalid_params"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeCall([]byte(tt.body), at)
 			if tt.code != "" {
-				if _, code := StatusOf(err); err == nil || code != tt.code {
+				if err == nil {
+					t.Fatalf("got %+v, want %s", got, tt.code)
+				}
+				if _, code := StatusOf(err); code != tt.code {
 					t.Fatalf("got %v (%s), want %s", err, code, tt.code)
 				}
 				return
@@ -95,6 +116,7 @@ func TestCeilMs(t *testing.T) {
 func FuzzDecodeCall(f *testing.F) {
 	f.Add([]byte(`{"wasm_name":"fib.wasm","task_unique_name":"fibabc","export_func":"fib_r","param_type":"i32","params":["30"],"results_length":"1","expected_execution_time":"5","expected_deadline":"35"}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e300}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e-300}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","results_length":[1]}`))
 	f.Add([]byte(`[[[[[[`))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -105,7 +127,8 @@ func FuzzDecodeCall(f *testing.F) {
 			}
 			return
 		}
-		if spec.Declared < 0 || spec.Deadline < 0 || spec.Module == "" || spec.Export == "" {
+		if spec.Declared < 0 || spec.Deadline < 0 || spec.Module == "" || spec.Export == "" ||
+			(spec.Declared > 0 && spec.Declared < time.Microsecond) || (spec.Deadline > 0 && spec.Deadline < time.Microsecond) {
 			t.Fatalf("body %q: got invalid spec %+v", body, spec)
 		}
 	})
