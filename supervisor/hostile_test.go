@@ -5,9 +5,13 @@ package supervisor
 // integration/hostile_http_test.go.
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/httpapi"
 )
 
@@ -42,4 +46,90 @@ func TestRegisterInvalidName(t *testing.T) {
 func is404(err error) bool {
 	status, code := httpapi.StatusOf(err)
 	return err != nil && status == http.StatusNotFound && code == "Error_Invalid_wasm_name"
+}
+
+// unameState returns the state /uname shows for name, "" if it knows none.
+func unameState(t *testing.T, s *Supervisor, name string) string {
+	t.Helper()
+	v, err := s.Timeline(name)
+	if err != nil {
+		return ""
+	}
+	return v.(Timeline).State
+}
+
+// TestUnameRecordsRefusals: a refused call is kept for /uname with its
+// reason, as a finished one is. A refused scc1 once showed an older,
+// finished scc1.
+func TestUnameRecordsRefusals(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	r.autoAnswer(hms)
+	if _, err := r.call("scc1", 1, 0, 0).wait(); err != nil {
+		t.Fatalf("scc1: got %v, want a result", err)
+	}
+	if got := unameState(t, r.s, "scc1"); got != "done" {
+		t.Fatalf("scc1: got state %q, want done", got)
+	}
+	// C not below D: refused before admission.
+	r.call("scc1", 1, 5*hms, 5*hms).refused(apierr.InvalidDeadline)
+	if got := unameState(t, r.s, "scc1"); !strings.HasPrefix(got, "refused: ") || !strings.Contains(got, "expected_deadline") {
+		t.Errorf("scc1 refused after a finished scc1: got state %q, want refused with its reason", got)
+	}
+	v, _ := r.s.Timeline("scc1")
+	tl := v.(Timeline)
+	if tl.ID != 0 || tl.Module != "m.wasm" || tl.Export != "f" || tl.DeadlineMs != 5 || len(tl.Events) != 2 ||
+		tl.Events[1].What != "refused" || tl.Events[1].Detail != "Error_Invalid_deadline" {
+		t.Errorf("refused scc1: got %+v, want no task id, its module, export, deadline, and a refused event with its code", tl)
+	}
+	// Every kind of refusal: no such module, no such export.
+	spec := r.spec("scc2", 1, 0, 0)
+	spec.Module = "nope.wasm"
+	if _, err := r.s.Call(context.Background(), spec); apierr.CodeOf(err) != apierr.InvalidWasmName {
+		t.Fatalf("scc2: got %v, want InvalidWasmName", err)
+	}
+	if got := unameState(t, r.s, "scc2"); !strings.Contains(got, "nope.wasm") {
+		t.Errorf("scc2: got state %q, want refused: no module nope.wasm", got)
+	}
+	// A call without a name of its own is not kept: nobody can ask for it.
+	spec = r.spec("anon", 1, 0, 0)
+	spec.Export = "nope"
+	r.s.Call(context.Background(), spec)
+	if got := unameState(t, r.s, "anon"); got != "" {
+		t.Errorf("anon: got state %q, want none", got)
+	}
+	// And a later success shows again.
+	if _, err := r.call("scc1", 1, 0, 0).wait(); err != nil || unameState(t, r.s, "scc1") != "done" {
+		t.Errorf("scc1 again: got %v, state %q; want done", err, unameState(t, r.s, "scc1"))
+	}
+}
+
+// TestUnameBounded: refusals take slots of the same bounded ring as
+// finished calls; a name refused twice is kept until its last refusal
+// leaves the ring.
+func TestUnameBounded(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	refuse := func(name string) {
+		spec := r.spec(name, 1, 0, 0)
+		spec.Module = "nope.wasm"
+		if _, err := r.s.Call(context.Background(), spec); err == nil {
+			t.Fatalf("%s: got no error, want a refusal", name)
+		}
+	}
+	refuse("twice")
+	refuse("twice")
+	for i := range 63 { // 64 slots: the first "twice" is evicted
+		refuse(fmt.Sprintf("other-%d", i))
+	}
+	if unameState(t, r.s, "twice") == "" {
+		t.Errorf("twice: forgotten while its last refusal is among the last 64")
+	}
+	for i := range 200 {
+		refuse(fmt.Sprintf("flood-%d", i))
+	}
+	r.s.mu.Lock()
+	n := len(r.s.recent.m)
+	r.s.mu.Unlock()
+	if n > 64 || unameState(t, r.s, "twice") != "" || unameState(t, r.s, "other-0") != "" {
+		t.Errorf("after 200 more refusals: got %d names kept (twice: %q), want at most 64, the oldest gone", n, unameState(t, r.s, "twice"))
+	}
 }

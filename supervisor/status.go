@@ -201,10 +201,10 @@ func (s *Supervisor) Timeline(name string) (any, error) {
 		}
 		return tl, nil
 	}
-	if tl, ok := s.recent.m[name]; ok {
+	if tl, ok := s.recent.get(name); ok {
 		return tl, nil
 	}
-	return nil, apierr.New(apierr.UnknownTask, "no task named %q is in flight or among the last %d finished", name, recentKeep)
+	return nil, apierr.New(apierr.UnknownTask, "no task named %q is in flight or among the last %d finished or refused", name, recentKeep)
 }
 
 // WarmStart is the seed's GET /warm-start-latency line: the mean time from
