@@ -382,9 +382,6 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	}
 	if o.err == nil {
 		s.met.exec.WithLabelValues(t.module.Name, t.export).Observe(time.Duration(o.instNs + o.execNs).Seconds())
-		s.warm.n++
-		s.warm.startSum += o.started.Sub(t.arrived)
-		s.warm.schedSum += time.Duration(o.instNs)
 	}
 	delete(s.tasks, t.id)
 	if s.names[t.name] == t {
@@ -403,6 +400,9 @@ func (s *Supervisor) finish(t *task, o outcome) {
 		}
 	}
 	tl := s.timelineOf(t, state)
+	if o.err == nil {
+		s.warm.add(t.arrived, admittedAt(tl.Events, t.arrived), o.started, time.Duration(o.instNs))
+	}
 	tl.CPU = o.cpu
 	if !t.deadline.IsZero() && o.err == nil {
 		met := !o.finished.After(t.deadline)

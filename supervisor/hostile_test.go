@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/httpapi"
+	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
 // TestNameLimitsAgree: /call refuses a wasm_name longer than the longest
@@ -131,5 +133,56 @@ func TestUnameBounded(t *testing.T) {
 	r.s.mu.Unlock()
 	if n > 64 || unameState(t, r.s, "twice") != "" || unameState(t, r.s, "other-0") != "" {
 		t.Errorf("after 200 more refusals: got %d names kept (twice: %q), want at most 64, the oldest gone", n, unameState(t, r.s, "twice"))
+	}
+}
+
+// TestWarmStartExcludesQueue: /warm-start-latency's start_latency is the
+// prototype's "arrival to queued on a worker" and sched_latency its
+// "admission + instantiate"; the time a call then waits behind others is
+// queue_latency, apart. start_latency once ran to the job's start, 2.6 to
+// 28 ms under load.
+func TestWarmStartExcludesQueue(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	if got, want := r.s.WarmStart(), "cnt: 0, start_latency: 0µs, sched_latency: 0µs, queue_latency: 0µs"; got != want {
+		t.Errorf("before any call: got %q, want %q", got, want)
+	}
+	// a starts at once; b arrives with it, is admitted 1 ms later (its
+	// arrival to admission), and waits 4 ms behind a.
+	r.seed(1, 2*hms)
+	r.seed(2, 2*hms)
+	a := r.call("a", 1, 0, 100*hms)
+	specB := r.spec("b", 2, 0, 100*hms)
+	r.clk.Advance(hms)
+	b := &honCall{r: r, name: "b", done: make(chan struct{})}
+	go func() { b.res, b.err = r.s.Call(context.Background(), specB); close(b.done) }()
+	honWait(t, "b queued", func() bool {
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		tk := r.s.names["b"]
+		return tk != nil && tk.core >= 0
+	})
+	r.clk.Advance(4 * hms)
+	answer := func(name string, inst time.Duration) {
+		t.Helper()
+		r.mu.Lock()
+		j := r.jobs[name]
+		r.mu.Unlock()
+		if !r.s.disp.Result(0, j.l.li, j.l, j.id, &ipc.Result{ID: j.id, InstNs: inst.Nanoseconds(), ExecNs: hms.Nanoseconds()}) {
+			t.Fatalf("the result of %s was dropped", name)
+		}
+	}
+	answer("a", 20*time.Microsecond)
+	if _, err := a.wait(); err != nil {
+		t.Fatal(err)
+	}
+	honWait(t, "b started", func() bool { return r.isStarted("b") })
+	answer("b", 40*time.Microsecond)
+	if _, err := b.wait(); err != nil {
+		t.Fatal(err)
+	}
+	// start: (0 + 1 ms) / 2; sched: (0 + 20 µs + 1 ms + 40 µs) / 2;
+	// queue: (0 + 4 ms) / 2.
+	if got, want := r.s.WarmStart(), "cnt: 2, start_latency: 500µs, sched_latency: 530µs, queue_latency: 2000µs"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -150,9 +150,32 @@ type counters struct {
 	Calibrations uint64 `json:"calibrations"`
 }
 
-// warmStats feeds /warm-start-latency: the seed's figures, as means.
+// warmStats feeds /warm-start-latency: the seed's figures, as means over
+// the calls that succeeded, and the queueing the seed's figures leave out.
 type warmStats struct {
 	n        int64
-	startSum time.Duration // arrival → queued on a worker
-	schedSum time.Duration // admission + instantiate
+	startSum time.Duration // arrival → queued on a worker (admitted)
+	schedSum time.Duration // that, plus instantiate on the lane
+	queueSum time.Duration // queued → started on its lane: waiting behind other calls
+}
+
+// add counts one call that arrived, was admitted (queued on its worker)
+// and started at the given times, and instantiated in inst.
+func (w *warmStats) add(arrived, admitted, started time.Time, inst time.Duration) {
+	start := max(admitted.Sub(arrived), 0)
+	w.n++
+	w.startSum += start
+	w.schedSum += start + inst
+	w.queueSum += max(started.Sub(admitted), 0)
+}
+
+// admittedAt returns when the dispatcher queued the task of events on a
+// worker (its "admitted" or best-effort "queued" step), else arrived.
+func admittedAt(events []Step, arrived time.Time) time.Time {
+	for _, e := range events {
+		if e.What == "admitted" || e.What == "queued" {
+			return e.At
+		}
+	}
+	return arrived
 }
