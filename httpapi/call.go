@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -186,6 +187,10 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errorf(apierr.TooLarge, "request body is larger than %d bytes", max)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, errorf(apierr.BadRequest, "read request body: it did not arrive within the server's read timeout (--read-timeout)")
 	}
 	if err != nil {
 		return nil, errorf(apierr.BadRequest, "read request body: %v", err)

@@ -186,3 +186,46 @@ func TestWarmStartExcludesQueue(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestConnectionCap: --max-connections is lowered to what RLIMIT_NOFILE
+// leaves beside the daemon's own descriptors, never below 1.
+func TestConnectionCap(t *testing.T) {
+	reserve := fdReserveSize + httpapi.RefuseReserve + 8*7 + 128
+	for _, tt := range []struct {
+		want   int
+		nofile uint64
+		got    int
+	}{
+		{4096, 1 << 20, 4096},
+		{4096, 524288, 4096},
+		{4096, 1024, 1024 - reserve}, // systemd's default soft limit, were it not raised
+		{10, 1024, 10},
+		{4096, uint64(reserve), 1},
+		{4096, 0, 1},
+		{4096, ^uint64(0), 4096}, // RLIM_INFINITY
+	} {
+		if got := capConnections(tt.want, 7, tt.nofile); got != tt.got {
+			t.Errorf("capConnections(%d, 7 children, nofile %d): got %d, want %d", tt.want, tt.nofile, got, tt.got)
+		}
+	}
+	if got, nofile := connectionCap(4096, 7); got < 1 || got > 4096 || (nofile > 0 && uint64(got) >= nofile) {
+		t.Errorf("connectionCap(4096) with this process's RLIMIT_NOFILE %d: got %d", nofile, got)
+	}
+}
+
+// TestConfigHTTPLimits: the HTTP server's limits have defaults and may not
+// be negative.
+func TestConfigHTTPLimits(t *testing.T) {
+	c, err := Config{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConnections != 4096 || c.IdleTimeout != 90*time.Second || c.ReadTimeout != 30*time.Second {
+		t.Errorf("defaults: got %d %v %v, want 4096 90s 30s", c.MaxConnections, c.IdleTimeout, c.ReadTimeout)
+	}
+	for _, bad := range []Config{{MaxConnections: -1}, {IdleTimeout: -time.Second}, {ReadTimeout: -time.Second}} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%+v: got no error, want one", bad)
+		}
+	}
+}

@@ -153,6 +153,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	maxUpload := fs.Int64("max-upload", d.MaxUpload, "largest module accepted, bytes")
 	maxModules := fs.Int("max-modules", d.MaxModules, "most modules registered at once")
 	maxInFlight := fs.Int("max-in-flight", d.MaxInFlight, "most calls admitted and not yet answered")
+	maxConns := fs.Int("max-connections", d.MaxConnections, "most HTTP connections open at once, one more is answered 503 (lowered to what RLIMIT_NOFILE allows)")
+	idleTimeout := fs.Duration("idle-timeout", d.IdleTimeout, "close a keep-alive HTTP connection idle this long")
+	readTimeout := fs.Duration("read-timeout", d.ReadTimeout, "most time to read a request, its head and body (the answer may take longer)")
 	workerMem := fs.Int64("worker-memory-max", 0, "memory.max of each worker's cgroup in bytes (cgroup v2; default: none)")
 	memPages := fs.Uint("memory-pages", uint(d.MemoryLimitPages), "most linear memory of one instance, in 64 KiB pages")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
@@ -202,6 +205,13 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	cfg.DispatchOverhead = *overhead
 	cfg.Lanes, cfg.Quantum, cfg.PreemptCost = *lanes, *quantum, *preemptCost
 	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
+	if *maxConns < 1 {
+		return cfg, 0, fmt.Errorf("--max-connections: %d is not positive", *maxConns)
+	}
+	if *idleTimeout <= 0 || *readTimeout <= 0 {
+		return cfg, 0, fmt.Errorf("--idle-timeout %v, --read-timeout %v: both must be positive", *idleTimeout, *readTimeout)
+	}
+	cfg.MaxConnections, cfg.IdleTimeout, cfg.ReadTimeout = *maxConns, *idleTimeout, *readTimeout
 	if *workerMem < 0 {
 		return cfg, 0, fmt.Errorf("--worker-memory-max: %d is negative", *workerMem)
 	}

@@ -30,6 +30,11 @@ func TestEnvFlags(t *testing.T) {
 		{"HYPER_SCHED_MEMORY_PAGES", "16", nil, func(c supervisor.Config) any { return c.MemoryLimitPages }, uint32(16)},
 		{"HYPER_SCHED_GRACE", "5ms", nil, func(c supervisor.Config) any { return c.Grace }, 5 * time.Millisecond},
 		{"HYPER_SCHED_LISTEN", "127.0.0.1:4001", nil, func(c supervisor.Config) any { return c.Listen }, "127.0.0.1:4001"},
+		{"HYPER_SCHED_MAX_CONNECTIONS", "100", nil, func(c supervisor.Config) any { return c.MaxConnections }, 100},
+		{"HYPER_SCHED_MAX_CONNECTIONS", "100", []string{"--max-connections", "200"}, func(c supervisor.Config) any { return c.MaxConnections }, 200},
+		{"HYPER_SCHED_IDLE_TIMEOUT", "5s", nil, func(c supervisor.Config) any { return c.IdleTimeout }, 5 * time.Second},
+		{"HYPER_SCHED_READ_TIMEOUT", "2m", nil, func(c supervisor.Config) any { return c.ReadTimeout }, 2 * time.Minute},
+		{"HYPER_SCHED_READ_TIMEOUT", "2m", []string{"--read-timeout=3s"}, func(c supervisor.Config) any { return c.ReadTimeout }, 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value+" "+strings.Join(tt.args, " "), func(t *testing.T) {
@@ -54,6 +59,9 @@ func TestEnvMalformed(t *testing.T) {
 		{"HYPER_SCHED_MAX_MODULES", "many"},
 		{"HYPER_SCHED_MEMORY_PAGES", "-1"},
 		{"HYPER_SCHED_WORKER_MEMORY_MAX", "1G"},
+		{"HYPER_SCHED_MAX_CONNECTIONS", "lots"},
+		{"HYPER_SCHED_IDLE_TIMEOUT", "90"},
+		{"HYPER_SCHED_READ_TIMEOUT", "soon"},
 	} {
 		t.Run(kv[0], func(t *testing.T) {
 			t.Setenv(kv[0], kv[1])
@@ -129,5 +137,25 @@ func TestTokenBlankRefused(t *testing.T) {
 				t.Fatalf("got token %q, error %v; want token %q", cfg.Token, err, tt.token)
 			}
 		})
+	}
+}
+
+// TestHTTPLimitFlags: the HTTP server's limits are flags with defaults
+// (supervisor.Defaults), and none may be turned off with 0 or less.
+func TestHTTPLimitFlags(t *testing.T) {
+	cfg, _, err := parseFlags(nil, io.Discard)
+	d := supervisor.Defaults()
+	if err != nil || cfg.MaxConnections != d.MaxConnections || cfg.IdleTimeout != d.IdleTimeout || cfg.ReadTimeout != d.ReadTimeout {
+		t.Errorf("defaults: got %d %v %v (%v), want %d %v %v", cfg.MaxConnections, cfg.IdleTimeout, cfg.ReadTimeout, err,
+			d.MaxConnections, d.IdleTimeout, d.ReadTimeout)
+	}
+	for _, args := range [][]string{
+		{"--max-connections", "0"}, {"--max-connections", "-5"},
+		{"--idle-timeout", "0s"}, {"--idle-timeout", "-1s"},
+		{"--read-timeout", "0s"}, {"--read-timeout", "-1s"},
+	} {
+		if _, _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: got %v, want an error naming %s", args, err, args[0])
+		}
 	}
 }
