@@ -20,7 +20,7 @@ func (h *handler) requireToken(next httprouter.Handle) httprouter.Handle {
 	}
 	want := []byte(h.o.Token)
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got, ok := bearer(r.Header.Get("Authorization"))
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="hyper-sched"`)
 			writeError(w, errorf(apierr.Unauthorized,
@@ -29,4 +29,16 @@ func (h *handler) requireToken(next httprouter.Handle) httprouter.Handle {
 		}
 		next(w, r, p)
 	}
+}
+
+// bearer returns the token of an Authorization value "Bearer <token>".
+// The scheme is case-insensitive (RFC 9110 §11.1) and followed by one or
+// more spaces (RFC 6750 §2.1); net/http has trimmed the value's ends.
+func bearer(auth string) (string, bool) {
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
 }

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/wasmval"
@@ -49,6 +53,9 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	if b.ExportFunc == "" {
 		return CallSpec{}, errorf(apierr.BadRequest, "export_func is missing")
 	}
+	if err := checkLimits(&b); err != nil {
+		return CallSpec{}, err
+	}
 	spec := CallSpec{Arrived: arrived, Module: b.WasmName, Export: b.ExportFunc, TaskName: b.TaskName,
 		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1, CaptureOutput: b.CaptureOutput,
 		AllowLate: b.AllowLate}
@@ -67,17 +74,111 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	return spec, nil
 }
 
+// Limits of the strings in a /call or /test body. /call is open to anyone
+// who can reach the daemon, and names are kept after the call (/uname keeps
+// the last 10,000 tasks), so each is bounded; over its limit is a 400 that
+// names the field and the limit.
+const (
+	// MaxNameLen bounds wasm_name: the longest module name a register
+	// accepts (supervisor.MaxNameLen, which a test keeps equal).
+	MaxNameLen = 128
+	// MaxTaskNameLen bounds task_unique_name.
+	MaxTaskNameLen = 128
+	// MaxExportLen bounds export_func. wasm sets no limit on export names;
+	// 256 bytes is far beyond any function name a caller types.
+	MaxExportLen = 256
+	// MaxParamTypeLen bounds param_type as sent: 64 type names in a list
+	// take under 500 bytes.
+	MaxParamTypeLen = 1 << 10
+	// MaxParamsLen bounds params as sent: 64 values of over 200 digits.
+	MaxParamsLen = 16 << 10
+)
+
+// checkLimits checks b's strings against their limits, refuses control
+// and format characters (bidi overrides, zero-width characters) in the
+// names it keeps and shows, and puts wasm_name in NFC, the one form module
+// names are registered in (supervisor.ValidName).
+func checkLimits(b *callBody) error {
+	for _, f := range []struct {
+		field string
+		v     string
+		max   int
+	}{{"wasm_name", b.WasmName, MaxNameLen}, {"task_unique_name", b.TaskName, MaxTaskNameLen}, {"export_func", b.ExportFunc, MaxExportLen}} {
+		if len(f.v) > f.max {
+			return errorf(apierr.BadRequest, "%s is %d bytes, over the limit of %d", f.field, len(f.v), f.max)
+		}
+	}
+	for _, f := range []struct {
+		field string
+		v     json.RawMessage
+		max   int
+	}{{"param_type", b.ParamType, MaxParamTypeLen}, {"params", b.Params, MaxParamsLen}} {
+		if len(f.v) > f.max {
+			return errorf(apierr.InvalidParams, "%s is %d bytes of JSON, over the limit of %d", f.field, len(f.v), f.max)
+		}
+	}
+	for _, f := range []struct{ field, v string }{{"wasm_name", b.WasmName}, {"task_unique_name", b.TaskName}} {
+		if i := strings.IndexFunc(f.v, invisible); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(f.v[i:])
+			return errorf(apierr.BadRequest, "%s %s contains the control or format character %U, which names may not hold", f.field, quote(f.v), r)
+		}
+	}
+	if !norm.NFC.IsNormalString(b.WasmName) {
+		b.WasmName = norm.NFC.String(b.WasmName)
+		if len(b.WasmName) > MaxNameLen {
+			return errorf(apierr.BadRequest, "wasm_name is %d bytes in Unicode NFC, over the limit of %d", len(b.WasmName), MaxNameLen)
+		}
+	}
+	return nil
+}
+
+// invisible reports a control (Cc) or format (Cf) character: line breaks,
+// escapes, bidi overrides, zero-width joiners and spaces.
+func invisible(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+
 // maxMillis bounds a time field: a day is far beyond any deadline.
 const maxMillis = 24 * 3600 * 1000
 
+// minMillis is the smallest positive time field, 1 µs: the resolution of
+// every time the daemon reports, and far below any run it can schedule.
+const minMillis = 0.001
+
 // millis converts a milliseconds field (integer or fractional) to a
-// duration; absent or zero is 0.
+// duration. Absent or zero is 0: best effort for expected_deadline, "not
+// declared" for expected_execution_time, as in the seed. Anything else must
+// lie in [minMillis, maxMillis]: a positive time too small for a Duration
+// once became 0, turning a deadline call into best effort without a word.
 func millis(field string, f wasmval.Flex) (time.Duration, error) {
-	v, ok, err := f.Float64()
-	if err != nil || (ok && (math.IsNaN(v) || v < 0 || v > maxMillis)) {
-		return 0, errorf(apierr.InvalidParams, "%s must be milliseconds between 0 and %d", field, maxMillis)
+	none := "none"
+	if field == "expected_deadline" {
+		none = "best effort"
 	}
-	return time.Duration(v * float64(time.Millisecond)), nil
+	v, ok, err := f.Float64()
+	if err != nil {
+		return 0, errorf(apierr.InvalidParams, "%s must be milliseconds from %g (1 µs) to %d, or 0 for %s: %v", field, minMillis, maxMillis, none, err)
+	}
+	switch {
+	case !ok || v == 0:
+		return 0, nil
+	case math.IsNaN(v) || math.IsInf(v, 0) || v < 0: // Float64 refuses NaN and infinities already
+		return 0, errorf(apierr.InvalidParams, "%s is %s ms: it must be from %g (1 µs) to %d, or 0 for %s", field, quote(string(f)), minMillis, maxMillis, none)
+	case v < minMillis:
+		return 0, errorf(apierr.InvalidParams, "%s is %s ms, below the smallest time of %g ms (1 µs); send 0 or leave it out for %s", field, quote(string(f)), minMillis, none)
+	case v > maxMillis:
+		return 0, errorf(apierr.InvalidParams, "%s is %s ms, above the largest time of %d ms (a day)", field, quote(string(f)), maxMillis)
+	}
+	return time.Duration(math.Round(v * float64(time.Millisecond))), nil
+}
+
+// maxQuoted is how many bytes of a client's value an error repeats.
+const maxQuoted = 40
+
+// quote returns s in Go quotes, cut to maxQuoted bytes with "…" after it.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuoted]) + "…"
 }
 
 // readBody reads at most max bytes of r's body.
@@ -86,6 +187,10 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errorf(apierr.TooLarge, "request body is larger than %d bytes", max)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return nil, errorf(apierr.BadRequest, "read request body: it did not arrive within the server's read timeout (--read-timeout)")
 	}
 	if err != nil {
 		return nil, errorf(apierr.BadRequest, "read request body: %v", err)

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,13 +39,34 @@ func TestDecodeCall(t *testing.T) {
 		{"huge deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"1e12"}`, CallSpec{}, "Error_Invalid_params"},
 		{"nesting beyond encoding/json's 10,000 levels", `{"wasm_name":"m","export_func":"f","params":` +
 			strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, CallSpec{}, "Error_Bad_request"},
+		{"deadline 1 µs", `{"wasm_name":"m","export_func":"f","expected_deadline":"0.001"}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1, Deadline: time.Microsecond}, ""},
+		{"minus zero deadline is best effort", `{"wasm_name":"m","export_func":"f","expected_deadline":"-0"}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1}, ""},
+		{"zero execution time is none", `{"wasm_name":"m","export_func":"f","expected_execution_time":0,"expected_deadline":1}`,
+			CallSpec{Module: "m", Export: "f", ResultsLength: -1, Deadline: time.Millisecond}, ""},
+		// A positive time below 1 µs once became 0: best effort, silently.
+		{"deadline 1e-300", `{"wasm_name":"m","export_func":"f","expected_deadline":"1e-300"}`, CallSpec{}, "Error_Invalid_params"},
+		{"deadline 1e-300 as a number", `{"wasm_name":"m","export_func":"f","expected_deadline":1e-300}`, CallSpec{}, "Error_Invalid_params"},
+		{"deadline below 1 µs", `{"wasm_name":"m","export_func":"f","expected_deadline":"0.0009"}`, CallSpec{}, "Error_Invalid_params"},
+		{"execution time 1e-300", `{"wasm_name":"m","export_func":"f","expected_execution_time":"1e-300","expected_deadline":"5"}`, CallSpec{}, "Error_Invalid_params"},
+		{"execution time below 1 µs", `{"wasm_name":"m","export_func":"f","expected_execution_time":0.0000001}`, CallSpec{}, "Error_Invalid_params"},
+		{"negative tiny deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"-1e-300"}`, CallSpec{}, "Error_Invalid_params"},
+		{"negative execution time", `{"wasm_name":"m","export_func":"f","expected_execution_time":-5}`, CallSpec{}, "Error_Invalid_params"},
+		{"NaN deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"NaN"}`, CallSpec{}, "Error_Invalid_params"},
+		{"infinite deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":"Infinity"}`, CallSpec{}, "Error_Invalid_params"},
+		{"overflowing deadline", `{"wasm_name":"m","export_func":"f","expected_deadline":1e400}`, CallSpec{}, "Error_Invalid_params"},
+		{"overflowing execution time", `{"wasm_name":"m","export_func":"f","expected_execution_time":"-1e400"}`, CallSpec{}, "Error_Invalid_params"},
 		{"negative results_length", `{"wasm_name":"m","export_func":"f","results_length":"-1"}`, CallSpec{}, "Error_Invalid_params"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := DecodeCall([]byte(tt.body), at)
 			if tt.code != "" {
-				if _, code := StatusOf(err); err == nil || code != tt.code {
+				if err == nil {
+					t.Fatalf("got %+v, want %s", got, tt.code)
+				}
+				if _, code := StatusOf(err); code != tt.code {
 					t.Fatalf("got %v (%s), want %s", err, code, tt.code)
 				}
 				return
@@ -95,6 +118,7 @@ func TestCeilMs(t *testing.T) {
 func FuzzDecodeCall(f *testing.F) {
 	f.Add([]byte(`{"wasm_name":"fib.wasm","task_unique_name":"fibabc","export_func":"fib_r","param_type":"i32","params":["30"],"results_length":"1","expected_execution_time":"5","expected_deadline":"35"}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e300}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e-300}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","results_length":[1]}`))
 	f.Add([]byte(`[[[[[[`))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -105,8 +129,81 @@ func FuzzDecodeCall(f *testing.F) {
 			}
 			return
 		}
-		if spec.Declared < 0 || spec.Deadline < 0 || spec.Module == "" || spec.Export == "" {
+		if spec.Declared < 0 || spec.Deadline < 0 || spec.Module == "" || spec.Export == "" ||
+			(spec.Declared > 0 && spec.Declared < time.Microsecond) || (spec.Deadline > 0 && spec.Deadline < time.Microsecond) {
 			t.Fatalf("body %q: got invalid spec %+v", body, spec)
 		}
 	})
+}
+
+// TestDecodeCallLimits: every string a call carries is bounded, and going
+// over is a 400 that names the field and its limit. 1,000 calls with 1 MB
+// task names once took the daemon from 33 MiB to 1.6 GiB (/uname keeps the
+// last 10,000 names).
+func TestDecodeCallLimits(t *testing.T) {
+	body := func(field, value string) string {
+		b, _ := json.Marshal(map[string]any{"wasm_name": "m", "export_func": "f", field: value})
+		return string(b)
+	}
+	raw := func(field, value string) string {
+		return `{"wasm_name":"m","export_func":"f","` + field + `":` + value + `}`
+	}
+	list := func(item string, n int) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
+	}
+	for _, tt := range []struct {
+		name, body string
+		code       string // "" when it must decode
+		field      string // named in the error, with its limit
+		limit      int
+	}{
+		{"wasm_name at the limit", body("wasm_name", strings.Repeat("m", MaxNameLen)), "", "", 0},
+		{"wasm_name over", body("wasm_name", strings.Repeat("m", MaxNameLen+1)), "Error_Bad_request", "wasm_name", MaxNameLen},
+		{"task_unique_name at the limit", body("task_unique_name", strings.Repeat("t", MaxTaskNameLen)), "", "", 0},
+		{"task_unique_name over", body("task_unique_name", strings.Repeat("t", MaxTaskNameLen+1)), "Error_Bad_request", "task_unique_name", MaxTaskNameLen},
+		{"task_unique_name of 1 MB", body("task_unique_name", strings.Repeat("t", 1<<20)), "Error_Bad_request", "task_unique_name", MaxTaskNameLen},
+		{"export_func at the limit", body("export_func", strings.Repeat("e", MaxExportLen)), "", "", 0},
+		{"export_func over", body("export_func", strings.Repeat("e", MaxExportLen+1)), "Error_Bad_request", "export_func", MaxExportLen},
+		{"param_type list of 64", raw("param_type", list(`"i32"`, 64)), "", "", 0},
+		{"param_type over", body("param_type", strings.Repeat("i", MaxParamTypeLen)), "Error_Invalid_params", "param_type", MaxParamTypeLen},
+		{"params 64 long floats", raw("params", list(`"`+strings.Repeat("1", 100)+`"`, 64)), "", "", 0},
+		{"params over", raw("params", list(`"`+strings.Repeat("1", 1000)+`"`, 64)), "Error_Invalid_params", "params", MaxParamsLen},
+		{"task_unique_name with a bidi override", body("task_unique_name", "abc\u202edef"), "Error_Bad_request", "task_unique_name", 0},
+		{"task_unique_name with a line break", body("task_unique_name", "abc\ndef"), "Error_Bad_request", "task_unique_name", 0},
+		{"wasm_name with a zero-width space", body("wasm_name", "fib\u200b.wasm"), "Error_Bad_request", "wasm_name", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeCall([]byte(tt.body), time.Time{})
+			if tt.code == "" {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got no error, want %s", tt.code)
+			}
+			status, code := StatusOf(err)
+			if status != http.StatusBadRequest || code != tt.code {
+				t.Errorf("got %d %s (%v), want 400 %s", status, code, err, tt.code)
+			}
+			if !strings.HasPrefix(err.Error(), tt.field) || (tt.limit > 0 && !strings.Contains(err.Error(), strconv.Itoa(tt.limit))) {
+				t.Errorf("got %q, want an error naming %s and its limit %d", err, tt.field, tt.limit)
+			}
+			if len(err.Error()) > 300 {
+				t.Errorf("got an error of %d bytes, want a short one", len(err.Error()))
+			}
+		})
+	}
+}
+
+// TestDecodeCallNFC: a module name arrives in either Unicode form and is
+// looked up in NFC, the only form a module can be registered under.
+func TestDecodeCallNFC(t *testing.T) {
+	for _, name := range []string{"caf\u00e9.wasm", "cafe\u0301.wasm"} {
+		spec, err := DecodeCall([]byte(`{"wasm_name":"`+name+`","export_func":"f"}`), time.Time{})
+		if err != nil || spec.Module != "caf\u00e9.wasm" {
+			t.Errorf("wasm_name %+q: got %+q, %v; want %+q", name, spec.Module, err, "caf\u00e9.wasm")
+		}
+	}
 }

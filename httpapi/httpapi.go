@@ -36,7 +36,7 @@ type Backend interface {
 // Options configures the handler. Zero values mean defaults.
 type Options struct {
 	MaxUpload int64  // bytes of one module; default 64 MiB
-	MaxBody   int64  // bytes of a JSON body; default 1 MiB
+	MaxBody   int64  // bytes of a JSON body; default DefaultMaxBody
 	URL       string // this server's base URL, for the register answer
 	// Token, when set, is required as a bearer token by the endpoints that
 	// change what the daemon runs: /register, /test, DELETE /modules/…
@@ -45,6 +45,11 @@ type Options struct {
 	Metrics http.Handler
 	Log     *slog.Logger // default: discard
 }
+
+// DefaultMaxBody bounds a JSON body (/call, /test): many times what the
+// limits of its fields (call.go) allow, and small enough that every
+// connection the server takes may hold one in memory.
+const DefaultMaxBody = 64 << 10
 
 // CallSpec is a decoded /call or /test body.
 type CallSpec struct {
@@ -123,7 +128,7 @@ func New(b Backend, o Options) http.Handler {
 		o.MaxUpload = 64 << 20
 	}
 	if o.MaxBody <= 0 {
-		o.MaxBody = 1 << 20
+		o.MaxBody = DefaultMaxBody
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

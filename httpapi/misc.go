@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
 )
@@ -24,6 +25,10 @@ func (h *handler) uname(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		writeError(w, errorf(apierr.BadRequest, "give the task name: /uname?uname=NAME"))
 		return
 	}
+	if len(name) > MaxTaskNameLen {
+		writeError(w, errorf(apierr.BadRequest, "uname is %d bytes, over the limit of %d of a task_unique_name", len(name), MaxTaskNameLen))
+		return
+	}
 	tl, err := h.b.Timeline(name)
 	if err != nil {
 		writeError(w, err)
@@ -41,7 +46,7 @@ func (h *handler) modules(w http.ResponseWriter, r *http.Request, _ httprouter.P
 }
 
 func (h *handler) module(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-	m, err := h.b.Module(p.ByName("name"))
+	m, err := h.b.Module(moduleName(p))
 	if err != nil {
 		writeError(w, err)
 		return
@@ -50,11 +55,17 @@ func (h *handler) module(w http.ResponseWriter, r *http.Request, p httprouter.Pa
 }
 
 func (h *handler) deleteModule(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
-	if err := h.b.DeleteModule(p.ByName("name")); err != nil {
+	if err := h.b.DeleteModule(moduleName(p)); err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, okAnswer{Status: "Success"})
+}
+
+// moduleName is the :name of a /modules route in NFC, the one form module
+// names are registered in: "café" typed in either form is the same module.
+func moduleName(p httprouter.Params) string {
+	return norm.NFC.String(p.ByName("name"))
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

@@ -67,7 +67,13 @@ func typesString(ts []wasmval.Type) string {
 }
 
 // Call admits, runs and answers one call (POST /call).
-func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.CallResult, error) {
+func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
+	admitted := false // from then on, finish records the call for /uname
+	defer func() {
+		if err != nil && !admitted {
+			s.recordRefusal(spec, err)
+		}
+	}()
 	cl, err := s.resolve(spec.Module, spec.Export, spec.ParamTypes, spec.Params, spec.ResultsLength)
 	if err != nil {
 		return nil, err
@@ -165,6 +171,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 		}
 		return nil, s.admitError(err, spec)
 	}
+	admitted = true
 	s.mu.Lock()
 	s.count.Admitted++
 	if spec.Deadline == 0 {
@@ -375,9 +382,6 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	}
 	if o.err == nil {
 		s.met.exec.WithLabelValues(t.module.Name, t.export).Observe(time.Duration(o.instNs + o.execNs).Seconds())
-		s.warm.n++
-		s.warm.startSum += o.started.Sub(t.arrived)
-		s.warm.schedSum += time.Duration(o.instNs)
 	}
 	delete(s.tasks, t.id)
 	if s.names[t.name] == t {
@@ -396,12 +400,39 @@ func (s *Supervisor) finish(t *task, o outcome) {
 		}
 	}
 	tl := s.timelineOf(t, state)
+	if o.err == nil {
+		s.warm.add(t.arrived, admittedAt(tl.Events, t.arrived), o.started, time.Duration(o.instNs))
+	}
 	tl.CPU = o.cpu
 	if !t.deadline.IsZero() && o.err == nil {
 		met := !o.finished.After(t.deadline)
 		tl.DeadlineMet = &met
 	}
 	s.recent.add(tl)
+}
+
+// recordRefusal keeps the timeline of a call refused before admission for
+// /uname, under the name its client chose, in the same bounded ring as
+// finished calls: /uname of a refused name shows the refusal and why, not
+// an older call of that name. A call without a name of its own is not
+// kept: its client has no name to ask for.
+func (s *Supervisor) recordRefusal(spec httpapi.CallSpec, err error) {
+	if spec.TaskName == "" || spec.TaskName == "anon" {
+		return
+	}
+	_, code := httpapi.StatusOf(err)
+	now := time.Now()
+	tl := Timeline{Name: spec.TaskName, Module: spec.Module, Export: spec.Export, State: "refused: " + err.Error(), CPU: -1,
+		Events: []Step{{At: spec.Arrived, What: "arrived"},
+			{At: now, SinceU: max(now.Sub(spec.Arrived), 0).Microseconds(), What: "refused", Detail: code}}}
+	if spec.Deadline > 0 {
+		tl.DeadlineMs = ms(spec.Deadline)
+		at := spec.Arrived.Add(spec.Deadline)
+		tl.DeadlineAt = &at
+	}
+	s.mu.Lock()
+	s.recent.add(tl)
+	s.mu.Unlock()
 }
 
 // lane returns the child serving lane li of core.

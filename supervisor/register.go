@@ -68,7 +68,9 @@ func (s *Supervisor) prepare(ctx context.Context, spec httpapi.RegisterSpec) ([]
 	ups := make([]*upload, 0, len(spec.Modules))
 	for _, up := range spec.Modules {
 		if err := ValidName(up.Name); err != nil {
-			return nil, apierr.New(apierr.InvalidWasmName, "%v", err)
+			// A 400: no module can have this name. InvalidWasmName is the
+			// 404 of a valid name that is not registered.
+			return nil, apierr.New(apierr.BadRequest, "%v", err)
 		}
 		if seen[up.Name] {
 			return nil, apierr.New(apierr.BadRequest, "module %q comes twice in the form", up.Name)

@@ -201,24 +201,26 @@ func (s *Supervisor) Timeline(name string) (any, error) {
 		}
 		return tl, nil
 	}
-	if tl, ok := s.recent.m[name]; ok {
+	if tl, ok := s.recent.get(name); ok {
 		return tl, nil
 	}
-	return nil, apierr.New(apierr.UnknownTask, "no task named %q is in flight or among the last %d finished", name, recentKeep)
+	return nil, apierr.New(apierr.UnknownTask, "no task named %q is in flight or among the last %d finished or refused", name, recentKeep)
 }
 
-// WarmStart is the seed's GET /warm-start-latency line: the mean time from
-// a request's arrival to its job being sent to a worker, and the mean
-// instantiate time on the worker.
+// WarmStart is the seed's GET /warm-start-latency line, means over the
+// calls that succeeded: start_latency, from a request's arrival to its job
+// being queued on a worker (decoding, lookup, admission); sched_latency,
+// that plus the instantiate time on the lane, the seed's "admission +
+// instantiate", which is the warm start; and queue_latency, from being
+// queued to being started on a lane, the time spent waiting behind other
+// calls, which the seed's figures leave out and which load alone sets.
 func (s *Supervisor) WarmStart() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.warm.n
-	if n == 0 {
-		return "cnt: 0, start_latency: 0µs, sched_latency: 0µs"
-	}
-	return fmt.Sprintf("cnt: %d, start_latency: %dµs, sched_latency: %dµs", n,
-		(s.warm.startSum / time.Duration(n)).Microseconds(), (s.warm.schedSum / time.Duration(n)).Microseconds())
+	w := s.warm
+	n := time.Duration(max(w.n, 1))
+	return fmt.Sprintf("cnt: %d, start_latency: %dµs, sched_latency: %dµs, queue_latency: %dµs", w.n,
+		(w.startSum / n).Microseconds(), (w.schedSum / n).Microseconds(), (w.queueSum / n).Microseconds())
 }
 
 // fillPlacement adds where c (process pid) runs as the kernel reports it:

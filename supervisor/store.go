@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/wasmval"
@@ -157,24 +160,135 @@ const MaxNameLen = 128
 
 // ValidName reports why name cannot be a module name, or nil. Names become
 // directory names in the state dir, so anything that could leave it, hide
-// it, or confuse a terminal is refused.
+// it, or confuse a terminal is refused; and since anyone reading a name
+// trusts what they see, so is whatever lets two names look alike:
+//
+//   - control and format characters (Unicode Cc, Cf: bidi overrides,
+//     zero-width spaces and joiners, the BOM, tags), spaces and separators
+//     (Z*), private use, surrogates, unassigned code points, and every
+//     other default-ignorable one (variation selectors, the combining
+//     grapheme joiner, Hangul fillers);
+//   - a name not in Unicode NFC: the NFC and NFD forms of "café" would be
+//     two modules that look the same. The error names the NFC form;
+//   - beyond ASCII, anything but letters, marks and digits: U+2215 looks
+//     like '/', U+2024 like '.';
+//   - compatibility characters (a name NFKC changes): fullwidth and
+//     mathematical letters, ligatures, superscripts;
+//   - letters of scripts that are not used together (UTS #39's
+//     "moderately restrictive" level): a Cyrillic 'а' in a Latin name.
+//     Latin goes with Han and Japanese kana, Bopomofo or Hangul, or with
+//     any one other script but Cyrillic, Greek and Cherokee, whose letters
+//     look like Latin ones: "हिन्दी.wasm" is a name, "фиб.wasm" is not.
+//
+// # Notes
+//
+// A name written wholly in another script that looks like a Latin one
+// ("аре"), or a look-alike from a script allowed beside Latin, needs UTS
+// #39's confusables data to be caught; module names mostly end in ".wasm",
+// which is Latin, so a Cyrillic or Greek look-alike shows.
 func ValidName(name string) error {
 	switch {
 	case name == "":
 		return errors.New("module name is empty")
 	case len(name) > MaxNameLen:
 		return fmt.Errorf("module name is longer than %d bytes", MaxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("module name %+q is not valid UTF-8", name)
 	case strings.HasPrefix(name, "."):
 		return fmt.Errorf("module name %q starts with a dot", name)
 	case strings.ContainsAny(name, `/\`):
 		return fmt.Errorf("module name %q contains a path separator", name)
 	}
-	for _, r := range name {
-		if r == unicode.ReplacementChar || unicode.IsControl(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("module name %q contains a control or space character", name)
+	scripts := map[string]bool{}
+	for i, r := range name {
+		if r < utf8.RuneSelf {
+			if r <= ' ' || r == 0x7f {
+				return fmt.Errorf("module name %+q contains a control or space character", name)
+			}
+			if unicode.IsLetter(r) {
+				scripts["Latin"] = true
+			}
+			continue
+		}
+		switch {
+		case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs, unicode.Z, unicode.Variation_Selector,
+			unicode.Other_Default_Ignorable_Code_Point) || r == utf8.RuneError:
+			return fmt.Errorf("module name %+q contains %U, an invisible, control, format or space character "+
+				"(bidi overrides, zero-width characters and the like are refused)", name, r)
+		case !unicode.In(r, unicode.L, unicode.M, unicode.N):
+			return fmt.Errorf("module name %+q contains %U: beyond ASCII a module name holds only letters, marks and digits "+
+				"(punctuation and symbols such as U+2215, which looks like '/', are refused)", name, r)
+		case i == 0 && unicode.Is(unicode.M, r):
+			return fmt.Errorf("module name %+q starts with a combining mark (%U)", name, r)
+		}
+		if sc := scriptOf(r); sc != "" {
+			scripts[sc] = true
 		}
 	}
+	if !norm.NFC.IsNormalString(name) {
+		return fmt.Errorf("module name %+q is not in Unicode NFC, the one form a name is registered in: register it as %+q", name, norm.NFC.String(name))
+	}
+	if k := norm.NFKC.String(name); k != name {
+		return fmt.Errorf("module name %+q contains compatibility characters that look like %+q: register it as that", name, k)
+	}
+	if mixed := mixedScripts(scripts); mixed != "" {
+		return fmt.Errorf("module name %+q mixes letters of the scripts %s, which can make it look like another name", name, mixed)
+	}
 	return nil
+}
+
+// scriptOf returns the Unicode script of r, "" for Common and Inherited
+// (digits, punctuation, combining marks), which go with any script.
+func scriptOf(r rune) string {
+	for name, table := range unicode.Scripts {
+		if name != "Common" && name != "Inherited" && unicode.Is(table, r) {
+			return name
+		}
+	}
+	return ""
+}
+
+// scriptSets are the sets of scripts a name may mix beside Latin with one
+// other script (UTS #39 §5.2): those written together in Chinese, Japanese
+// and Korean.
+var scriptSets = [][]string{
+	{"Latin", "Han", "Hiragana", "Katakana"},
+	{"Latin", "Han", "Bopomofo"},
+	{"Latin", "Han", "Hangul"},
+}
+
+// latinLookalikes are the scripts whose letters are taken for Latin ones:
+// they may not be mixed with Latin (UTS #39 §5.2, moderately restrictive).
+var latinLookalikes = []string{"Cyrillic", "Greek", "Cherokee"}
+
+// mixedScripts returns the scripts of scripts, sorted and joined, when
+// they may not go together in one name; "" when they may.
+func mixedScripts(scripts map[string]bool) string {
+	if len(scripts) <= 1 {
+		return ""
+	}
+	if len(scripts) == 2 && scripts["Latin"] {
+		for sc := range scripts {
+			if sc != "Latin" && !slices.Contains(latinLookalikes, sc) {
+				return ""
+			}
+		}
+	}
+	for _, set := range scriptSets {
+		all := true
+		for sc := range scripts {
+			all = all && slices.Contains(set, sc)
+		}
+		if all {
+			return ""
+		}
+	}
+	names := make([]string, 0, len(scripts))
+	for sc := range scripts {
+		names = append(names, sc)
+	}
+	slices.Sort(names)
+	return strings.Join(names, " and ")
 }
 
 // store is the module registry, mirrored in <state-dir>/modules/<name>/:

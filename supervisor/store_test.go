@@ -16,15 +16,79 @@ import (
 )
 
 func TestValidName(t *testing.T) {
-	for _, name := range []string{"fib.wasm", "a", "detect-v2.wasm", "ünïcode.wasm", strings.Repeat("x", MaxNameLen)} {
+	for _, name := range []string{"fib.wasm", "a", "detect-v2.wasm", "ünïcode.wasm", strings.Repeat("x", MaxNameLen),
+		"v1.2_3-4+5@6~7=8,9.wasm", "caf\u00e9.wasm", "фиб", "фиб-2", "αβγ.1", "日本語.wasm", "ひらがなカタカナ漢字.wasm",
+		"한국어.wasm", "中文注音ㄅ.wasm", "हिन्दी.wasm", "العربية.wasm", "עברית.wasm", "ελληνικά", "ქართული.wasm"} {
 		if err := ValidName(name); err != nil {
-			t.Errorf("ValidName(%q): got %v, want nil", name, err)
+			t.Errorf("ValidName(%+q): got %v, want nil", name, err)
 		}
 	}
 	for _, name := range []string{"", ".", "..", ".hidden", "a/b", `a\b`, "../etc/passwd", "a\x00b", "a\nb", "a b",
 		"\xff", strings.Repeat("x", MaxNameLen+1)} {
 		if err := ValidName(name); err == nil {
-			t.Errorf("ValidName(%q): got nil, want an error", name)
+			t.Errorf("ValidName(%+q): got nil, want an error", name)
+		}
+	}
+}
+
+// TestValidNameHostile: names that look like another name, or hide what
+// they are, are refused with an error that says why (issue 14 item 4).
+func TestValidNameHostile(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		want string // in the error
+	}{
+		{"fib\u202e.wasm", "U+202E"},                             // right-to-left override: "fib" + "msaw."
+		{"fib\u202dx.wasm", "U+202D"},                            // left-to-right override
+		{"fib\u2066x\u2069.wasm", "U+2066"},                      // isolates
+		{"fib\u200b.wasm", "U+200B"},                             // zero-width space
+		{"fib\u200c.wasm", "U+200C"},                             // zero-width non-joiner
+		{"fib\u200d.wasm", "U+200D"},                             // zero-width joiner
+		{"fib\u2060.wasm", "U+2060"},                             // word joiner
+		{"fib\u00ad.wasm", "U+00AD"},                             // soft hyphen
+		{"\ufefffib.wasm", "U+FEFF"},                             // byte order mark
+		{"fib\U000e0041.wasm", "U+E0041"},                        // tag character
+		{"fib\ufe0f.wasm", "U+FE0F"},                             // variation selector
+		{"fib\u034f.wasm", "U+034F"},                             // combining grapheme joiner
+		{"fib\u3164.wasm", "U+3164"},                             // Hangul filler: a letter that shows nothing
+		{"fib\u115f.wasm", "U+115F"},                             // Hangul choseong filler
+		{"fib\u0085.wasm", "U+0085"},                             // next line (C1 control)
+		{"fib\u00a0.wasm", "U+00A0"},                             // no-break space
+		{"fib\u3000.wasm", "U+3000"},                             // ideographic space
+		{"fib\u2028.wasm", "U+2028"},                             // line separator
+		{"fib\ue000.wasm", "U+E000"},                             // private use
+		{"fib\U0010fffe.wasm", "U+10FFFE"},                       // noncharacter
+		{"fib\u2215x.wasm", "U+2215"},                            // division slash, looks like /
+		{"fib\u2044x.wasm", "U+2044"},                            // fraction slash
+		{"fib\uff0fx.wasm", "U+FF0F"},                            // fullwidth solidus
+		{"fib\u2024wasm", "U+2024"},                              // one dot leader, looks like .
+		{"fib\u2010x.wasm", "U+2010"},                            // hyphen, looks like -
+		{"fib\U0001f680.wasm", "U+1F680"},                        // emoji
+		{"cafe\u0301.wasm", "NFC"},                               // NFD of café.wasm
+		{"\u212b.wasm", "NFC"},                                   // angstrom sign: NFC is Å
+		{"\uff46\uff49\uff42.wasm", "compatibility"},             // fullwidth fib
+		{"\U0001d41f\U0001d422\U0001d41b.wasm", "compatibility"}, // mathematical bold fib
+		{"\ufb01b.wasm", "compatibility"},                        // fi ligature
+		{"fib\u00b2.wasm", "compatibility"},                      // superscript two
+		{"f\u0456b.wasm", "Cyrillic"},                            // Cyrillic і in a Latin name
+		{"\u0430\u0440\u0435.wasm", "Cyrillic"},                  // Cyrillic аре, looks like ape.wasm
+		{"fib\u03bf.wasm", "Greek"},                              // Greek omicron
+		{"fib\u13a0.wasm", "Cherokee"},                           // Cherokee Ꭰ, looks like D
+		{"фиб\u03b1", "Cyrillic and Greek"},                      // two scripts, neither Latin
+		{"עברית\u0627.wasm", "Arabic and Hebrew and Latin"},
+		{"日本\u0430.wasm", "Cyrillic and Han and Latin"},
+		{"\u0301fib.wasm", "starts with a combining mark"},
+	} {
+		err := ValidName(tt.name)
+		if err == nil {
+			t.Errorf("ValidName(%+q): got nil, want an error", tt.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ValidName(%+q): got %q, want an error saying %q", tt.name, err, tt.want)
+		}
+		if strings.ContainsFunc(err.Error(), func(r rune) bool { return r >= utf8.RuneSelf }) {
+			t.Errorf("ValidName(%+q): got %q, want an error in ASCII (it repeats the name escaped)", tt.name, err)
 		}
 	}
 }

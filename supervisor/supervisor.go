@@ -105,6 +105,20 @@ type Config struct {
 	// and DELETE /modules/… (httpapi.Options.Token).
 	Token string
 
+	// MaxConnections bounds the HTTP connections open at once; one more
+	// is answered 503 and closed (httpapi.LimitListener). Default 4096,
+	// lowered at start to what RLIMIT_NOFILE leaves once the daemon's own
+	// descriptors are counted (connectionCap).
+	MaxConnections int
+	// IdleTimeout closes a keep-alive connection idle this long. Default
+	// 90s: longer than the 60s nginx and HAProxy keep idle upstream
+	// connections, so a proxy, not the daemon, closes them.
+	IdleTimeout time.Duration
+	// ReadTimeout bounds reading a request, its head and its body (Go's
+	// http.Server.ReadTimeout); the answer is not bounded by it, so a
+	// call may run longer. Default 30s.
+	ReadTimeout time.Duration
+
 	Log *slog.Logger // default: discard
 }
 
@@ -129,6 +143,9 @@ func Defaults() Config {
 		CalibrationBudget: 2 * time.Second,
 		MaxModules:        1000,
 		MaxInFlight:       10000,
+		MaxConnections:    4096,
+		IdleTimeout:       90 * time.Second,
+		ReadTimeout:       30 * time.Second,
 		Version:           "dev",
 		Log:               slog.New(slog.DiscardHandler),
 	}
@@ -153,9 +170,15 @@ func (c Config) withDefaults() (Config, error) {
 	c.CalibrationBudget = cmp.Or(c.CalibrationBudget, d.CalibrationBudget)
 	c.MaxModules = cmp.Or(c.MaxModules, d.MaxModules)
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, d.MaxInFlight)
+	c.MaxConnections = cmp.Or(c.MaxConnections, d.MaxConnections)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, d.IdleTimeout)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, d.ReadTimeout)
 	c.Version = cmp.Or(c.Version, d.Version)
 	if c.Log == nil {
 		c.Log = d.Log
+	}
+	if c.MaxConnections < 0 || c.IdleTimeout < 0 || c.ReadTimeout < 0 {
+		return c, errors.New("config: max connections, idle timeout and read timeout must not be negative")
 	}
 	if c.MaxModules < 0 || c.MaxInFlight < 0 || c.Grace < 0 || c.KillCost < 0 || c.DispatchOverhead < 0 || c.BestEffortCap < 0 || c.Quantum < 0 || c.PreemptCost < 0 || c.MaxUpload < 0 || c.CalibrationBudget < 0 {
 		return c, errors.New("config: durations and sizes must not be negative")
@@ -322,12 +345,24 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
 	}
+	maxConns, nofile := connectionCap(s.cfg.MaxConnections, len(s.children()))
+	if maxConns < s.cfg.MaxConnections {
+		s.log.Warn("--max-connections lowered to what RLIMIT_NOFILE leaves; raise LimitNOFILE= (ulimit -n) for more",
+			"max_connections", maxConns, "asked", s.cfg.MaxConnections, "nofile", nofile)
+	}
+	// ReadTimeout, not WriteTimeout nor a deadline per request: it bounds
+	// the head and the body of a request from its first byte (a body sent
+	// at 1 B/s is cut), and net/http lifts it once the handler has read the
+	// body to its end, so a call that runs longer than it is answered.
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
 			Metrics: s.met.handler()}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 	}
+	ln = httpapi.LimitListener(ln, maxConns, s.log)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 

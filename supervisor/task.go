@@ -57,37 +57,53 @@ type outcome struct {
 // recentKeep is how many finished tasks /uname remembers.
 const recentKeep = 10000
 
-// recentTasks remembers the timelines of the last finished tasks by name,
-// bounded, for /uname after the call returned.
+// recentTasks remembers the timelines of the last finished or refused
+// calls by name, bounded, for /uname after the call returned. A name's
+// entry is its latest timeline; it goes when that timeline's slot is
+// reused.
 type recentTasks struct {
 	ring []slot
 	next int
-	m    map[string]Timeline
+	seq  uint64 // timelines added: each slot's own number
+	m    map[string]recentEntry
 }
 
 type slot struct {
 	name string
-	id   uint64
+	seq  uint64
+}
+
+type recentEntry struct {
+	tl  Timeline
+	seq uint64
 }
 
 func (r *recentTasks) init(n int) {
 	r.ring = make([]slot, n)
-	r.m = make(map[string]Timeline, n)
+	r.m = make(map[string]recentEntry, n)
 }
 
 func (r *recentTasks) add(tl Timeline) {
-	// The evicted slot's name may since belong to a newer task: keep that.
-	if old := r.ring[r.next]; old.name != "" && r.m[old.name].ID == old.id {
+	// The evicted slot's name may since have a newer timeline in another
+	// slot: keep that. (Task ids cannot tell: refused calls have none.)
+	if old := r.ring[r.next]; old.name != "" && r.m[old.name].seq == old.seq {
 		delete(r.m, old.name)
 	}
-	r.ring[r.next] = slot{tl.Name, tl.ID}
-	r.m[tl.Name] = tl
+	r.seq++
+	r.ring[r.next] = slot{tl.Name, r.seq}
+	r.m[tl.Name] = recentEntry{tl, r.seq}
 	r.next = (r.next + 1) % len(r.ring)
+}
+
+// get returns the latest timeline kept under name.
+func (r *recentTasks) get(name string) (Timeline, bool) {
+	e, ok := r.m[name]
+	return e.tl, ok
 }
 
 // Timeline is one task's history, for GET /uname.
 type Timeline struct {
-	ID          uint64     `json:"task_id"`
+	ID          uint64     `json:"task_id,omitempty"` // 0: refused, never a task
 	Name        string     `json:"task_unique_name"`
 	Module      string     `json:"wasm_name"`
 	Export      string     `json:"export_func"`
@@ -134,9 +150,32 @@ type counters struct {
 	Calibrations uint64 `json:"calibrations"`
 }
 
-// warmStats feeds /warm-start-latency: the seed's figures, as means.
+// warmStats feeds /warm-start-latency: the seed's figures, as means over
+// the calls that succeeded, and the queueing the seed's figures leave out.
 type warmStats struct {
 	n        int64
-	startSum time.Duration // arrival → queued on a worker
-	schedSum time.Duration // admission + instantiate
+	startSum time.Duration // arrival → queued on a worker (admitted)
+	schedSum time.Duration // that, plus instantiate on the lane
+	queueSum time.Duration // queued → started on its lane: waiting behind other calls
+}
+
+// add counts one call that arrived, was admitted (queued on its worker)
+// and started at the given times, and instantiated in inst.
+func (w *warmStats) add(arrived, admitted, started time.Time, inst time.Duration) {
+	start := max(admitted.Sub(arrived), 0)
+	w.n++
+	w.startSum += start
+	w.schedSum += start + inst
+	w.queueSum += max(started.Sub(admitted), 0)
+}
+
+// admittedAt returns when the dispatcher queued the task of events on a
+// worker (its "admitted" or best-effort "queued" step), else arrived.
+func admittedAt(events []Step, arrived time.Time) time.Time {
+	for _, e := range events {
+		if e.What == "admitted" || e.What == "queued" {
+			return e.At
+		}
+	}
+	return arrived
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/hyper-sched/hyper-sched/benchd"
 	"github.com/hyper-sched/hyper-sched/coreworker"
@@ -146,6 +147,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	maxUpload := fs.Int64("max-upload", d.MaxUpload, "largest module accepted, bytes")
 	maxModules := fs.Int("max-modules", d.MaxModules, "most modules registered at once")
 	maxInFlight := fs.Int("max-in-flight", d.MaxInFlight, "most calls admitted and not yet answered")
+	maxConns := fs.Int("max-connections", d.MaxConnections, "most HTTP connections open at once, one more is answered 503 (lowered to what RLIMIT_NOFILE allows)")
+	idleTimeout := fs.Duration("idle-timeout", d.IdleTimeout, "close a keep-alive HTTP connection idle this long")
+	readTimeout := fs.Duration("read-timeout", d.ReadTimeout, "most time to read a request, its head and body (the answer may take longer)")
 	workerMem := fs.Int64("worker-memory-max", 0, "memory.max of each worker's cgroup in bytes (cgroup v2; default: none)")
 	memPages := fs.Uint("memory-pages", uint(d.MemoryLimitPages), "most linear memory of one instance, in 64 KiB pages; tables, globals and the call stack add at most about 190 MiB more (docs/RATIONALE.md: What bounds an instance's memory?)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
@@ -195,6 +199,13 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	cfg.DispatchOverhead = *overhead
 	cfg.Lanes, cfg.Quantum, cfg.PreemptCost = *lanes, *quantum, *preemptCost
 	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
+	if *maxConns < 1 {
+		return cfg, 0, fmt.Errorf("--max-connections: %d is not positive", *maxConns)
+	}
+	if *idleTimeout <= 0 || *readTimeout <= 0 {
+		return cfg, 0, fmt.Errorf("--idle-timeout %v, --read-timeout %v: both must be positive", *idleTimeout, *readTimeout)
+	}
+	cfg.MaxConnections, cfg.IdleTimeout, cfg.ReadTimeout = *maxConns, *idleTimeout, *readTimeout
 	if *workerMem < 0 {
 		return cfg, 0, fmt.Errorf("--worker-memory-max: %d is negative", *workerMem)
 	}
@@ -205,19 +216,12 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	cfg.MemoryLimitPages = uint32(*memPages)
 	cfg.Grace, cfg.BestEffortCap, cfg.CalibrationBudget, cfg.MaxUpload = *grace, *beCap, *calib, *maxUpload
 	cfg.KillCost = *killCost
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return cfg, 0, fmt.Errorf("--token-file: %w", err)
-		}
-		cfg.Token = strings.TrimSpace(string(b))
-		if cfg.Token == "" {
-			return cfg, 0, fmt.Errorf("--token-file: %s is empty", *tokenFile)
-		}
-	} else if t, ok := os.LookupEnv("HYPER_SCHED_TOKEN"); ok {
-		cfg.Token = strings.TrimSpace(t)
-	}
+	_, tokenFileSet := os.LookupEnv(envName("token-file"))
+	fs.Visit(func(f *flag.Flag) { tokenFileSet = tokenFileSet || f.Name == "token-file" })
 	var err error
+	if cfg.Token, err = apiToken(*tokenFile, tokenFileSet); err != nil {
+		return cfg, 0, err
+	}
 	if cfg.Isolation, err = isolate.ParseMode(*isolation); err != nil {
 		return cfg, 0, fmt.Errorf("--isolation: %w", err)
 	}
@@ -229,6 +233,47 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		return cfg, 0, fmt.Errorf("--log-level: %w", err)
 	}
 	return cfg, lv, nil
+}
+
+// apiToken returns the API token: the contents of file if one is named,
+// else HYPER_SCHED_TOKEN, without the blanks around it; "" when neither is
+// set. A token that is given but blank is an error, never "no token": a
+// misquoted HYPER_SCHED_TOKEN="   " once turned authentication off without
+// a word. fileSet says --token-file or its variable was given, even empty.
+func apiToken(file string, fileSet bool) (string, error) {
+	if fileSet && strings.TrimSpace(file) == "" {
+		return "", errors.New("--token-file is set but empty: name the file that holds the token, " +
+			"or unset it (and HYPER_SCHED_TOKEN_FILE) to run without a token")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return "", fmt.Errorf("--token-file: %s is empty", file)
+		}
+		return t, checkToken("--token-file", t)
+	}
+	t, ok := os.LookupEnv("HYPER_SCHED_TOKEN")
+	if !ok {
+		return "", nil
+	}
+	if t = strings.TrimSpace(t); t == "" {
+		return "", errors.New("HYPER_SCHED_TOKEN is set but blank: set a token, or unset the variable to run without one")
+	}
+	return t, checkToken("HYPER_SCHED_TOKEN", t)
+}
+
+// checkToken refuses a token that no client could send in an
+// Authorization header: one with a control character, such as the line
+// break of a two-line token file.
+func checkToken(from, t string) error {
+	if i := strings.IndexFunc(t, unicode.IsControl); i >= 0 {
+		return fmt.Errorf("%s: the token contains the control character %U, which an Authorization header cannot carry", from, []rune(t[i:])[0])
+	}
+	return nil
 }
 
 // envName is the environment variable of a flag: log-level is

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,11 @@ func TestEnvFlags(t *testing.T) {
 		{"HYPER_SCHED_MEMORY_PAGES", "16", nil, func(c supervisor.Config) any { return c.MemoryLimitPages }, uint32(16)},
 		{"HYPER_SCHED_GRACE", "5ms", nil, func(c supervisor.Config) any { return c.Grace }, 5 * time.Millisecond},
 		{"HYPER_SCHED_LISTEN", "127.0.0.1:4001", nil, func(c supervisor.Config) any { return c.Listen }, "127.0.0.1:4001"},
+		{"HYPER_SCHED_MAX_CONNECTIONS", "100", nil, func(c supervisor.Config) any { return c.MaxConnections }, 100},
+		{"HYPER_SCHED_MAX_CONNECTIONS", "100", []string{"--max-connections", "200"}, func(c supervisor.Config) any { return c.MaxConnections }, 200},
+		{"HYPER_SCHED_IDLE_TIMEOUT", "5s", nil, func(c supervisor.Config) any { return c.IdleTimeout }, 5 * time.Second},
+		{"HYPER_SCHED_READ_TIMEOUT", "2m", nil, func(c supervisor.Config) any { return c.ReadTimeout }, 2 * time.Minute},
+		{"HYPER_SCHED_READ_TIMEOUT", "2m", []string{"--read-timeout=3s"}, func(c supervisor.Config) any { return c.ReadTimeout }, 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value+" "+strings.Join(tt.args, " "), func(t *testing.T) {
@@ -52,6 +59,9 @@ func TestEnvMalformed(t *testing.T) {
 		{"HYPER_SCHED_MAX_MODULES", "many"},
 		{"HYPER_SCHED_MEMORY_PAGES", "-1"},
 		{"HYPER_SCHED_WORKER_MEMORY_MAX", "1G"},
+		{"HYPER_SCHED_MAX_CONNECTIONS", "lots"},
+		{"HYPER_SCHED_IDLE_TIMEOUT", "90"},
+		{"HYPER_SCHED_READ_TIMEOUT", "soon"},
 	} {
 		t.Run(kv[0], func(t *testing.T) {
 			t.Setenv(kv[0], kv[1])
@@ -70,5 +80,82 @@ func TestVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"--version"}, &stdout, &stderr); code != 0 || stdout.String() != "hyper-sched "+version+"\n" || stderr.Len() != 0 {
 		t.Errorf("--version: got exit %d, stdout %q, stderr %q; want exit 0, stdout %q", code, stdout.String(), stderr.String(), "hyper-sched "+version+"\n")
+	}
+}
+
+// TestTokenBlankRefused checks that a token that is set but blank stops
+// the start: HYPER_SCHED_TOKEN="   " once turned authentication off without
+// a word. Unset, there is no token; a token is taken without the blanks
+// around it.
+func TestTokenBlankRefused(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	blankFile, goodFile, nlFile := file("blank", " \n\t\n"), file("good", "s3cret\n"), file("nl", "s3c\nret\n")
+	for _, tt := range []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		token string // want, when err is ""
+		err   string // want an error containing it
+	}{
+		{"unset", nil, nil, "", ""},
+		{"env", map[string]string{"HYPER_SCHED_TOKEN": " s3cret\n"}, nil, "s3cret", ""},
+		{"env spaces", map[string]string{"HYPER_SCHED_TOKEN": "   "}, nil, "", "HYPER_SCHED_TOKEN is set but blank"},
+		{"env empty", map[string]string{"HYPER_SCHED_TOKEN": ""}, nil, "", "HYPER_SCHED_TOKEN is set but blank"},
+		{"env tab newline", map[string]string{"HYPER_SCHED_TOKEN": "\t\n"}, nil, "", "HYPER_SCHED_TOKEN is set but blank"},
+		{"env control character", map[string]string{"HYPER_SCHED_TOKEN": "a\x01b"}, nil, "", "HYPER_SCHED_TOKEN: the token contains"},
+		{"file", nil, []string{"--token-file", goodFile}, "s3cret", ""},
+		{"file blank", nil, []string{"--token-file", blankFile}, "", "is empty"},
+		{"file blank via env", map[string]string{"HYPER_SCHED_TOKEN_FILE": blankFile}, nil, "", "is empty"},
+		{"file two lines", nil, []string{"--token-file", nlFile}, "", "--token-file: the token contains"},
+		{"file name empty", nil, []string{"--token-file", ""}, "", "--token-file is set but empty"},
+		{"file name empty via env", map[string]string{"HYPER_SCHED_TOKEN_FILE": ""}, nil, "", "--token-file is set but empty"},
+		{"file name blank via env", map[string]string{"HYPER_SCHED_TOKEN_FILE": "  "}, nil, "", "--token-file is set but empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"HYPER_SCHED_TOKEN", "HYPER_SCHED_TOKEN_FILE"} {
+				t.Setenv(k, "") // restored after the test
+				os.Unsetenv(k)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, _, err := parseFlags(tt.args, io.Discard)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got error %v (token %q), want one containing %q", err, cfg.Token, tt.err)
+				}
+				return
+			}
+			if err != nil || cfg.Token != tt.token {
+				t.Fatalf("got token %q, error %v; want token %q", cfg.Token, err, tt.token)
+			}
+		})
+	}
+}
+
+// TestHTTPLimitFlags: the HTTP server's limits are flags with defaults
+// (supervisor.Defaults), and none may be turned off with 0 or less.
+func TestHTTPLimitFlags(t *testing.T) {
+	cfg, _, err := parseFlags(nil, io.Discard)
+	d := supervisor.Defaults()
+	if err != nil || cfg.MaxConnections != d.MaxConnections || cfg.IdleTimeout != d.IdleTimeout || cfg.ReadTimeout != d.ReadTimeout {
+		t.Errorf("defaults: got %d %v %v (%v), want %d %v %v", cfg.MaxConnections, cfg.IdleTimeout, cfg.ReadTimeout, err,
+			d.MaxConnections, d.IdleTimeout, d.ReadTimeout)
+	}
+	for _, args := range [][]string{
+		{"--max-connections", "0"}, {"--max-connections", "-5"},
+		{"--idle-timeout", "0s"}, {"--idle-timeout", "-1s"},
+		{"--read-timeout", "0s"}, {"--read-timeout", "-1s"},
+	} {
+		if _, _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: got %v, want an error naming %s", args, err, args[0])
+		}
 	}
 }
