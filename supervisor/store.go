@@ -362,7 +362,7 @@ func openStore(dir string) (st *store, errs []error) {
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
-	errs = st.repair()
+	errs = append(st.repair(), st.refusedDirs()...)
 	names, err := st.moduleDirs()
 	if err != nil {
 		return st, append(errs, fmt.Errorf("open module store: %w", err))
@@ -384,6 +384,21 @@ func openStore(dir string) (st *store, errs []error) {
 		st.m[m.Name] = m // nobody else has st yet
 	}
 	return st, errs
+}
+
+// refusedDirs reports the directories under the store that are not loaded
+// because their names are not valid module names (any more: the rules
+// tightened), so that such a module does not vanish without a word.
+func (st *store) refusedDirs() (errs []error) {
+	ents, _ := os.ReadDir(st.dir)
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			if err := ValidName(e.Name()); err != nil {
+				errs = append(errs, fmt.Errorf("module directory %q is not loaded: %v; register it again under a valid name", e.Name(), err))
+			}
+		}
+	}
+	return errs
 }
 
 // moduleDirs lists the directories under the store that may hold a module:

@@ -453,3 +453,17 @@ func TestStoreStaleCalibrations(t *testing.T) {
 		t.Errorf("corrupt calibrations.json: got %v, module %v; want one warning and the module", errs, m)
 	}
 }
+
+// A module directory whose name the rules refuse (they tightened since it
+// was registered) is reported at start, not skipped without a word.
+func TestOpenStoreReportsRefusedNames(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "modules", "a\u200bb.wasm")
+	if err := os.MkdirAll(bad, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	_, errs := openStore(dir)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "is not loaded") {
+		t.Fatalf("errs: %v, want the refused directory reported", errs)
+	}
+}
