@@ -43,6 +43,9 @@ type Options struct {
 	Token string
 	// Metrics, if not nil, serves GET /metrics (Prometheus text format).
 	Metrics http.Handler
+	// Uploads spools register forms and bounds them (register.go);
+	// default: os.TempDir(), one full form (FormCap) at a time.
+	Uploads *Uploads
 	Log     *slog.Logger // default: discard
 }
 
@@ -84,9 +87,14 @@ type CallResult struct {
 	Stdout, Stderr []byte        // the call's WASI output, bounded
 }
 
-// Upload is one module file of a register form.
+// Upload is one module file of a register form, spooled to disk (Uploads).
 type Upload struct {
-	Name string // the form field name
+	Name   string // the form field name
+	File   string // the spooled bytes, removed when the form is released
+	Size   int64
+	SHA256 string // hex, of the bytes in File
+	// Wasm, if not nil, holds the bytes in memory instead of File, for
+	// callers that have them there (tests): the Backend spools them.
 	Wasm []byte
 }
 
@@ -97,6 +105,18 @@ type RegisterSpec struct {
 	ParamTypes json.RawMessage // param_type, as JSON
 	Params     json.RawMessage // params, as a JSON list
 	Replace    bool            // replace=true: other bytes may take a registered name
+
+	release func()
+}
+
+// Release removes the form's spooled files and gives their share of the
+// upload budget back. The handler calls it once the register is over; a
+// Backend may call it earlier, once the bytes are stored. Later calls do
+// nothing.
+func (spec RegisterSpec) Release() {
+	if spec.release != nil {
+		spec.release()
+	}
 }
 
 // Registered is one registered module.
@@ -127,6 +147,9 @@ func New(b Backend, o Options) http.Handler {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Uploads == nil {
+		o.Uploads = NewUploads("", FormCap(o.MaxUpload))
 	}
 	h := &handler{b: b, o: o}
 	r := httprouter.New()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"time"
@@ -34,6 +35,11 @@ func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([
 	if shutting {
 		return nil, apierrShutdown()
 	}
+	spec, unspool, err := s.store.spoolAll(spec)
+	defer unspool()
+	if err != nil {
+		return nil, err
+	}
 	ups, err := s.prepare(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -41,11 +47,58 @@ func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([
 	if err := s.commitForm(ctx, spec.Replace, ups); err != nil {
 		return nil, err
 	}
+	// The bytes are in the store: the spool files and their share of the
+	// upload budget go while the calibrations run.
+	spec.Release()
+	unspool()
+	returnMemory(spec)
 	out := make([]httpapi.Registered, 0, len(ups))
 	for _, u := range ups {
 		out = append(out, s.calibrateRegistered(ctx, u))
 	}
 	return out, nil
+}
+
+// CheckUpload refuses a module file of a register form by its name, before
+// its bytes are read (httpapi.UploadChecker): a name that can never be a
+// module's, or a new name while --max-modules are registered. Register
+// checks again.
+func (s *Supervisor) CheckUpload(name string) error {
+	if err := ValidName(name); err != nil {
+		return apierr.New(apierr.InvalidWasmName, "%v", err)
+	}
+	if _, ok := s.store.get(name); !ok && s.store.len() >= s.cfg.MaxModules {
+		return apierrFull(s.cfg.MaxModules)
+	}
+	return nil
+}
+
+func apierrFull(max int) error {
+	return apierr.New(apierr.TooLarge,
+		"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", max)
+}
+
+// returnMemoryAbove is the size of a form above which the register hands
+// free memory back to the kernel once its modules are installed.
+const returnMemoryAbove = 4 << 20
+
+// returnMemory gives the heap's free pages back to the kernel after a
+// form that moved large modules through memory: each was read from disk
+// for benchd and for the lanes, and encoded into their frames, at most a
+// few at a time but each time anew. Go's background scavenger only
+// returns what lies beyond the next collection's goal, which an idle
+// daemon does not lower: 141 MB stayed resident 150 s after 50 registers
+// of 30 MiB modules and their deletes (docs/benchmarks.md). The forced
+// collection costs a few milliseconds on the housekeeping CPU, once per
+// large form.
+func returnMemory(spec httpapi.RegisterSpec) {
+	var n int64
+	for _, up := range spec.Modules {
+		n += up.Size
+	}
+	if n >= returnMemoryAbove {
+		debug.FreeOSMemory()
+	}
 }
 
 // upload is one module of a register form on its way in.
@@ -74,11 +127,10 @@ func (s *Supervisor) prepare(ctx context.Context, spec httpapi.RegisterSpec) ([]
 			return nil, apierr.New(apierr.BadRequest, "module %q comes twice in the form", up.Name)
 		}
 		seen[up.Name] = true
-		sum := Sum(up.Wasm)
-		if cur, ok := s.store.get(up.Name); ok && cur.SHA256 != sum && !spec.Replace {
+		if cur, ok := s.store.get(up.Name); ok && cur.SHA256 != up.SHA256 && !spec.Replace {
 			return nil, apierrTaken(cur)
 		}
-		u, err := s.compile(ctx, spec, up, sum)
+		u, err := s.compile(ctx, spec, up)
 		if err != nil {
 			return nil, err
 		}
@@ -96,8 +148,9 @@ func apierrTaken(cur *Module) error {
 // compile has benchd compile up, and resolves the calls a register
 // calibrates against its exports: the named call, or its parameterless
 // exports.
-func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up httpapi.Upload, sum string) (*upload, error) {
-	m := &Module{Name: up.Name, SHA256: sum, Size: len(up.Wasm), Registered: time.Now().UTC(), wasm: up.Wasm}
+func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up httpapi.Upload) (*upload, error) {
+	m := &Module{Name: up.Name, SHA256: up.SHA256, Size: int(up.Size), Registered: time.Now().UTC(),
+		spool: up.File, dir: s.store.moduleDir(up.Name)}
 	l, err := s.bench.ensureLoaded(ctx, m)
 	if err != nil {
 		return nil, err
@@ -163,8 +216,7 @@ func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload
 	// Only new names count: a replacement never takes another slot, even
 	// over a limit lowered since the modules were registered.
 	if added > 0 && !s.store.reserve(added, s.cfg.MaxModules) {
-		return apierr.New(apierr.TooLarge,
-			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
+		return apierrFull(s.cfg.MaxModules)
 	}
 	defer s.store.release(added)
 	for i, m := range fresh {

@@ -834,7 +834,11 @@ func TestStoreConcurrentMix(t *testing.T) {
 	wg.Wait()
 	want := map[string][]byte{}
 	for _, m := range r.s.store.all() {
-		want[m.Name] = m.wasm
+		b, err := m.wasmBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[m.Name] = b
 	}
 	r.agree(want)
 }

@@ -324,7 +324,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
-			Metrics: s.met.handler()}),
+			Metrics: s.met.handler(), Uploads: httpapi.NewUploads(s.store.uploads, httpapi.FormCap(s.cfg.MaxUpload))}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}

@@ -1,0 +1,291 @@
+package integration
+
+// Issue 14, hostile tenants: uploads are spooled to disk and bounded, not
+// held in memory.
+//
+//	go test -race -count=1 -run 'TestUpload' ./integration/
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stalledForm is a register whose body stops after its first bytes:
+// a part header and some of the file, then nothing until stop. It stands
+// for a client that uploads slowly, or a large form still on its way.
+type stalledForm struct {
+	pw     *io.PipeWriter
+	answer chan stalledAnswer
+	cancel context.CancelFunc
+}
+
+type stalledAnswer struct {
+	code  int
+	raw   string
+	retry string // Retry-After
+	err   error
+}
+
+// stall starts a register whose body is head, declared to be length
+// bytes long (0: no Content-Length, a chunked body), and then nothing.
+func (d *daemon) stall(head []byte, length int64) *stalledForm {
+	d.t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.url+"/register", pr)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	if length > 0 {
+		req.ContentLength = length
+	}
+	s := &stalledForm{pw: pw, answer: make(chan stalledAnswer, 1), cancel: cancel}
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			s.answer <- stalledAnswer{err: err}
+			return
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s.answer <- stalledAnswer{code: resp.StatusCode, raw: string(raw), retry: resp.Header.Get("Retry-After")}
+	}()
+	go pw.Write(head)
+	return s
+}
+
+// filePart is a form part of a module file: name and size bytes; whole
+// when closed, else only its header and data.
+func filePart(name string, size int, closed bool) []byte {
+	b := []byte("--b\r\nContent-Disposition: form-data; name=\"" + name + "\"; filename=\"" + name + "\"\r\n\r\n")
+	b = append(b, bytes.Repeat([]byte{'x'}, size)...)
+	if closed {
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// wait returns the answer, failing the test if none comes within a
+// minute: the server waited for bytes that never come.
+func (s *stalledForm) wait(t *testing.T, what string) stalledAnswer {
+	t.Helper()
+	select {
+	case a := <-s.answer:
+		return a
+	case <-time.After(time.Minute):
+		s.stop()
+		t.Fatalf("%s: no answer while the body was stalled: the server waits for the rest of the form", what)
+		return stalledAnswer{}
+	}
+}
+
+// stop abandons the upload, as a client that goes away.
+func (s *stalledForm) stop() {
+	s.pw.CloseWithError(io.ErrUnexpectedEOF)
+	s.cancel()
+}
+
+// spoolFiles lists the files in the daemon's upload spool.
+func (d *daemon) spoolFiles() map[string]int64 {
+	out := map[string]int64{}
+	ents, _ := os.ReadDir(filepath.Join(d.dir, "state", "uploads"))
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			out[e.Name()] = fi.Size()
+		}
+	}
+	return out
+}
+
+// TestUploadSpooled: a module file is written to the spool as it arrives,
+// not gathered in memory; its name is checked before its bytes are read;
+// uploads in flight are bounded, and the spool is empty once they end.
+func TestUploadSpooled(t *testing.T) {
+	dir := t.TempDir()
+	// --max-upload 1 MiB: the upload budget is one full form,
+	// 16 × (1 MiB + 64 KiB) = 17 MiB.
+	d := start(t, dir, "--max-upload", "1048576")
+
+	// A name that can never be registered is refused before its bytes
+	// are read: the answer comes while the body is stalled.
+	bad := d.stall(filePart("dir/x.wasm", 64<<10, false), 0)
+	if a := bad.wait(t, "invalid name"); a.err != nil || a.code != 404 || !strings.Contains(a.raw, "path separator") {
+		t.Errorf("invalid name, stalled body: got %d %s %v, want 404 naming the path separator", a.code, a.raw, a.err)
+	}
+	bad.stop()
+
+	// A stalled upload's bytes are on disk, in the spool: 14 modules of
+	// 1 MiB and half of a 15th.
+	var head []byte
+	for i := range 14 {
+		head = append(head, filePart(fmt.Sprintf("m%d.wasm", i), 1<<20, true)...)
+	}
+	slow := d.stall(append(head, filePart("m14.wasm", 512<<10, false)...), 16<<20)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var total int64
+		for _, n := range d.spoolFiles() {
+			total += n
+		}
+		if total >= 14<<20+512<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled upload's 14.5 MiB are not in %s: got %v", filepath.Join(dir, "state", "uploads"), d.spoolFiles())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// It holds what it sent, 14.5 to 15.5 MiB of the 17 MiB budget: a
+	// small form still fits, a 3 MiB one must wait: 503 with Retry-After.
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
+		t.Errorf("small register beside the stalled one: got %d %s, want 200", a.code, a.raw)
+	}
+	big := d.stall(filePart("big.wasm", 0, false), 3<<20)
+	if a := big.wait(t, "over the budget"); a.err != nil || a.code != 503 || a.retry == "" || !strings.Contains(a.raw, "in flight") {
+		t.Errorf("register over the upload budget: got %d %q Retry-After %q %v, want 503 with Retry-After saying why", a.code, a.raw, a.retry, a.err)
+	}
+	big.stop()
+	// A form larger than any form may be is refused at once.
+	huge := d.stall(filePart("huge.wasm", 0, false), 100<<20)
+	if a := huge.wait(t, "over the form cap"); a.err != nil || a.code != 413 {
+		t.Errorf("register of 100 MiB: got %d %s %v, want 413", a.code, a.raw, a.err)
+	}
+	huge.stop()
+
+	// The client goes away: its bytes leave the spool, its budget is
+	// given back, and a full-size form goes through.
+	slow.stop()
+	slow.wait(t, "abandoned")
+	deadline = time.Now().Add(time.Minute)
+	for len(d.spoolFiles()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool not empty after every upload ended: %v", d.spoolFiles())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if a := d.registerBytes("pad.wasm", padded(versionWasm(1), 1000<<10)); a.code != 200 {
+		t.Errorf("1000 KiB register after the others ended: got %d %s, want 200", a.code, a.raw)
+	}
+	if got := d.spoolFiles(); len(got) > 0 {
+		t.Errorf("spool after the last register: got %v, want empty", got)
+	}
+	// The module's bytes are on disk, whole.
+	if b, err := os.ReadFile(filepath.Join(dir, "state", "modules", "pad.wasm", "module.wasm")); err != nil || len(b) < 1000<<10 {
+		t.Errorf("pad.wasm on disk: %d bytes, %v", len(b), err)
+	}
+	if a := d.post("/call", `{"wasm_name":"pad.wasm","export_func":"v","params":["0"]}`); a.str("result") != "[I32(1)]" {
+		t.Errorf("call pad.wasm: got %d %s, want [I32(1)]", a.code, a.raw)
+	}
+}
+
+// TestUploadFormParts: a form is bounded in its parts, not only in its
+// files: a flood of small fields is refused.
+func TestUploadFormParts(t *testing.T) {
+	d := start(t, t.TempDir())
+	var b strings.Builder
+	b.WriteString("--b\r\nContent-Disposition: form-data; name=\"fib.wasm\"; filename=\"fib.wasm\"\r\n\r\n")
+	fib, err := os.ReadFile(filepath.Join("..", "testdata", "fib.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(fib)
+	for range 1000 {
+		b.WriteString("\r\n--b\r\nContent-Disposition: form-data; name=\"replace\"\r\n\r\ntrue")
+	}
+	b.WriteString("\r\n--b--\r\n")
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/register", strings.NewReader(b.String()))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	if a := d.do(req); a.code != 413 || !strings.Contains(a.str("error"), "parts") {
+		t.Errorf("form of 1,001 parts: got %d %s, want 413 naming the bound on parts", a.code, a.raw)
+	}
+}
+
+// TestUploadLoadWithoutDescriptors: a lane respawned while idle
+// connections hold every descriptor the daemon may open loads the
+// registered modules all the same, though each load now reads its file:
+// the descriptors kept for starting children cover it.
+func TestUploadLoadWithoutDescriptors(t *testing.T) {
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("needs prlimit (util-linux) to lower the daemon's descriptor limit")
+	}
+	d := start(t, t.TempDir(), "--cpus", "1", "--lanes", "2")
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, map[string]string{"export_func": "noop"}); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	pid := d.cmd.Process.Pid
+	limit := openFDs(pid) + 40
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
+		t.Skipf("cannot lower the daemon's descriptor limit (needs CAP_SYS_RESOURCE): %v %s", err, out)
+	}
+	addr := strings.TrimPrefix(d.url, "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; openFDs(pid) < limit && i < 4*limit; i++ {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the accept loop takes what it can
+	if n := openFDs(pid); n < limit {
+		t.Fatalf("the daemon holds %d descriptors, want its limit %d", n, limit)
+	}
+	const title = "hyper-sched: worker-1 lane 0"
+	old := lanePidsOf(t, pid)[title]
+	syscall.Kill(old, syscall.SIGKILL)
+	var back int
+	for start := time.Now(); time.Since(start) < 30*time.Second && back == 0; time.Sleep(20 * time.Millisecond) {
+		if p := lanePidsOf(t, pid)[title]; p != 0 && p != old {
+			back = p
+		}
+	}
+	if back == 0 {
+		t.Fatalf("lane 0 was not respawned while descriptors were exhausted; log:\n%s", d.logs())
+	}
+	// Up means fib.wasm loaded: a lane joins only with every module.
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(d.logs(), fmt.Sprintf("running proc=worker-1:0 cpu=1 pid=%d", back)) {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the respawned lane 0 (pid %d) did not load fib.wasm while descriptors were exhausted; log:\n%s", back, d.logs())
+		}
+	}
+}
+
+// padded returns wasm with a custom section of n bytes appended: a module
+// as large as n, that behaves as wasm does.
+func padded(wasm []byte, n int) []byte {
+	body := append(uleb(3), "pad"...)
+	body = append(body, bytes.Repeat([]byte{'p'}, n)...)
+	out := append(append([]byte(nil), wasm...), 0)
+	return append(append(out, uleb(len(body))...), body...)
+}
+
+func uleb(v int) []byte {
+	var out []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(out, c)
+		}
+		out = append(out, c|0x80)
+	}
+}
