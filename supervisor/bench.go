@@ -139,6 +139,9 @@ func (b *benchClient) lost(why string) {
 func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Duration, progress func(*ipc.Progress)) (any, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err // the caller went while it waited for its turn
+	}
 	b.last++
 	id := b.last
 	req, err := withID(req, id)

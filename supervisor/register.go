@@ -247,7 +247,7 @@ func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload
 	}
 	for _, v := range c.vs {
 		if v.old != nil {
-			s.calib.cancelModule(v.m.Name, v.m.SHA256) // the replaced bytes' background work
+			s.calib.cancelModule(v.m.Name, v.m.SHA256) // the replaced bytes' calibrations
 		}
 		s.log.Info("registered", "module", v.m.Name, "sha256", v.m.SHA256[:12], "exports", len(v.m.Exports))
 	}
@@ -296,10 +296,18 @@ func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi
 			"parameterless", len(u.calls)+u.skipped, "calibrated", len(u.calls),
 			"others", "calibrated on first use; name one with export_func, or use /test")
 	}
-	for _, cl := range u.calls {
-		if _, err := s.calibrateAs(ctx, cl, calRegister); err != nil {
-			s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
+	for i, cl := range u.calls {
+		_, err := s.calibrateAs(ctx, cl, calRegister)
+		if err == nil {
+			continue
 		}
+		// The client went, or the module did (a DELETE, another
+		// register): what is left is not measured now.
+		if ctx.Err() != nil || apierr.CodeOf(err) == apierr.InvalidWasmName {
+			s.log.Info("register: calibrations ended", "module", u.m.Name, "measured", i, "left", len(u.calls)-i, "why", err)
+			break
+		}
+		s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
 	}
 	return s.registered(u.m)
 }
@@ -426,7 +434,15 @@ func (s *Supervisor) calibrateAs(ctx context.Context, cl *call, source string) (
 func (s *Supervisor) lead(ctx context.Context, cl *call, source string, sh *sharedCalibration, foreground bool) (cal *Calibration, err error) {
 	abandoned := true // if measure panics, waiters do not take a nil result for one
 	defer func() { s.calib.finish(cl.key, sh, foreground, cal, err, abandoned) }()
-	cal, err = s.measure(ctx, cl, source)
+	mctx, done := s.calib.boundContext(ctx, cl.module)
+	defer done()
+	cal, err = s.measure(mctx, cl, source)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(mctx), errModuleGone) {
+		// The bytes went, not the caller: that is the outcome, the
+		// waiters' too.
+		abandoned = false
+		return nil, apierr.New(apierr.InvalidWasmName, "module %q was deleted or replaced during its calibration", cl.module.Name)
+	}
 	// An end of ctx is this caller giving up, not an outcome of the call.
 	abandoned = err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 	return cal, err
@@ -435,6 +451,9 @@ func (s *Supervisor) lead(ctx context.Context, cl *call, source string, sh *shar
 // measure runs cl in benchd and records the outcome: a failed measurement
 // is recorded too, with its error.
 func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Calibration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the caller went while it waited for its turn
+	}
 	// cl was resolved before it waited: the module may be gone since.
 	if cur, ok := s.store.get(cl.module.Name); !ok {
 		return nil, apierrNoModule(cl.module.Name)
@@ -449,6 +468,11 @@ func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Cal
 	if err != nil && (apierr.CodeOf(err) == apierr.ShuttingDown ||
 		ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))) {
 		return nil, err // not an outcome of the call: nothing to record
+	}
+	if errors.Is(context.Cause(ctx), errModuleGone) {
+		// benchd finished a calibration of bytes deleted or replaced
+		// meanwhile: it seeds no estimate.
+		return nil, ctx.Err()
 	}
 	cal := Calibration{Export: cl.export.Name, Source: source, Params: paramStrings(cl.params), At: time.Now().UTC()}
 	if err != nil {
