@@ -1,11 +1,13 @@
 package integration
 
 // Issue 14, hostile tenants: uploads are spooled to disk and bounded, not
-// held in memory.
+// held in memory; /metrics keeps a bounded number of series and forgets
+// a deleted module.
 //
-//	go test -race -count=1 -run 'TestUpload' ./integration/
+//	go test -race -count=1 -run 'TestUpload|TestMetricsBounded' ./integration/
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -288,4 +290,116 @@ func uleb(v int) []byte {
 		}
 		out = append(out, c|0x80)
 	}
+}
+
+// manyExports is a module exporting n functions e0 … e<n-1>, each () -> i32
+// returning its index.
+func manyExports(n int) []byte {
+	var types, funcs, exports, code []byte
+	types = append(uleb(1), 0x60, 0x00, 0x01, 0x7f)
+	funcs = uleb(n)
+	exports = uleb(n)
+	code = uleb(n)
+	for i := range n {
+		funcs = append(funcs, 0x00)
+		name := fmt.Sprintf("e%d", i)
+		exports = append(append(append(exports, uleb(len(name))...), name...), 0x00)
+		exports = append(exports, uleb(i)...)
+		body := append(append([]byte{0x00, 0x41}, sleb128(int64(i))...), 0x0b)
+		code = append(append(code, uleb(len(body))...), body...)
+	}
+	b := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	for _, s := range []struct {
+		id   byte
+		body []byte
+	}{{1, types}, {3, funcs}, {7, exports}, {10, code}} {
+		b = append(append(append(b, s.id), uleb(len(s.body))...), s.body...)
+	}
+	return b
+}
+
+// metricsPage returns GET /metrics.
+func (d *daemon) metricsPage() string {
+	d.t.Helper()
+	resp, err := client.Get(d.url + "/metrics")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// seriesOf returns the export label of every latency series of module.
+func seriesOf(page, module string) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(page))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, "hyper_sched_call_latency_seconds_count{")
+		if !ok || !strings.Contains(rest, `module="`+module+`"`) {
+			continue
+		}
+		export, _, _ := strings.Cut(strings.TrimPrefix(rest, `export="`), `"`)
+		out[export] = line[strings.LastIndexByte(line, ' ')+1:]
+	}
+	return out
+}
+
+// TestMetricsBounded: a module's exports get series of their own up to a
+// bound, the others one series together (export="_other"); a deleted
+// module's series are gone.
+func TestMetricsBounded(t *testing.T) {
+	d := start(t, t.TempDir())
+	const n = 40
+	wasm := manyExports(n)
+	var buf bytes.Buffer
+	buf.WriteString("--b\r\nContent-Disposition: form-data; name=\"many.wasm\"; filename=\"many.wasm\"\r\n\r\n")
+	buf.Write(wasm)
+	// One calibration, not 16: this test is about the series.
+	buf.WriteString("\r\n--b\r\nContent-Disposition: form-data; name=\"export_func\"\r\n\r\ne0\r\n--b--\r\n")
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/register", &buf)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=b")
+	if a := d.do(req); a.code != 200 {
+		t.Fatalf("register many.wasm: %d %s", a.code, a.raw)
+	}
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, map[string]string{"export_func": "fib_r", "params": "1"}); a.code != 200 {
+		t.Fatalf("register fib.wasm: %d %s", a.code, a.raw)
+	}
+	for i := range n {
+		if a := d.post("/call", fmt.Sprintf(`{"wasm_name":"many.wasm","export_func":"e%d"}`, i)); a.str("result") != fmt.Sprintf("[I32(%d)]", i) {
+			t.Fatalf("call e%d: got %d %s", i, a.code, a.raw)
+		}
+	}
+	d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["5"]}`)
+	page := d.metricsPage()
+	got := seriesOf(page, "many.wasm")
+	if len(got) > 17 || got["_other"] == "" {
+		t.Errorf("many.wasm has %d latency series (%v), want at most 16 exports and _other", len(got), got)
+	}
+	calls := 0
+	for _, v := range got {
+		var k int
+		fmt.Sscan(v, &k)
+		calls += k
+	}
+	if calls != n {
+		t.Errorf("many.wasm's series count %d calls, want %d: none is lost", calls, n)
+	}
+	if a := d.delete("/modules/many.wasm"); a.code != 200 {
+		t.Fatalf("delete: %d %s", a.code, a.raw)
+	}
+	page = d.metricsPage()
+	if strings.Contains(page, `module="many.wasm"`) {
+		t.Errorf("after DELETE, /metrics still has series of many.wasm: %v", seriesOf(page, "many.wasm"))
+	}
+	if got := seriesOf(page, "fib.wasm"); got["fib_r"] != "1" {
+		t.Errorf("fib.wasm's series after many.wasm's delete: got %v, want fib_r 1", got)
+	}
+}
+
+func (d *daemon) delete(path string) answer {
+	req, _ := http.NewRequest(http.MethodDelete, d.url+path, nil)
+	return d.do(req)
 }

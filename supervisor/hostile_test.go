@@ -1,15 +1,18 @@
 package supervisor
 
-// Issue 14, hostile tenants: what a register leaves in memory, and the
-// calibrations a register causes.
+// Issue 14, hostile tenants: what a register leaves in memory, the
+// calibrations a register causes, and the /metrics series of modules.
 //
 //	go test -race -count=1 -run 'TestHostile' ./supervisor/
 
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -244,5 +247,131 @@ func TestHostileCalibrationsEndWithTheModule(t *testing.T) {
 				t.Errorf("measurements: got %d, want %d: none of the old bytes after the %s", n, want, how)
 			}
 		})
+	}
+}
+
+// metricsPage is GET /metrics.
+func metricsPage(t *testing.T, s *Supervisor) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	s.met.handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return w.Body.String()
+}
+
+// callSeriesOf counts the latency series by module.
+func callSeriesOf(page string) map[string]int {
+	out := map[string]int{}
+	for _, line := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(line, "hyper_sched_call_latency_seconds_count{")
+		if !ok {
+			continue
+		}
+		_, rest, _ = strings.Cut(rest, `module="`)
+		module, _, _ := strings.Cut(rest, `"`)
+		out[module]++
+	}
+	return out
+}
+
+// observe records a call of module's export in both histograms, as
+// Supervisor.finish does.
+func observe(s *Supervisor, module, export string) {
+	s.met.latency.WithLabelValues(module, export).Observe(0.001)
+	s.met.exec.WithLabelValues(module, export).Observe(0.0005)
+}
+
+// TestHostileMetricsBounded: /metrics has at most maxExportSeries exports
+// of a module with series of their own (the rest under export="_other")
+// and at most maxCallSeries pairs in all (the rest under module="_other"),
+// however many modules and exports are called; a deleted module's series
+// go with it, a replaced one's exports that are gone too. Before, 5,000
+// exports made an 18.9 MB page, kept after the DELETE.
+func TestHostileMetricsBounded(t *testing.T) {
+	s := testSupervisor(t)
+	putTestModule(t, s, "m.wasm")
+	before := len(metricsPage(t, s))
+	for i := range 5000 {
+		observe(s, "m.wasm", fmt.Sprintf("export%d", i))
+	}
+	page := metricsPage(t, s)
+	if got := callSeriesOf(page)["m.wasm"]; got != maxExportSeries+1 {
+		t.Errorf("m.wasm after 5,000 exports called: %d series, want %d and _other", got, maxExportSeries)
+	}
+	if !strings.Contains(page, `hyper_sched_call_latency_seconds_count{export="_other",module="m.wasm"} 4984`) {
+		t.Errorf("m.wasm's _other series does not count the 4,984 other calls")
+	}
+	t.Logf("page: %d bytes before, %d after 5,000 exports of one module", before, len(page))
+	// An export name of 100 KB is not repeated on every line of a series.
+	putTestModule(t, s, "long.wasm")
+	observe(s, "long.wasm", strings.Repeat("x", 100_000))
+	if page := metricsPage(t, s); strings.Contains(page, strings.Repeat("x", maxExportLabel+1)) || callSeriesOf(page)["long.wasm"] != 1 {
+		t.Errorf("a long export name: %d series of long.wasm, the name in the page: %v; want one, _other",
+			callSeriesOf(page)["long.wasm"], strings.Contains(page, strings.Repeat("x", maxExportLabel+1)))
+	}
+
+	// Many modules: the pairs are bounded in all.
+	s.store.mu.Lock()
+	for i := range 1000 {
+		name := fmt.Sprintf("t%d.wasm", i)
+		s.store.m[name] = &Module{Name: name, SHA256: Sum([]byte(name))}
+	}
+	s.store.mu.Unlock()
+	for i := range 1000 {
+		for e := range 5 {
+			observe(s, fmt.Sprintf("t%d.wasm", i), fmt.Sprintf("e%d", e))
+		}
+	}
+	page = metricsPage(t, s)
+	total := 0
+	for _, n := range callSeriesOf(page) {
+		total += n
+	}
+	if total > maxCallSeries+1 {
+		t.Errorf("after 1,000 modules × 5 exports: %d series, want at most %d and _other", total, maxCallSeries)
+	}
+	if !strings.Contains(page, `hyper_sched_call_latency_seconds_count{export="_other",module="_other"}`) {
+		t.Error("no _other, _other series for the calls beyond the bound")
+	}
+	if len(page) > 1<<20 {
+		t.Errorf("page: %d bytes, want under 1 MiB", len(page))
+	}
+	t.Logf("page: %d bytes with 1,001 modules called", len(page))
+
+	// Deleted: m.wasm's series go. Registered again, it gets series anew.
+	if err := s.DeleteModule("m.wasm"); err != nil {
+		t.Fatal(err)
+	}
+	page = metricsPage(t, s)
+	if strings.Contains(page, `module="m.wasm"`) {
+		t.Errorf("after DELETE, m.wasm still has %d series", callSeriesOf(page)["m.wasm"])
+	}
+	// A call that ends after the DELETE does not bring them back.
+	observe(s, "m.wasm", "export0")
+	if strings.Contains(metricsPage(t, s), `module="m.wasm"`) {
+		t.Error("a call ended after the DELETE brought m.wasm's series back")
+	}
+	putTestModule(t, s, "m.wasm")
+	observe(s, "m.wasm", "f")
+	if got := callSeriesOf(metricsPage(t, s))["m.wasm"]; got != 1 {
+		t.Errorf("m.wasm registered again: %d series, want 1", got)
+	}
+}
+
+// TestHostileMetricsReplaced: a replacement drops the series of the
+// exports the new version does not have, and keeps the others'.
+func TestHostileMetricsReplaced(t *testing.T) {
+	r := newStoreRig(t)
+	r.setExports(parameterless(3))
+	b := newHeldBench(r.s)
+	close(b.release)
+	r.mustRegister("m.wasm", wasmOf("v1"))
+	for _, e := range []string{"e0", "e1", "e2"} {
+		observe(r.s, "m.wasm", e)
+	}
+	r.setExports(parameterless(2))
+	r.mustRegister("m.wasm", wasmOf("v2"))
+	page := metricsPage(t, r.s)
+	if strings.Contains(page, `export="e2",module="m.wasm"`) || !strings.Contains(page, `export="e1",module="m.wasm"`) {
+		t.Errorf("after a replacement without e2: got series %d, want e0 and e1's only", callSeriesOf(page)["m.wasm"])
 	}
 }

@@ -248,6 +248,7 @@ func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload
 	for _, v := range c.vs {
 		if v.old != nil {
 			s.calib.cancelModule(v.m.Name, v.m.SHA256) // the replaced bytes' calibrations
+			s.met.series.keep(v.m.Name, v.m.Exports)
 		}
 		s.log.Info("registered", "module", v.m.Name, "sha256", v.m.SHA256[:12], "exports", len(v.m.Exports))
 	}
@@ -614,6 +615,7 @@ func (s *Supervisor) deleteLocked(name string) (trash string, err error) {
 		return "", fmt.Errorf("delete module %s: %w; it is still registered", name, err)
 	}
 	s.calib.cancelModule(name, "")
+	s.met.series.forget(name)
 	s.unloadEverywhere(name)
 	s.bench.forget(name)
 	return trash, nil
