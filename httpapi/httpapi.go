@@ -46,6 +46,9 @@ type Options struct {
 	// Uploads spools register forms and bounds them (register.go);
 	// default: os.TempDir(), one full form (FormCap) at a time.
 	Uploads *Uploads
+	// InitDir, when set, is the directory under which GET /init registers
+	// server-local files (init.go); default: /init is off.
+	InitDir string
 	Log     *slog.Logger // default: discard
 }
 
@@ -154,6 +157,8 @@ func New(b Backend, o Options) http.Handler {
 	h := &handler{b: b, o: o}
 	r := httprouter.New()
 	r.POST("/register", h.requireToken(h.register))
+	r.GET("/init", h.requireToken(h.initModule)) // the seed's verb; POST too, which curl -d sends
+	r.POST("/init", h.requireToken(h.initModule))
 	r.POST("/call", h.call)
 	r.POST("/test", h.requireToken(h.test))
 	r.GET("/status", h.status)

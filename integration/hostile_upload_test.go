@@ -1,10 +1,11 @@
 package integration
 
 // Issue 14, hostile tenants: uploads are spooled to disk and bounded, not
-// held in memory; /metrics keeps a bounded number of series and forgets
-// a deleted module.
+// held in memory; /metrics keeps a bounded number of series and forgets a
+// deleted module; GET /init registers a server-local file only under
+// --init-dir.
 //
-//	go test -race -count=1 -run 'TestUpload|TestMetricsBounded' ./integration/
+//	go test -race -count=1 -run 'TestUpload|TestMetricsBounded|TestInit' ./integration/
 
 import (
 	"bufio"
@@ -402,4 +403,116 @@ func TestMetricsBounded(t *testing.T) {
 func (d *daemon) delete(path string) answer {
 	req, _ := http.NewRequest(http.MethodDelete, d.url+path, nil)
 	return d.do(req)
+}
+
+// initCurl runs the prototype's client request for GET /init as a curl
+// line: a GET with a JSON body.
+func initCurl(t *testing.T, url, body string, header ...string) (code int, out string) {
+	t.Helper()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed: the prototype's /init line is run with it")
+	}
+	args := []string{"-s", "-w", "\n%{http_code}", "-X", "GET", "-H", "Content-Type: application/json", "-d", body}
+	for _, h := range header {
+		args = append(args, "-H", h)
+	}
+	b, err := exec.Command(curl, append(args, url+"/init")...).Output()
+	if err != nil {
+		t.Fatalf("curl: %v", err)
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, '\n')
+	fmt.Sscan(s[i+1:], &code)
+	return code, s[:i]
+}
+
+// TestInit: the prototype's GET /init registers a server-local file, only
+// one under --init-dir; off by default, with an error that says how to
+// turn it on; paths leaving the directory are refused.
+func TestInit(t *testing.T) {
+	dir := t.TempDir()
+	initDir := filepath.Join(dir, "init")
+	outside := filepath.Join(dir, "outside")
+	for _, p := range []string{initDir, outside, filepath.Join(initDir, "sub")} {
+		os.MkdirAll(p, 0o750)
+	}
+	fib, err := os.ReadFile(filepath.Join("..", "testdata", "fib.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(initDir, "fib.wasm"), fib, 0o644)
+	os.WriteFile(filepath.Join(initDir, "sub", "counter.wasm"), mustRead(t, "counter.wasm"), 0o644)
+	os.WriteFile(filepath.Join(outside, "secret.wasm"), fib, 0o644)
+	os.Symlink(filepath.Join(outside, "secret.wasm"), filepath.Join(initDir, "out.wasm"))
+	os.Symlink(filepath.Join(initDir, "fib.wasm"), filepath.Join(initDir, "in.wasm"))
+	os.Symlink(outside, filepath.Join(initDir, "outdir"))
+
+	// Off by default.
+	off := start(t, filepath.Join(dir, "off"))
+	code, out := initCurl(t, off.url, `{"path":"`+filepath.Join(initDir, "fib.wasm")+`","wasm_name":"fib.wasm","is_infer":false}`)
+	if code != 404 || !strings.Contains(out, "--init-dir") {
+		t.Errorf("/init without --init-dir: got %d %s, want 404 saying --init-dir", code, out)
+	}
+	off.stop()
+
+	tokenFile := filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600)
+	d := start(t, filepath.Join(dir, "on"), "--init-dir", initDir, "--token-file", tokenFile)
+	auth := "Authorization: Bearer s3cret"
+	// The prototype's request, byte for byte but the path.
+	seed := `{"path":"` + filepath.Join(initDir, "fib.wasm") + `","wasm_name":"fib.wasm","is_infer":false}`
+	if code, out := initCurl(t, d.url, seed); code != 401 {
+		t.Errorf("/init without the token: got %d %s, want 401", code, out)
+	}
+	code, out = initCurl(t, d.url, seed, auth)
+	if code != 200 || !strings.Contains(out, `"status":"Success"`) || !strings.Contains(out, `"url":"`+d.url+`/call"`) {
+		t.Fatalf("/init: got %d %s, want 200 Success with the call url", code, out)
+	}
+	if a := d.post("/call", `{"wasm_name":"fib.wasm","export_func":"fib_r","params":["10"]}`); a.str("result") != "[I32(55)]" {
+		t.Errorf("call the module /init registered: got %d %s", a.code, a.raw)
+	}
+	// Again: the same bytes, idempotent; other bytes under the name: the
+	// seed's Error_Invalid_wasm_name.
+	if code, out := initCurl(t, d.url, seed, auth); code != 200 || !strings.Contains(out, `"unchanged":true`) {
+		t.Errorf("/init again: got %d %s, want 200 unchanged", code, out)
+	}
+	if code, out := initCurl(t, d.url, `{"path":"`+filepath.Join(initDir, "sub", "counter.wasm")+`","wasm_name":"fib.wasm","is_infer":false}`, auth); code != 409 || !strings.Contains(out, "Error_Invalid_wasm_name") {
+		t.Errorf("/init other bytes under a taken name: got %d %s, want 409 Error_Invalid_wasm_name", code, out)
+	}
+	// A relative path is under the directory; a symlink that stays in it
+	// is followed.
+	for _, c := range []struct{ path, name string }{{"sub/counter.wasm", "counter.wasm"}, {filepath.Join(initDir, "in.wasm"), "in.wasm"}} {
+		if code, out := initCurl(t, d.url, `{"path":"`+c.path+`","wasm_name":"`+c.name+`"}`, auth); code != 200 {
+			t.Errorf("/init %s: got %d %s, want 200", c.path, code, out)
+		}
+	}
+	for _, c := range []struct{ why, path string }{
+		{"outside", filepath.Join(outside, "secret.wasm")},
+		{"dot-dot", initDir + "/../outside/secret.wasm"},
+		{"dot-dot back in", initDir + "/sub/../fib.wasm"},
+		{"symlink out", filepath.Join(initDir, "out.wasm")},
+		{"through a symlinked dir", filepath.Join(initDir, "outdir", "secret.wasm")},
+		{"relative dot-dot", "../outside/secret.wasm"},
+		{"the dir itself", initDir},
+		{"missing", filepath.Join(initDir, "nope.wasm")},
+		{"device", "/dev/zero"},
+	} {
+		code, out := initCurl(t, d.url, `{"path":"`+c.path+`","wasm_name":"x.wasm","is_infer":false}`, auth)
+		if code != 400 || !strings.Contains(out, "Error_Bad_request") {
+			t.Errorf("/init %s (%s): got %d %s, want 400", c.why, c.path, code, out)
+		}
+	}
+	if a := d.get("/modules/x.wasm"); a.code != 404 {
+		t.Errorf("a refused /init registered x.wasm: %d %s", a.code, a.raw)
+	}
+}
+
+func mustRead(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

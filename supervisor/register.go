@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -99,6 +101,28 @@ func returnMemory(spec httpapi.RegisterSpec) {
 	if n >= returnMemoryAbove {
 		debug.FreeOSMemory()
 	}
+}
+
+// checkInitDir checks Config.InitDir: empty, or an existing directory.
+func checkInitDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return fmt.Errorf("config: init dir %s: %w", dir, cutPathErr(err))
+	}
+	return nil
+}
+
+func cutPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // upload is one module of a register form on its way in.
