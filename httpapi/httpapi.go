@@ -43,6 +43,12 @@ type Options struct {
 	Token string
 	// Metrics, if not nil, serves GET /metrics (Prometheus text format).
 	Metrics http.Handler
+	// Uploads spools register forms and bounds them (register.go);
+	// default: os.TempDir(), one full form (FormCap) at a time.
+	Uploads *Uploads
+	// InitDir, when set, is the directory under which GET /init registers
+	// server-local files (init.go); default: /init is off.
+	InitDir string
 	Log     *slog.Logger // default: discard
 }
 
@@ -89,9 +95,14 @@ type CallResult struct {
 	Stdout, Stderr []byte        // the call's WASI output, bounded
 }
 
-// Upload is one module file of a register form.
+// Upload is one module file of a register form, spooled to disk (Uploads).
 type Upload struct {
-	Name string // the form field name
+	Name   string // the form field name
+	File   string // the spooled bytes, removed when the form is released
+	Size   int64
+	SHA256 string // hex, of the bytes in File
+	// Wasm, if not nil, holds the bytes in memory instead of File, for
+	// callers that have them there (tests): the Backend spools them.
 	Wasm []byte
 }
 
@@ -102,6 +113,18 @@ type RegisterSpec struct {
 	ParamTypes json.RawMessage // param_type, as JSON
 	Params     json.RawMessage // params, as a JSON list
 	Replace    bool            // replace=true: other bytes may take a registered name
+
+	release func()
+}
+
+// Release removes the form's spooled files and gives their share of the
+// upload budget back. The handler calls it once the register is over; a
+// Backend may call it earlier, once the bytes are stored. Later calls do
+// nothing.
+func (spec RegisterSpec) Release() {
+	if spec.release != nil {
+		spec.release()
+	}
 }
 
 // Registered is one registered module.
@@ -133,9 +156,14 @@ func New(b Backend, o Options) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.Uploads == nil {
+		o.Uploads = NewUploads("", FormCap(o.MaxUpload))
+	}
 	h := &handler{b: b, o: o}
 	r := httprouter.New()
 	r.POST("/register", h.requireToken(h.register))
+	r.GET("/init", h.requireToken(h.initModule)) // the seed's verb; POST too, which curl -d sends
+	r.POST("/init", h.requireToken(h.initModule))
 	r.POST("/call", h.call)
 	r.POST("/test", h.requireToken(h.test))
 	r.GET("/status", h.status)

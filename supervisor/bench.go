@@ -47,10 +47,22 @@ func answerID(v any) (uint64, bool) {
 	return 0, false
 }
 
+// loadOf is the request to load module m: its Load frame is made, with
+// the bytes read from disk, only once the request's turn has come, so
+// that registers waiting for benchd do not each hold a module in memory.
+type loadOf struct{ m *Module }
+
 // withID returns a copy of req carrying id; the caller's value is left as
 // it was, so a request can be sent again.
 func withID(req any, id uint64) (any, error) {
 	switch r := req.(type) {
+	case loadOf:
+		f, err := r.m.loadFrame()
+		if err != nil {
+			return nil, err
+		}
+		f.ID = id
+		return f, nil
 	case *ipc.Load:
 		c := *r
 		c.ID = id
@@ -127,6 +139,9 @@ func (b *benchClient) lost(why string) {
 func (b *benchClient) do(ctx context.Context, k ipc.Kind, req any, limit time.Duration, progress func(*ipc.Progress)) (any, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err // the caller went while it waited for its turn
+	}
 	b.last++
 	id := b.last
 	req, err := withID(req, id)
@@ -188,7 +203,7 @@ func (b *benchClient) ensureLoaded(ctx context.Context, m *Module) (*ipc.Loaded,
 	if l != nil && l.SHA256 == m.SHA256 {
 		return l, nil
 	}
-	v, err := b.do(ctx, ipc.KindLoad, m.loadFrame(), compileLimit, nil)
+	v, err := b.do(ctx, ipc.KindLoad, loadOf{m}, compileLimit, nil)
 	if err != nil {
 		return nil, err
 	}

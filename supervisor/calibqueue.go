@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 
@@ -54,8 +55,19 @@ type calibrator struct {
 	wg      sync.WaitGroup // the serve goroutine
 	stats   CalibQueueStats
 
+	// bound are the contexts of the calibrations measuring now
+	// (boundContext), by module name: cancelModule ends them with their
+	// module's bytes.
+	bound map[string]map[*boundCalibration]struct{}
+
 	// measure, if not nil, replaces benchd: tests set it.
 	measure func(context.Context, *call) (*ipc.Calibrated, error)
+}
+
+// boundCalibration is one calibration tied to its module's bytes.
+type boundCalibration struct {
+	sha    string
+	cancel context.CancelCauseFunc
 }
 
 // sharedCalibration is one calibration in flight. Its fields are written
@@ -239,13 +251,53 @@ func (c *calibrator) serve(run func(context.Context, *call) bool) {
 	}
 }
 
+// boundContext returns ctx, ended as well when module m's bytes are
+// deleted or replaced (cancelModule; context.Cause then says which), and
+// a func to call once the calibration is over. Every calibration measures
+// under one: whoever asked for it — a register, /test, the background
+// queue — it lives no longer than the bytes it measures.
+func (c *calibrator) boundContext(ctx context.Context, m *Module) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	b := &boundCalibration{sha: m.SHA256, cancel: cancel}
+	c.mu.Lock()
+	if c.bound == nil {
+		c.bound = map[string]map[*boundCalibration]struct{}{}
+	}
+	if c.bound[m.Name] == nil {
+		c.bound[m.Name] = map[*boundCalibration]struct{}{}
+	}
+	c.bound[m.Name][b] = struct{}{}
+	c.mu.Unlock()
+	return ctx, func() {
+		c.mu.Lock()
+		delete(c.bound[m.Name], b)
+		if len(c.bound[m.Name]) == 0 {
+			delete(c.bound, m.Name)
+		}
+		c.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// errModuleGone is the cause of a calibration ended by cancelModule.
+var errModuleGone = errors.New("the module was deleted or replaced during its calibration")
+
 // cancelModule drops the queued calibrations of module name, except those
-// of the bytes keepSHA ("" for none), and cancels the running one. A
-// calibration already in benchd runs to its end (bench.do), but its
-// result is not stored for other bytes (store.putCalibration).
+// of the bytes keepSHA ("" for none), and cancels the running one and
+// every one measuring those bytes (boundContext): a register's, a
+// /test's. The supervisor calls it when it deletes or replaces a module.
+// A calibration already in benchd runs to its end, at most twice the
+// calibration budget (bench.do), but nothing more is measured for those
+// bytes, and its result is not stored for other bytes
+// (store.putCalibration).
 func (c *calibrator) cancelModule(name, keepSHA string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for b := range c.bound[name] {
+		if keepSHA == "" || b.sha != keepSHA {
+			b.cancel(errModuleGone)
+		}
+	}
 	match := func(q *queuedCalibration) bool {
 		return q.cl.module.Name == name && (keepSHA == "" || q.cl.module.SHA256 != keepSHA)
 	}

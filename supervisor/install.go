@@ -37,6 +37,12 @@ func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) (done func
 	}
 	s.installMu.Lock()
 	defer s.installMu.Unlock()
+	// Read once, sent to every lane: the bytes leave memory with the
+	// install.
+	frame, err := m.loadFrame()
+	if err != nil {
+		return func() {}, err
+	}
 	s.mu.Lock()
 	if s.installing == nil {
 		s.installing = map[string]*Module{}
@@ -69,7 +75,7 @@ func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) (done func
 		go func() {
 			var err error
 			for _, c := range lanes {
-				err = errors.Join(err, s.installLane(ctx, c, m))
+				err = errors.Join(err, s.installLane(ctx, c, m, frame))
 			}
 			errs <- err
 		}()
@@ -92,9 +98,10 @@ func busy(core dispatch.CoreInfo, li int) int {
 	return 0
 }
 
-// installLane loads m on lane c while it is held. A lane that goes away
-// meanwhile is not an error: its next generation loads m in bringUp.
-func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module) error {
+// installLane loads m, whose frame is frame, on lane c while it is held.
+// A lane that goes away meanwhile is not an error: its next generation
+// loads m in bringUp.
+func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module, frame *ipc.Load) error {
 	s.mu.Lock()
 	lp := c.lp
 	s.mu.Unlock()
@@ -126,9 +133,9 @@ func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module) error
 		c.loads = map[uint64]chan *ipc.Loaded{}
 	}
 	c.loads[id] = reply
-	f := m.loadFrame()
+	f := *frame // the bytes are shared, read only
 	f.ID = id
-	lp.out.push(ipc.KindLoad, f)
+	lp.out.push(ipc.KindLoad, &f)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()

@@ -118,7 +118,14 @@ func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 			return loaded, nil
 		}
 		for _, m := range missing {
-			if err := loadOn(sp, m); err != nil {
+			f, err := s.loadFrameOf(m)
+			if err == nil {
+				err = loadOn(sp, m, f)
+			}
+			if err != nil {
+				if !s.wanted(m) {
+					continue // deleted or replaced meanwhile, its file with it
+				}
 				return nil, err
 			}
 			loaded[m.Name] = m.SHA256
@@ -150,15 +157,40 @@ func (s *Supervisor) missing(loaded map[string]string) []*Module {
 	return out
 }
 
+// wanted reports whether m is still registered or being installed.
+func (s *Supervisor) wanted(m *Module) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.store.get(m.Name); ok && cur.SHA256 == m.SHA256 {
+		return true
+	}
+	i := s.installing[m.Name]
+	return i != nil && i.SHA256 == m.SHA256
+}
+
 // loadTimeout bounds one module load in a starting lane: a compile (a
 // cache hit after benchd compiled it) and the answer.
 const loadTimeout = compileLimit
 
-// loadOn loads m into a lane that is not up yet, waiting for its answer.
-func loadOn(sp *spawned, m *Module) error {
+// loadFrameOf reads m's bytes for a lane being started. Out of
+// descriptors to open its file, it uses the reserve kept for starting
+// children, as spawn does: a lane killed while connections hold every
+// descriptor comes back with its modules.
+func (s *Supervisor) loadFrameOf(m *Module) (*ipc.Load, error) {
+	f, err := m.loadFrame()
+	if err != nil && isResourceErr(err) && s.fds.release() {
+		f, err = m.loadFrame()
+		s.fds.fill()
+	}
+	return f, err
+}
+
+// loadOn loads m, whose frame is f, into a lane that is not up yet,
+// waiting for its answer.
+func loadOn(sp *spawned, m *Module, f *ipc.Load) error {
 	sp.nc.SetDeadline(time.Now().Add(loadTimeout))
 	defer sp.nc.SetDeadline(time.Time{})
-	if err := sp.conn.Write(ipc.KindLoad, m.loadFrame()); err != nil {
+	if err := sp.conn.Write(ipc.KindLoad, f); err != nil {
 		return fmt.Errorf("load %s: %w", m.Name, err)
 	}
 	k, err := sp.conn.Read()

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,30 +21,153 @@ type metrics struct {
 	reg          *prometheus.Registry
 	calls        *prometheus.CounterVec   // by outcome
 	admission    *prometheus.CounterVec   // by decision
-	latency      *prometheus.HistogramVec // arrival → answer, by module and export
-	exec         *prometheus.HistogramVec // instantiate + call on the worker
+	latency      callVec                  // arrival → answer, by module and export
+	exec         callVec                  // instantiate + call on the worker
 	calibrations *prometheus.CounterVec   // by result
 	start        *prometheus.HistogramVec // arrival → first instruction on a lane, by preempted
+	// series bounds the module and export labels of latency and exec.
+	series *callSeries
+}
+
+// Bounds of the series labelled by module and export (callSeries): any
+// tenant can register modules with thousands of exports and call each, and
+// every pair cost ~3.5 KB of /metrics page, for good: 13.5 KB grew to
+// 18.9 MB after 5,000 exports (issue 14).
+const (
+	// maxExportSeries bounds the exports of one module with series of
+	// their own; calls of its other exports count under export="_other".
+	maxExportSeries = 16
+	// maxCallSeries bounds the (module, export) pairs with series, the
+	// per-module "_other" ones included: at ~3.5 KB each (both
+	// histograms), the page stays under 1 MB. Beyond it calls count under
+	// module="_other", export="_other", as do calls of a module deleted
+	// while they ran.
+	maxCallSeries = 256
+	// maxExportLabel bounds an export name used as a label value: wasm
+	// puts no bound on names, and each series repeats its labels on ~21
+	// lines. A longer name counts under its module's _other. Module names
+	// are bounded already (MaxNameLen).
+	maxExportLabel = 128
+	// otherLabel names the series that aggregate the rest.
+	otherLabel = "_other"
+)
+
+// callSeries decides the labels of a call's module and export series,
+// within maxExportSeries and maxCallSeries, and drops a module's series
+// when it is deleted (forget) or replaced by a version without some of
+// its exports (keep). Its lock is held while an observation is made, so
+// that one cannot bring back the series of a module just forgotten.
+type callSeries struct {
+	mu      sync.Mutex
+	vecs    []*prometheus.HistogramVec
+	exports map[string]map[string]bool // module → exports with series ("_other" included)
+	n       int                        // pairs with series
+	// registered reports whether a module is registered: a call of one
+	// deleted meanwhile counts under _other, _other.
+	registered func(module string) bool
+}
+
+// labels returns the series labels of a call of module's export; mu held.
+func (cs *callSeries) labels(module, export string) (string, string) {
+	if !cs.registered(module) {
+		return otherLabel, otherLabel
+	}
+	ex := cs.exports[module]
+	if ex[export] {
+		return module, export
+	}
+	if len(ex)-btoi(ex[otherLabel]) >= maxExportSeries || len(export) > maxExportLabel {
+		export = otherLabel
+		if ex[export] {
+			return module, export
+		}
+	}
+	if cs.n >= maxCallSeries {
+		return otherLabel, otherLabel
+	}
+	if ex == nil {
+		ex = map[string]bool{}
+		cs.exports[module] = ex
+	}
+	ex[export] = true
+	cs.n++
+	return module, export
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// forget drops module's series: it was deleted.
+func (cs *callSeries) forget(module string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, v := range cs.vecs {
+		v.DeletePartialMatch(prometheus.Labels{"module": module})
+	}
+	cs.n -= len(cs.exports[module])
+	delete(cs.exports, module)
+}
+
+// keep drops the series of module's exports not in exports: it was
+// replaced by a version without them.
+func (cs *callSeries) keep(module string, exports []ExportInfo) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for e := range cs.exports[module] {
+		if e == otherLabel || slices.ContainsFunc(exports, func(x ExportInfo) bool { return x.Name == e }) {
+			continue
+		}
+		for _, v := range cs.vecs {
+			v.DeleteLabelValues(module, e)
+		}
+		delete(cs.exports[module], e)
+		cs.n--
+	}
+}
+
+// callVec is a histogram by module and export within callSeries' bounds.
+type callVec struct {
+	vec    *prometheus.HistogramVec
+	series *callSeries
+}
+
+// WithLabelValues returns the observer of a call of module's export: its
+// own series, its module's _other, or _other, _other.
+func (v callVec) WithLabelValues(module, export string) prometheus.Observer {
+	return prometheus.ObserverFunc(func(x float64) {
+		v.series.mu.Lock()
+		defer v.series.mu.Unlock()
+		v.vec.WithLabelValues(v.series.labels(module, export)).Observe(x)
+	})
 }
 
 // latencyBuckets span 50 µs to ~13 s: a no-op call to a long calibration.
 var latencyBuckets = prometheus.ExponentialBuckets(50e-6, 2, 19)
 
 func newMetrics(s *Supervisor) *metrics {
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hyper_sched_call_latency_seconds", Help: "Time from a call's arrival to its answer.", Buckets: latencyBuckets,
+	}, []string{"module", "export"})
+	exec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hyper_sched_exec_seconds", Help: "Instantiate plus call time on the worker.", Buckets: latencyBuckets,
+	}, []string{"module", "export"})
+	series := &callSeries{vecs: []*prometheus.HistogramVec{latency, exec}, exports: map[string]map[string]bool{},
+		registered: func(name string) bool { _, ok := s.store.get(name); return ok }}
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:     prometheus.NewRegistry(),
+		latency: callVec{latency, series},
+		exec:    callVec{exec, series},
+		series:  series,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hyper_sched_calls_total", Help: "Answered calls by outcome.",
 		}, []string{"outcome"}),
 		admission: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hyper_sched_admission_decisions_total", Help: "Admission decisions: admitted, best_effort, rejected, invalid_deadline.",
 		}, []string{"decision"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "hyper_sched_call_latency_seconds", Help: "Time from a call's arrival to its answer.", Buckets: latencyBuckets,
-		}, []string{"module", "export"}),
-		exec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "hyper_sched_exec_seconds", Help: "Instantiate plus call time on the worker.", Buckets: latencyBuckets,
-		}, []string{"module", "export"}),
 		start: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "hyper_sched_start_latency_seconds", Help: "Time from a call's arrival to its lane beginning it; preempted=true when it stopped another call to start.",
 			Buckets: prometheus.ExponentialBuckets(5e-6, 2, 18),
@@ -51,7 +176,7 @@ func newMetrics(s *Supervisor) *metrics {
 			Name: "hyper_sched_calibrations_total", Help: "Calibrations run by benchd, by result.",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.calls, m.admission, m.latency, m.exec, m.calibrations, m.start,
+	m.reg.MustRegister(m.calls, m.admission, latency, exec, m.calibrations, m.start,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	for _, c := range s.children() {
 		labels := prometheus.Labels{"proc": c.name}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"time"
@@ -34,6 +37,11 @@ func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([
 	if shutting {
 		return nil, apierrShutdown()
 	}
+	spec, unspool, err := s.store.spoolAll(spec)
+	defer unspool()
+	if err != nil {
+		return nil, err
+	}
 	ups, err := s.prepare(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -41,11 +49,80 @@ func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([
 	if err := s.commitForm(ctx, spec.Replace, ups); err != nil {
 		return nil, err
 	}
+	// The bytes are in the store: the spool files and their share of the
+	// upload budget go while the calibrations run.
+	spec.Release()
+	unspool()
+	returnMemory(spec)
 	out := make([]httpapi.Registered, 0, len(ups))
 	for _, u := range ups {
 		out = append(out, s.calibrateRegistered(ctx, u))
 	}
 	return out, nil
+}
+
+// CheckUpload refuses a module file of a register form by its name, before
+// its bytes are read (httpapi.UploadChecker): a name that can never be a
+// module's, or a new name while --max-modules are registered. Register
+// checks again.
+func (s *Supervisor) CheckUpload(name string) error {
+	if err := ValidName(name); err != nil {
+		return apierr.New(apierr.InvalidWasmName, "%v", err)
+	}
+	if _, ok := s.store.get(name); !ok && s.store.len() >= s.cfg.MaxModules {
+		return apierrFull(s.cfg.MaxModules)
+	}
+	return nil
+}
+
+func apierrFull(max int) error {
+	return apierr.New(apierr.TooLarge,
+		"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", max)
+}
+
+// returnMemoryAbove is the size of a form above which the register hands
+// free memory back to the kernel once its modules are installed.
+const returnMemoryAbove = 4 << 20
+
+// returnMemory gives the heap's free pages back to the kernel after a
+// form that moved large modules through memory: each was read from disk
+// for benchd and for the lanes, and encoded into their frames, at most a
+// few at a time but each time anew. Go's background scavenger only
+// returns what lies beyond the next collection's goal, which an idle
+// daemon does not lower: 141 MB stayed resident 150 s after 50 registers
+// of 30 MiB modules and their deletes (docs/benchmarks.md). The forced
+// collection costs a few milliseconds on the housekeeping CPU, once per
+// large form.
+func returnMemory(spec httpapi.RegisterSpec) {
+	var n int64
+	for _, up := range spec.Modules {
+		n += up.Size
+	}
+	if n >= returnMemoryAbove {
+		debug.FreeOSMemory()
+	}
+}
+
+// checkInitDir checks Config.InitDir: empty, or an existing directory.
+func checkInitDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return fmt.Errorf("config: init dir %s: %w", dir, cutPathErr(err))
+	}
+	return nil
+}
+
+func cutPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // upload is one module of a register form on its way in.
@@ -76,11 +153,10 @@ func (s *Supervisor) prepare(ctx context.Context, spec httpapi.RegisterSpec) ([]
 			return nil, apierr.New(apierr.BadRequest, "module %q comes twice in the form", up.Name)
 		}
 		seen[up.Name] = true
-		sum := Sum(up.Wasm)
-		if cur, ok := s.store.get(up.Name); ok && cur.SHA256 != sum && !spec.Replace {
+		if cur, ok := s.store.get(up.Name); ok && cur.SHA256 != up.SHA256 && !spec.Replace {
 			return nil, apierrTaken(cur)
 		}
-		u, err := s.compile(ctx, spec, up, sum)
+		u, err := s.compile(ctx, spec, up)
 		if err != nil {
 			return nil, err
 		}
@@ -98,8 +174,9 @@ func apierrTaken(cur *Module) error {
 // compile has benchd compile up, and resolves the calls a register
 // calibrates against its exports: the named call, or its parameterless
 // exports.
-func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up httpapi.Upload, sum string) (*upload, error) {
-	m := &Module{Name: up.Name, SHA256: sum, Size: len(up.Wasm), Registered: time.Now().UTC(), wasm: up.Wasm}
+func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up httpapi.Upload) (*upload, error) {
+	m := &Module{Name: up.Name, SHA256: up.SHA256, Size: int(up.Size), Registered: time.Now().UTC(),
+		spool: up.File, dir: s.store.moduleDir(up.Name)}
 	l, err := s.bench.ensureLoaded(ctx, m)
 	if err != nil {
 		return nil, err
@@ -165,8 +242,7 @@ func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload
 	// Only new names count: a replacement never takes another slot, even
 	// over a limit lowered since the modules were registered.
 	if added > 0 && !s.store.reserve(added, s.cfg.MaxModules) {
-		return apierr.New(apierr.TooLarge,
-			"%d modules are registered, the configured limit; delete one first (DELETE /modules/NAME)", s.cfg.MaxModules)
+		return apierrFull(s.cfg.MaxModules)
 	}
 	defer s.store.release(added)
 	for i, m := range fresh {
@@ -197,7 +273,8 @@ func (s *Supervisor) commitForm(ctx context.Context, replace bool, ups []*upload
 	}
 	for _, v := range c.vs {
 		if v.old != nil {
-			s.calib.cancelModule(v.m.Name, v.m.SHA256) // the replaced bytes' background work
+			s.calib.cancelModule(v.m.Name, v.m.SHA256) // the replaced bytes' calibrations
+			s.met.series.keep(v.m.Name, v.m.Exports)
 		}
 		s.log.Info("registered", "module", v.m.Name, "sha256", v.m.SHA256[:12], "exports", len(v.m.Exports))
 	}
@@ -246,10 +323,18 @@ func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi
 			"parameterless", len(u.calls)+u.skipped, "calibrated", len(u.calls),
 			"others", "calibrated on first use; name one with export_func, or use /test")
 	}
-	for _, cl := range u.calls {
-		if _, err := s.calibrateAs(ctx, cl, calRegister); err != nil {
-			s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
+	for i, cl := range u.calls {
+		_, err := s.calibrateAs(ctx, cl, calRegister)
+		if err == nil {
+			continue
 		}
+		// The client went, or the module did (a DELETE, another
+		// register): what is left is not measured now.
+		if ctx.Err() != nil || apierr.CodeOf(err) == apierr.InvalidWasmName {
+			s.log.Info("register: calibrations ended", "module", u.m.Name, "measured", i, "left", len(u.calls)-i, "why", err)
+			break
+		}
+		s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
 	}
 	return s.registered(u.m)
 }
@@ -376,7 +461,15 @@ func (s *Supervisor) calibrateAs(ctx context.Context, cl *call, source string) (
 func (s *Supervisor) lead(ctx context.Context, cl *call, source string, sh *sharedCalibration, foreground bool) (cal *Calibration, err error) {
 	abandoned := true // if measure panics, waiters do not take a nil result for one
 	defer func() { s.calib.finish(cl.key, sh, foreground, cal, err, abandoned) }()
-	cal, err = s.measure(ctx, cl, source)
+	mctx, done := s.calib.boundContext(ctx, cl.module)
+	defer done()
+	cal, err = s.measure(mctx, cl, source)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(mctx), errModuleGone) {
+		// The bytes went, not the caller: that is the outcome, the
+		// waiters' too.
+		abandoned = false
+		return nil, apierr.New(apierr.InvalidWasmName, "module %q was deleted or replaced during its calibration", cl.module.Name)
+	}
 	// An end of ctx is this caller giving up, not an outcome of the call.
 	abandoned = err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 	return cal, err
@@ -385,6 +478,9 @@ func (s *Supervisor) lead(ctx context.Context, cl *call, source string, sh *shar
 // measure runs cl in benchd and records the outcome: a failed measurement
 // is recorded too, with its error.
 func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Calibration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // the caller went while it waited for its turn
+	}
 	// cl was resolved before it waited: the module may be gone since.
 	if cur, ok := s.store.get(cl.module.Name); !ok {
 		return nil, apierrNoModule(cl.module.Name)
@@ -399,6 +495,11 @@ func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Cal
 	if err != nil && (apierr.CodeOf(err) == apierr.ShuttingDown ||
 		ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))) {
 		return nil, err // not an outcome of the call: nothing to record
+	}
+	if errors.Is(context.Cause(ctx), errModuleGone) {
+		// benchd finished a calibration of bytes deleted or replaced
+		// meanwhile: it seeds no estimate.
+		return nil, ctx.Err()
 	}
 	cal := Calibration{Export: cl.export.Name, Source: source, Params: paramStrings(cl.params), At: time.Now().UTC()}
 	if err != nil {
@@ -540,6 +641,7 @@ func (s *Supervisor) deleteLocked(name string) (trash string, err error) {
 		return "", fmt.Errorf("delete module %s: %w; it is still registered", name, err)
 	}
 	s.calib.cancelModule(name, "")
+	s.met.series.forget(name)
 	s.unloadEverywhere(name)
 	s.bench.forget(name)
 	return trash, nil

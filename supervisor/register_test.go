@@ -48,6 +48,9 @@ type storeRig struct {
 	fault  func(op, path string) error
 	parked chan string       // names whose lock a writer waited for ("lockwait")
 	tags   map[string]string // sha256 → the tag of wasmOf, for messages
+	// exports, if not nil, are what benchd answers every module has;
+	// else f(i32) -> i32.
+	exports []ipc.Export
 }
 
 // wasmOf is a module's bytes; the fake benchd refuses those containing
@@ -94,12 +97,15 @@ func (r *storeRig) serveBenchd(c *ipc.Conn) {
 			return
 		}
 		ans := &ipc.Loaded{ID: l.ID, Name: l.Name, SHA256: l.SHA256, CompileNs: 1000}
-		if bytes.Contains(l.Wasm, []byte("invalid")) {
+		r.mu.Lock()
+		switch {
+		case bytes.Contains(l.Wasm, []byte("invalid")):
 			ans.Err = "invalid module"
-		} else {
+		case r.exports != nil:
+			ans.Exports = r.exports
+		default:
 			ans.Exports = []ipc.Export{{Name: "f", Params: i32, Results: i32}}
 		}
-		r.mu.Lock()
 		r.loads[l.SHA256] = true
 		r.mu.Unlock()
 		if err := c.Write(ipc.KindLoaded, ans); err != nil {
@@ -834,7 +840,11 @@ func TestStoreConcurrentMix(t *testing.T) {
 	wg.Wait()
 	want := map[string][]byte{}
 	for _, m := range r.s.store.all() {
-		want[m.Name] = m.wasm
+		b, err := m.wasmBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[m.Name] = b
 	}
 	r.agree(want)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/hyper-sched/hyper-sched/httpapi"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
@@ -38,6 +40,13 @@ type Module struct {
 	// only state dirs written by older versions have them in.
 	Calibrations []Calibration `json:"calibrations,omitempty"`
 
+	// The module's bytes are not kept in memory — 50 modules of 30 MiB
+	// held 1.5 GiB of the supervisor, and every record that pointed at a
+	// deleted module kept its bytes too — but read from disk when a child
+	// is to load them (wasmBytes): from spool, the upload's file, while
+	// its register runs, then from dir, its directory in the store.
+	spool, dir string
+	// wasm, if not nil, holds the bytes in memory instead: tests.
 	wasm []byte
 	// legacy is set when meta.json still holds calibrations: it is
 	// rewritten without them at the next chance (openStore, or the next
@@ -150,9 +159,91 @@ func (m *Module) export(name string) (ExportInfo, bool) {
 	return ExportInfo{}, false
 }
 
-// loadFrame is the frame that has a child compile m.
-func (m *Module) loadFrame() *ipc.Load {
-	return &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: m.wasm}
+// loadFrame is the frame that has a child compile m, with its bytes read
+// from disk (wasmBytes).
+func (m *Module) loadFrame() (*ipc.Load, error) {
+	b, err := m.wasmBytes()
+	if err != nil {
+		return nil, err
+	}
+	return &ipc.Load{Name: m.Name, SHA256: m.SHA256, Wasm: b}, nil
+}
+
+// wasmBytes reads m's bytes: from the upload's spool file while its
+// register runs, else from m's directory in the store. They must have m's
+// size and sha256: a version replaced or deleted since m was taken is
+// never sent in its place. Hashing costs ~1 ms per MiB read, far less than
+// the compile the bytes are read for.
+func (m *Module) wasmBytes() ([]byte, error) {
+	if m.wasm != nil {
+		return m.wasm, nil
+	}
+	var errs []error
+	for _, p := range []string{m.spool, m.wasmPath()} {
+		if p == "" {
+			continue
+		}
+		b, err := readSized(p, int64(m.Size))
+		if err == nil && Sum(b) != m.SHA256 {
+			err = fmt.Errorf("%s holds other bytes than sha256 %s: a version that replaced it, or changed by hand", p, m.SHA256)
+		}
+		if err == nil {
+			return b, nil
+		}
+		errs = append(errs, err)
+	}
+	switch len(errs) {
+	case 0:
+		return nil, fmt.Errorf("read module %s: no file holds its bytes", m.Name)
+	case 1:
+		return nil, fmt.Errorf("read module %s: %w", m.Name, errs[0])
+	}
+	return nil, fmt.Errorf("read module %s: %w; %w", m.Name, errs[0], errs[1])
+}
+
+// wasmPath is module.wasm in m's directory in the store, or "".
+func (m *Module) wasmPath() string {
+	if m.dir == "" {
+		return ""
+	}
+	return filepath.Join(m.dir, wasmFile)
+}
+
+// readSized reads the file at path if it has size bytes: a file of
+// another size is not read.
+func readSized(path string, size int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() != size {
+		return nil, fmt.Errorf("%s has %d bytes, not %d", path, fi.Size(), size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// hashFile returns the sha256 and size of the file at path, read in
+// small pieces.
+func hashFile(path string) (sum string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if size, err = io.Copy(h, f); err != nil {
+		return "", 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // MaxNameLen bounds a module name; it becomes a directory name.
@@ -325,6 +416,10 @@ func mixedScripts(scripts map[string]bool) string {
 type store struct {
 	dir   string
 	locks nameLocks
+	// uploads is the spool of register forms, <state-dir>/uploads, beside
+	// the modules so that a stored version can be a hard link to its
+	// upload; openStore empties it.
+	uploads string
 
 	mu      sync.RWMutex
 	m       map[string]*Module
@@ -358,11 +453,19 @@ type calibrationRecords struct {
 // stop a module loading (unreadable calibrations, a failed migration, a
 // leftover that could not be removed) is reported too.
 func openStore(dir string) (st *store, errs []error) {
-	st = &store{dir: filepath.Join(dir, "modules"), m: map[string]*Module{}}
+	st = &store{dir: filepath.Join(dir, "modules"), uploads: filepath.Join(dir, "uploads"), m: map[string]*Module{}}
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
 		return st, []error{fmt.Errorf("open module store: %w", err)}
 	}
-	errs = append(st.repair(), st.refusedDirs()...)
+	// Uploads left by a crash belong to no request.
+	if err := os.RemoveAll(st.uploads); err != nil {
+		errs = append(errs, fmt.Errorf("open module store: empty the upload spool: %w", err))
+	}
+	if err := os.MkdirAll(st.uploads, 0o700); err != nil {
+		errs = append(errs, fmt.Errorf("open module store: %w", err))
+	}
+	errs = append(errs, st.repair()...)
+	errs = append(errs, st.refusedDirs()...)
 	names, err := st.moduleDirs()
 	if err != nil {
 		return st, append(errs, fmt.Errorf("open module store: %w", err))
@@ -466,19 +569,21 @@ func (st *store) loadModule(name string) (m *Module, warn, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load module %s: %w", name, err)
 	}
-	m = &Module{}
+	m = &Module{dir: d}
 	if err := json.Unmarshal(meta, m); err != nil {
 		return nil, nil, fmt.Errorf("load module %s: meta.json: %w", name, err)
-	}
-	if m.wasm, err = os.ReadFile(filepath.Join(d, wasmFile)); err != nil {
-		return nil, nil, fmt.Errorf("load module %s: %w", name, err)
 	}
 	if m.Name != name {
 		return nil, nil, fmt.Errorf("load module %s: meta.json names module %q", name, m.Name)
 	}
-	if got := Sum(m.wasm); got != m.SHA256 {
+	got, size, err := hashFile(filepath.Join(d, wasmFile))
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("load module %s: %w", name, err)
+	case got != m.SHA256:
 		return nil, nil, fmt.Errorf("load module %s: module.wasm has sha256 %s, meta.json says %s", name, got, m.SHA256)
 	}
+	m.Size = int(size) // the bytes are the sha256's: theirs is the size
 	m.legacy = len(m.Calibrations) > 0
 	b, err := os.ReadFile(filepath.Join(d, calibrationsFile))
 	switch {
@@ -554,6 +659,47 @@ func (st *store) writeCalibrations(dir, sha string, list []Calibration) (renamed
 		return false, err
 	}
 	return st.writeAtomic(filepath.Join(dir, calibrationsFile), b)
+}
+
+// moduleDir is module name's directory.
+func (st *store) moduleDir(name string) string {
+	return filepath.Join(st.dir, name)
+}
+
+// spoolAll writes the uploads of spec that came with their bytes in memory
+// (Upload.Wasm: tests, and callers of Register other than the HTTP API) to
+// the spool, as the HTTP API writes a form's files, and returns spec with
+// them there. unspool removes what it wrote; it may be called more than
+// once.
+func (st *store) spoolAll(spec httpapi.RegisterSpec) (out httpapi.RegisterSpec, unspool func(), err error) {
+	var files []string
+	unspool = func() {
+		for _, f := range files {
+			os.Remove(f)
+		}
+		files = nil
+	}
+	out = spec
+	out.Modules = slices.Clone(spec.Modules)
+	for i, up := range out.Modules {
+		if up.Wasm == nil {
+			continue
+		}
+		f, err := os.CreateTemp(st.uploads, "upload-*.wasm")
+		if err != nil {
+			return out, unspool, fmt.Errorf("spool module %s: %w", up.Name, err)
+		}
+		files = append(files, f.Name())
+		_, err = f.Write(up.Wasm)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return out, unspool, fmt.Errorf("spool module %s: %w", up.Name, err)
+		}
+		out.Modules[i] = httpapi.Upload{Name: up.Name, File: f.Name(), Size: int64(len(up.Wasm)), SHA256: Sum(up.Wasm)}
+	}
+	return out, unspool, nil
 }
 
 // Sum is the hex sha256 of wasm.

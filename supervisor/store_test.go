@@ -111,8 +111,12 @@ func TestStore(t *testing.T) {
 		t.Fatal(errs)
 	}
 	got, ok := st2.get("m.wasm")
-	if !ok || got.SHA256 != m.SHA256 || string(got.wasm) != string(wasm) || len(got.Exports) != 1 {
+	if !ok || got.SHA256 != m.SHA256 || len(got.Exports) != 1 {
 		t.Fatalf("reloaded: got %+v, want %+v", got, m)
+	}
+	// Its bytes stay on disk, read when a child needs them.
+	if b, err := got.wasmBytes(); got.wasm != nil || err != nil || string(b) != string(wasm) {
+		t.Errorf("reloaded module's bytes: in memory %q; from disk %q, %v; want none in memory, %q from disk", got.wasm, b, err, wasm)
 	}
 	// No temporary files are left behind.
 	ents, _ := os.ReadDir(filepath.Join(dir, "modules", "m.wasm"))

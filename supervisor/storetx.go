@@ -1,8 +1,11 @@
 package supervisor
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -165,7 +168,7 @@ func (st *store) stage(m *Module) (dir string, err error) {
 		name string
 		data []byte
 	}
-	files := []file{{wasmFile, m.wasm}, {metaFile, meta}}
+	files := []file{{metaFile, meta}}
 	if len(m.Calibrations) > 0 {
 		b, err := calibrationsJSON(m.SHA256, m.Calibrations)
 		if err != nil {
@@ -182,12 +185,78 @@ func (st *store) stage(m *Module) (dir string, err error) {
 			st.removeAll(dir)
 		}
 	}()
+	if err := st.writeWasm(filepath.Join(dir, wasmFile), m); err != nil {
+		return "", err
+	}
 	for _, f := range files {
 		if err := st.writeNew(filepath.Join(dir, f.name), f.data); err != nil {
 			return "", err
 		}
 	}
 	return dir, st.syncDir(dir)
+}
+
+// writeWasm creates path with m's bytes, synced: a hard link to the
+// upload's spool file, which holds them already (the spool is beside the
+// modules), else a copy, checked against m's sha256 on the way. The bytes
+// never pass through memory whole.
+func (st *store) writeWasm(path string, m *Module) error {
+	if m.wasm != nil {
+		return st.writeNew(path, m.wasm)
+	}
+	if err := st.step("write", path); err != nil {
+		return err
+	}
+	src := m.spool
+	if src == "" {
+		src = m.wasmPath()
+	}
+	if src == "" {
+		return fmt.Errorf("module %s has no file to store", m.Name)
+	}
+	if err := os.Link(src, path); err == nil {
+		return syncFile(path)
+	}
+	return copyChecked(src, path, m)
+}
+
+// syncFile syncs the file at path.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// copyChecked copies src to a new file at dst, synced, and fails unless
+// what it copied has m's sha256.
+func copyChecked(src, dst string, m *Module) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(out, h), in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && hex.EncodeToString(h.Sum(nil)) != m.SHA256 {
+		err = fmt.Errorf("%s holds other bytes than sha256 %s", src, m.SHA256)
+	}
+	return err
 }
 
 // swapIn swaps v's staged directory with its module's and syncs the store

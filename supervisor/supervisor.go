@@ -104,6 +104,10 @@ type Config struct {
 	// Token, when set, is required as a bearer token by /register, /test
 	// and DELETE /modules/… (httpapi.Options.Token).
 	Token string
+	// InitDir, when set, lets GET /init register the files under it
+	// (httpapi.Options.InitDir); it must be an existing directory.
+	// Default "": /init is off.
+	InitDir string
 
 	// MaxConnections bounds the HTTP connections open at once; one more
 	// is answered 503 and closed (httpapi.LimitListener). Default 4096,
@@ -188,6 +192,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {
 		return c, fmt.Errorf("config: max upload %d exceeds the IPC frame cap", c.MaxUpload)
+	}
+	if err := checkInitDir(c.InitDir); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -356,7 +363,8 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	// body to its end, so a call that runs longer than it is answered.
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
-			Metrics: s.met.handler()}),
+			Metrics: s.met.handler(), Uploads: httpapi.NewUploads(s.store.uploads, httpapi.FormCap(s.cfg.MaxUpload)),
+			InitDir: s.cfg.InitDir}),
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,

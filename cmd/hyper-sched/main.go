@@ -153,6 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	workerMem := fs.Int64("worker-memory-max", 0, "memory.max of each worker's cgroup in bytes (cgroup v2; default: none)")
 	memPages := fs.Uint("memory-pages", uint(d.MemoryLimitPages), "most linear memory of one instance, in 64 KiB pages; tables, globals and the call stack add at most about 190 MiB more (docs/RATIONALE.md: What bounds an instance's memory?)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
+	fs.StringVar(&cfg.InitDir, "init-dir", d.InitDir, "directory whose files GET /init may register, the prototype's way (default: /init off)")
 	isolation := fs.String("isolation", "cgroup2", "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
 	realtime := fs.String("realtime", "auto", "SCHED_FIFO for workers: auto (on isolated CPUs), on, off")
 	fs.StringVar(&cfg.CgroupName, "cgroup-name", "hyper-sched", "cgroup created when not run under systemd: /sys/fs/cgroup/<name>")
