@@ -61,13 +61,17 @@ func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([
 	return out, nil
 }
 
+// apierrBadName refuses a name no module can have: a 400 (InvalidWasmName
+// is the 404 of a valid name that is not registered).
+func apierrBadName(err error) error { return apierr.New(apierr.BadRequest, "%v", err) }
+
 // CheckUpload refuses a module file of a register form by its name, before
 // its bytes are read (httpapi.UploadChecker): a name that can never be a
 // module's, or a new name while --max-modules are registered. Register
 // checks again.
 func (s *Supervisor) CheckUpload(name string) error {
 	if err := ValidName(name); err != nil {
-		return apierr.New(apierr.InvalidWasmName, "%v", err)
+		return apierrBadName(err)
 	}
 	if _, ok := s.store.get(name); !ok && s.store.len() >= s.cfg.MaxModules {
 		return apierrFull(s.cfg.MaxModules)
@@ -145,9 +149,7 @@ func (s *Supervisor) prepare(ctx context.Context, spec httpapi.RegisterSpec) ([]
 	ups := make([]*upload, 0, len(spec.Modules))
 	for _, up := range spec.Modules {
 		if err := ValidName(up.Name); err != nil {
-			// A 400: no module can have this name. InvalidWasmName is the
-			// 404 of a valid name that is not registered.
-			return nil, apierr.New(apierr.BadRequest, "%v", err)
+			return nil, apierrBadName(err)
 		}
 		if seen[up.Name] {
 			return nil, apierr.New(apierr.BadRequest, "module %q comes twice in the form", up.Name)
