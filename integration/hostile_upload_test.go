@@ -13,12 +13,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,8 +120,8 @@ func TestUploadSpooled(t *testing.T) {
 	// A name that can never be registered is refused before its bytes
 	// are read: the answer comes while the body is stalled.
 	bad := d.stall(filePart("dir/x.wasm", 64<<10, false), 0)
-	if a := bad.wait(t, "invalid name"); a.err != nil || a.code != 404 || !strings.Contains(a.raw, "path separator") {
-		t.Errorf("invalid name, stalled body: got %d %s %v, want 404 naming the path separator", a.code, a.raw, a.err)
+	if a := bad.wait(t, "invalid name"); a.err != nil || a.code != 400 || !strings.Contains(a.raw, "path separator") {
+		t.Errorf("invalid name, stalled body: got %d %s %v, want 400 naming the path separator", a.code, a.raw, a.err)
 	}
 	bad.stop()
 
@@ -218,37 +216,13 @@ func TestUploadFormParts(t *testing.T) {
 // registered modules all the same, though each load now reads its file:
 // the descriptors kept for starting children cover it.
 func TestUploadLoadWithoutDescriptors(t *testing.T) {
-	if _, err := exec.LookPath("prlimit"); err != nil {
-		t.Skip("needs prlimit (util-linux) to lower the daemon's descriptor limit")
-	}
 	d := start(t, t.TempDir(), "--cpus", "1", "--lanes", "2")
 	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, map[string]string{"export_func": "noop"}); a.code != 200 {
 		t.Fatalf("register: %d %s", a.code, a.raw)
 	}
 	pid := d.cmd.Process.Pid
-	limit := openFDs(pid) + 40
-	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
-		t.Skipf("cannot lower the daemon's descriptor limit (needs CAP_SYS_RESOURCE): %v %s", err, out)
-	}
-	addr := strings.TrimPrefix(d.url, "http://")
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := 0; openFDs(pid) < limit && i < 4*limit; i++ {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			break
-		}
-		conns = append(conns, c)
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // the accept loop takes what it can
-	if n := openFDs(pid); n < limit {
-		t.Fatalf("the daemon holds %d descriptors, want its limit %d", n, limit)
-	}
+	release := exhaustDescriptors(t, d)
+	defer release()
 	const title = "hyper-sched: worker-1 lane 0"
 	old := lanePidsOf(t, pid)[title]
 	syscall.Kill(old, syscall.SIGKILL)

@@ -125,6 +125,43 @@ func openFDs(pid int) int {
 	return len(ents)
 }
 
+// exhaustDescriptors lowers the daemon's RLIMIT_NOFILE to 40 above what it
+// holds and opens idle connections until it holds them all; release closes
+// them (more than once is fine). It skips when the limit cannot be lowered.
+func exhaustDescriptors(t *testing.T, d *daemon) (release func()) {
+	t.Helper()
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		t.Skip("needs prlimit (util-linux) to lower the daemon's descriptor limit")
+	}
+	pid := d.cmd.Process.Pid
+	limit := openFDs(pid) + 40
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
+		t.Skipf("cannot lower the daemon's descriptor limit (needs CAP_SYS_RESOURCE): %v %s", err, out)
+	}
+	addr := strings.TrimPrefix(d.url, "http://")
+	var conns []net.Conn
+	release = func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+	}
+	for i := 0; openFDs(pid) < limit && i < 4*limit; i++ {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the accept loop takes what it can
+	if n := openFDs(pid); n < limit {
+		release()
+		t.Fatalf("the daemon holds %d descriptors, want its limit %d", n, limit)
+	}
+	return release
+}
+
 // A lane killed while idle connections hold every descriptor the daemon
 // may open is respawned all the same, from the descriptors the daemon
 // keeps for it; a second kill, with the reserve spent, waits (BACKOFF,
@@ -137,30 +174,8 @@ func TestRespawnWithoutDescriptors(t *testing.T) {
 	}
 	d := start(t, t.TempDir(), "--cpus", "1", "--lanes", "2")
 	pid := d.cmd.Process.Pid
-	limit := openFDs(pid) + 40
-	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
-		t.Skipf("cannot lower the daemon's descriptor limit (needs CAP_SYS_RESOURCE): %v %s", err, out)
-	}
-	addr := strings.TrimPrefix(d.url, "http://")
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	// Idle connections until the daemon holds every descriptor it may.
-	for i := 0; openFDs(pid) < limit && i < 4*limit; i++ {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			break
-		}
-		conns = append(conns, c)
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // the accept loop takes what it can
-	if n := openFDs(pid); n < limit {
-		t.Fatalf("the daemon holds %d descriptors, want its limit %d", n, limit)
-	}
+	release := exhaustDescriptors(t, d)
+	defer release()
 	kill := func(title string) int {
 		lanes := lanePidsOf(t, pid)
 		old := lanes[title]
@@ -183,10 +198,7 @@ func TestRespawnWithoutDescriptors(t *testing.T) {
 	// The reserve is spent: this one waits for descriptors.
 	kill("hyper-sched: worker-1 lane 1")
 	time.Sleep(2 * time.Second) // several retries' worth
-	for _, c := range conns {
-		c.Close()
-	}
-	conns = nil
+	release()
 	d.waitHealthy()
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
 		l1 := d.proc("worker-1:1")

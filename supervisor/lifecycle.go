@@ -58,12 +58,13 @@ func (s *Supervisor) supervise(ctx context.Context, c *child) {
 }
 
 // serve brings a spawned child up and serves its frames until its
-// connection ends; errStart wraps an error before it was up.
+// connection ends; an error before it was up is a startError.
 func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 	loaded, err := s.bringUp(c, sp)
 	if err != nil {
 		return startError{err}
 	}
+	// s.mu held (bringUp).
 	out := newOutbox()
 	go func() {
 		if err := out.run(sp.conn); err != nil {
@@ -71,7 +72,6 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 		}
 	}()
 	defer out.close()
-	s.mu.Lock()
 	if !c.wanted || c.state == Stopping || c.gen != gen {
 		s.mu.Unlock()
 		return net.ErrClosed // stopped while it started: a clean stop
@@ -99,24 +99,25 @@ func (e startError) Unwrap() error { return e.error }
 
 // bringUp finishes a start: a worker compiles every registered module (and
 // every one being installed) before it joins admission, so its first job
-// never waits for a compile and a load never delays a job unseen. The
-// last check is made under s.mu, which it returns holding nothing: a module
-// installed after it finds this lane up (installOnWorkers). A module that
-// fails to load fails the start. It returns what was loaded (name →
-// sha256).
+// never waits for a compile and a load never delays a job unseen. A module
+// that fails to load fails the start. On success it returns what was
+// loaded (name → sha256) with s.mu held, taken for the last check that
+// nothing is missing: the caller marks the child up under it, so a module
+// installed after that check finds the lane up (installOnWorkers).
 func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 	loaded := map[string]string{}
 	if c.core < 0 {
+		s.mu.Lock()
 		return loaded, nil
 	}
 	placed := !sp.offCore
 	for {
 		s.mu.Lock()
 		missing := s.missing(loaded)
-		s.mu.Unlock()
 		if len(missing) == 0 && placed {
 			return loaded, nil
 		}
+		s.mu.Unlock()
 		for _, m := range missing {
 			f, err := s.loadFrameOf(m)
 			if err == nil {
