@@ -222,13 +222,13 @@ const stderrDrain = 2 * time.Second
 // up, before it joins its core; an idle lane starts no threads, so the
 // per-thread policy walk has nothing to race with.
 func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool) (*spawned, error) {
-	sp, err := s.startChild(c, offCore)
-	if err != nil && isResourceErr(err) && s.fds.release() {
-		// Out of descriptors: the reserve kept for this moment lets the
-		// child start; it is taken again below, when descriptors free up.
+	// Out of descriptors, the reserve kept for this moment lets the child
+	// start.
+	var sp *spawned
+	err := s.fds.retry(func() (err error) {
 		sp, err = s.startChild(c, offCore)
-	}
-	s.fds.fill()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", c.name, err)
 	}

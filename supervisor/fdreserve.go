@@ -45,3 +45,15 @@ func (r *fdReserve) release() bool {
 	r.fds = r.fds[:0]
 	return held
 }
+
+// retry runs f; if it fails for want of descriptors (or memory) while
+// the reserve holds some, it frees the reserve and runs f again. The
+// reserve is taken again afterwards, as far as descriptors are free.
+func (r *fdReserve) retry(f func() error) error {
+	err := f()
+	if err != nil && isResourceErr(err) && r.release() {
+		err = f()
+	}
+	r.fill()
+	return err
+}

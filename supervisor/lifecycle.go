@@ -177,12 +177,11 @@ const loadTimeout = compileLimit
 // descriptors to open its file, it uses the reserve kept for starting
 // children, as spawn does: a lane killed while connections hold every
 // descriptor comes back with its modules.
-func (s *Supervisor) loadFrameOf(m *Module) (*ipc.Load, error) {
-	f, err := m.loadFrame()
-	if err != nil && isResourceErr(err) && s.fds.release() {
+func (s *Supervisor) loadFrameOf(m *Module) (f *ipc.Load, err error) {
+	err = s.fds.retry(func() (err error) {
 		f, err = m.loadFrame()
-		s.fds.fill()
-	}
+		return err
+	})
 	return f, err
 }
 
