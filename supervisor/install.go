@@ -75,7 +75,11 @@ func (s *Supervisor) installOnWorkers(ctx context.Context, m *Module) (done func
 		go func() {
 			var err error
 			for _, c := range lanes {
-				err = errors.Join(err, s.installLane(ctx, c, m, frame))
+				if ctx.Err() != nil {
+					err = errors.Join(err, ctx.Err()) // the register is given up: no more lanes
+					break
+				}
+				err = errors.Join(err, s.installLane(c, m, frame))
 			}
 			errs <- err
 		}()
@@ -100,8 +104,10 @@ func busy(core dispatch.CoreInfo, li int) int {
 
 // installLane loads m, whose frame is frame, on lane c while it is held.
 // A lane that goes away meanwhile is not an error: its next generation
-// loads m in bringUp.
-func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module, frame *ipc.Load) error {
+// loads m in bringUp. It waits for the lane's answer even when the
+// register is given up: the lane stays held, out of admission, as long as
+// it compiles (bounded by loadTimeout), so the load delays no job unseen.
+func (s *Supervisor) installLane(c *child, m *Module, frame *ipc.Load) error {
 	s.mu.Lock()
 	lp := c.lp
 	s.mu.Unlock()
@@ -164,9 +170,6 @@ func (s *Supervisor) installLane(ctx context.Context, c *child, m *Module, frame
 		// generation loads the module in bringUp, under its deadline.
 		c.kill(lp.proc, fmt.Sprintf("loading %s took over %v", m.Name, loadTimeout))
 		return fmt.Errorf("%s: load %s: no answer within %v", c.name, m.Name, loadTimeout)
-	case <-ctx.Done():
-		// The lane finishes the load on its own; it is released now.
-		return ctx.Err()
 	}
 }
 
