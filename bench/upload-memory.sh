@@ -21,23 +21,7 @@ fi
 par=${2:-1}
 port=3978
 # Distinct 30 MiB modules: fib.wasm plus a custom section of 30 MiB.
-python3 - "$work" <<'PY'
-import os, sys
-wasm = open('testdata/fib.wasm', 'rb').read()
-def leb(n):
-    out = b''
-    while True:
-        b, n = n & 0x7f, n >> 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-os.mkdir(f'{sys.argv[1]}/m')
-pad = os.urandom(30 << 20)
-for i in range(int(os.environ.get('N', 50))):
-    payload = leb(3) + b'pad' + str(i).encode().rjust(4, b'0') + pad[:(30 << 20) - 4]
-    open(f'{sys.argv[1]}/m/m{i:02d}.wasm', 'wb').write(wasm + b'\x00' + leb(len(payload)) + payload)
-PY
+bench/modules.py "$work/m" "${N:-50}" $(( (30 << 20) - 4 ))
 "$bin" --listen 127.0.0.1:$port --cpus 1 --state-dir "$work/state" --cache-dir "$work/cache" \
 	--runtime-dir "$work/run" --cgroup-name hyper-sched-upmem 2>"$work/log" &
 pid=$!
