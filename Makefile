@@ -37,14 +37,24 @@ check-fixtures:
 	else echo "check-fixtures: wat2wasm (wabt) not installed, skipped"; fi
 
 # Each fuzz target briefly; the corpora live in testdata/fuzz of each package.
+# A run that the toolchain ends with "context deadline exceeded" while it
+# handles a new input at the end of -fuzztime, with no failing input
+# written, is a known flake of go test (golang/go#56238), not a finding:
+# it is run once more. A real failure writes its input and fails.
 FUZZTIME ?= 10s
+FUZZ_TARGETS := FuzzRead:./ipc/ FuzzCompile:./engine/ FuzzParams:./wasmval/ FuzzFlex:./wasmval/ FuzzDecodeCall:./httpapi/ FuzzDecodeRegister:./httpapi/
 fuzz-smoke:
-	$(GO) test -run XXX -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./ipc/
-	$(GO) test -run XXX -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) ./engine/
-	$(GO) test -run XXX -fuzz '^FuzzParams$$' -fuzztime $(FUZZTIME) ./wasmval/
-	$(GO) test -run XXX -fuzz '^FuzzFlex$$' -fuzztime $(FUZZTIME) ./wasmval/
-	$(GO) test -run XXX -fuzz '^FuzzDecodeCall$$' -fuzztime $(FUZZTIME) ./httpapi/
-	$(GO) test -run XXX -fuzz '^FuzzDecodeRegister$$' -fuzztime $(FUZZTIME) ./httpapi/
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		for try in 1 2; do \
+			out=$$($(GO) test -run XXX -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); rc=$$?; echo "$$out"; \
+			[ $$rc -eq 0 ] && break; \
+			if [ $$try -eq 1 ] && echo "$$out" | grep -q "context deadline exceeded" && ! echo "$$out" | grep -q "Failing input written"; then \
+				echo "fuzz-smoke: $$name ended mid-input at -fuzztime (golang/go#56238); running it once more"; continue; \
+			fi; \
+			exit $$rc; \
+		done; \
+	done
 
 # cgroup v2 and systemd, in QEMU guests (root, apt; images cached in vm/.cache).
 vm-test:
