@@ -18,7 +18,10 @@ import (
 // its lane began the job. The id fields alone would decode either way, but
 // a version-1 benchd answers with id 0, every one of which a version-2
 // supervisor would drop: refusing it at the hello says why.
-const Version = 2
+//
+// Version 3: a coreworker spins for Hello.SpinNs after each result, and
+// takes Park frames, which an older one refuses.
+const Version = 3
 
 // Kind says what a frame's payload is.
 type Kind uint8
@@ -36,10 +39,11 @@ const (
 	KindProgress   Kind = 9  // benchd → supervisor: Progress
 	KindRequest    Kind = 10 // hyper-schedctl → supervisor: Request
 	KindResponse   Kind = 11 // supervisor → hyper-schedctl: Response
+	KindPark       Kind = 12 // supervisor → coreworker: Park (stop spinning)
 )
 
 var kindNames = [...]string{"", "hello", "load", "loaded", "unload", "job", "result",
-	"calibrate", "calibrated", "progress", "request", "response"}
+	"calibrate", "calibrated", "progress", "request", "response", "park"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -68,7 +72,14 @@ type Hello struct {
 	Pid     int          `msgpack:"pid"`
 	CPU     int          `msgpack:"cpu"` // worker CPU; -1 for benchd
 	Engine  EngineConfig `msgpack:"engine"`
+	// SpinNs is how long a coreworker polls its socket for the next job
+	// after answering one before it blocks; 0: it blocks at once.
+	SpinNs int64 `msgpack:"spin_ns"`
 }
+
+// Park tells a coreworker that spins after its last job to block now: it
+// carries nothing, since reading any frame ends the spin.
+type Park struct{}
 
 // Load hands a module to a child, which compiles it (a cache hit when benchd
 // compiled it first) and answers Loaded with the same ID. The supervisor

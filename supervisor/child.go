@@ -132,8 +132,11 @@ type laneProc struct {
 func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
 	l.c.tookJob.Store(true)
-	l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
+	l.out.send(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
 }
+
+// Park tells the lane to stop polling for a job and block.
+func (l *laneProc) Park() { l.out.send(ipc.KindPark, &ipc.Park{}) }
 
 // Stop stops the lane's process.
 func (l *laneProc) Stop() { l.signal(syscall.SIGSTOP) }
@@ -259,8 +262,12 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 		c.log.Warn("place child", "pid", sp.proc.Pid, "err", err)
 	}
 	sp.nc.SetDeadline(time.Now().Add(helloTimeout))
+	var spin time.Duration
+	if c.core >= 0 {
+		spin = max(s.cfg.WorkerSpin, 0)
+	}
 	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
-		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig()}); err != nil {
+		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig(), SpinNs: spin.Nanoseconds()}); err != nil {
 		return fail(err)
 	}
 	if _, err := ipc.ReadHello(sp.conn); err != nil {

@@ -379,7 +379,7 @@ func TestStopLaneWithCall(t *testing.T) {
 	go func() { waited <- sleeper.Wait() }()
 	mine, theirs := net.Pipe()
 	defer theirs.Close()
-	out := newOutbox()
+	out := newOutbox(ipc.NewConn(mine, 0), func() { mine.Close() })
 	s.mu.Lock()
 	w.state, w.nc, w.pid, w.gen, w.proc, w.out = Running, mine, sleeper.Process.Pid, 1, sleeper.Process, out
 	w.lp = &laneProc{c: w, proc: sleeper.Process, out: out, nc: mine}

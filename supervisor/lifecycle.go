@@ -65,12 +65,10 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 		return startError{err}
 	}
 	// s.mu held (bringUp).
-	out := newOutbox()
-	go func() {
-		if err := out.run(sp.conn); err != nil {
-			sp.nc.Close() // the reader sees it and the exit path runs
-		}
-	}()
+	// A failed write closes the socket: the reader sees it and the exit
+	// path runs.
+	out := newOutbox(sp.conn, func() { sp.nc.Close() })
+	go out.run()
 	defer out.close()
 	if !c.wanted || c.state == Stopping || c.gen != gen {
 		s.mu.Unlock()

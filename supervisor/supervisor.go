@@ -50,6 +50,11 @@ type Config struct {
 	// answer, which the worker's measured run time does not contain.
 	// Default 150µs (docs/benchmarks.md: /call overhead over the engine).
 	DispatchOverhead time.Duration
+	// WorkerSpin is how long a lane polls its socket for the next job
+	// after answering one before it sleeps: on its own CPU, a lane that
+	// sleeps makes the next job wait for the CPU to wake (DESIGN.md §2a).
+	// Negative: never. Default 300µs.
+	WorkerSpin time.Duration
 	// BestEffortCap bounds a call without a deadline (run time). Default 1s.
 	BestEffortCap time.Duration
 	// Lanes is the number of lane processes per worker CPU: the depth of
@@ -138,6 +143,7 @@ func Defaults() Config {
 		Grace:             2 * time.Millisecond,
 		KillCost:          2 * time.Millisecond,
 		DispatchOverhead:  150 * time.Microsecond,
+		WorkerSpin:        300 * time.Microsecond,
 		BestEffortCap:     time.Second,
 		Lanes:             3,
 		Quantum:           10 * time.Millisecond,
@@ -165,6 +171,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
 	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
+	c.WorkerSpin = cmp.Or(c.WorkerSpin, d.WorkerSpin)
 	c.BestEffortCap = cmp.Or(c.BestEffortCap, d.BestEffortCap)
 	c.Lanes = cmp.Or(c.Lanes, d.Lanes)
 	c.Quantum = cmp.Or(c.Quantum, d.Quantum)
@@ -274,7 +281,7 @@ func New(cfg Config) (*Supervisor, error) {
 	for _, e := range errs {
 		cfg.Log.Error("module store", "err", e)
 	}
-	disp, err := dispatch.New(dispatch.Config{Cores: len(choice.Workers), Grace: cfg.Grace, Sched: sched.Config{
+	disp, err := dispatch.New(dispatch.Config{Cores: len(choice.Workers), Grace: cfg.Grace, Spin: max(cfg.WorkerSpin, 0), Sched: sched.Config{
 		BestEffortCap: cfg.BestEffortCap.Nanoseconds(),
 		// From a deadline until the core runs something else: the timer's
 		// grace, then the kill itself.

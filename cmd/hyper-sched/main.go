@@ -139,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	grace := fs.Duration("grace", d.Grace, "how long past its deadline a job may run before its lane is killed")
 	killCost := fs.Duration("kill-cost", d.KillCost, "how long after a deadline kill admission counts the core as still taken")
 	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip and the answer")
+	spin := fs.Duration("worker-spin", d.WorkerSpin, "how long a lane polls for its next job before it sleeps (0: never)")
 	beCap := fs.Duration("best-effort-cap", d.BestEffortCap, "runtime cap of a call without a deadline")
 	lanes := fs.Int("lanes", d.Lanes, "lane processes per worker CPU: how deep calls can preempt each other (1: never)")
 	quantum := fs.Duration("quantum", d.Quantum, "round-robin time slice of best-effort calls")
@@ -199,6 +200,10 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	}
 	cfg.DispatchOverhead = *overhead
 	cfg.Lanes, cfg.Quantum, cfg.PreemptCost = *lanes, *quantum, *preemptCost
+	cfg.WorkerSpin = *spin
+	if cfg.WorkerSpin == 0 {
+		cfg.WorkerSpin = -1 // off; the Config's zero means its default
+	}
 	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
 	if *maxConns < 1 {
 		return cfg, 0, fmt.Errorf("--max-connections: %d is not positive", *maxConns)
