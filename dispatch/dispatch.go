@@ -379,19 +379,24 @@ func (d *Dispatcher) Hold(core, li int, l Lane) <-chan struct{} {
 	ls.hold = ch
 	if ls.task == nil {
 		d.sc.LaneDown(core, d.now())
-		d.holdNow(ls)
+		d.holdNow(core, ls)
 	}
 	return ch
 }
 
-// holdNow marks ls held, its job being over; d.mu held, the scheduler told.
-func (d *Dispatcher) holdNow(ls *laneState) {
+// holdNow marks ls, a lane of core, held, its job being over; d.mu held,
+// the scheduler told.
+func (d *Dispatcher) holdNow(core int, ls *laneState) {
 	ls.held = true
 	d.count.Holds++
 	if d.spin > 0 {
 		// It may spin after its last job, and the holder's frame may
 		// come later: others of its core run meanwhile.
 		ls.l.Park()
+		if cs := &d.cores[core]; cs.warm >= 0 && &cs.lanes[cs.warm] == ls {
+			cs.warm = -1
+			d.sc.SetWarm(core, 0)
+		}
 	}
 	close(ls.hold)
 }
@@ -432,6 +437,10 @@ func (d *Dispatcher) laneDown(core, li int, why string) {
 		close(ls.hold) // whoever waits finds the lane gone
 	}
 	*ls = laneState{}
+	if cs := &d.cores[core]; cs.warm == li {
+		cs.warm = -1
+		d.sc.SetWarm(core, 0)
+	}
 	if dead {
 		return // our kill: the scheduler knows already
 	}
@@ -508,7 +517,7 @@ func (d *Dispatcher) Result(core, li int, l Lane, id uint64, res any) bool {
 		ls.stopped = false
 		d.sc.Remove(core, id, d.now())
 		if ls.hold != nil {
-			d.holdNow(ls)
+			d.holdNow(core, ls)
 		} else {
 			d.sc.LaneUp(core)
 		}
@@ -517,10 +526,11 @@ func (d *Dispatcher) Result(core, li int, l Lane, id uint64, res any) bool {
 		d.sc.Done(core, d.now())
 		if ls.hold != nil {
 			d.sc.LaneDown(core, d.now())
-			d.holdNow(ls)
+			d.holdNow(core, ls)
 		} else if d.spin > 0 {
 			cs := &d.cores[core]
 			cs.warm, cs.warmUntil = li, d.clock.Now().Add(d.spin)
+			d.sc.SetWarm(core, d.at(cs.warmUntil))
 		}
 	}
 	d.answer(t, Outcome{Kind: Finished, Result: res})
@@ -653,8 +663,10 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 		panic(fmt.Sprintf("dispatch: core %d has no idle lane for job %d", core, t.ID))
 	}
 	// A warm lane not chosen is not idle: held (and parked then), or
-	// gone.
+	// gone. The core is busy now; whatever ends its job says whether a
+	// lane spins after it.
 	d.cores[core].warm = -1
+	d.sc.SetWarm(core, 0)
 	ls := &lanes[li]
 	ls.task, ls.stopped = t, false
 	t.core, t.lane, t.started, t.resumed = core, li, now, now
@@ -686,6 +698,7 @@ func (d *Dispatcher) park(core, li int, now time.Time) {
 		return
 	}
 	cs.warm = -1
+	d.sc.SetWarm(core, 0)
 	if ls := &cs.lanes[w]; ls.idle() && now.Before(cs.warmUntil) {
 		ls.l.Park()
 	}
@@ -841,6 +854,14 @@ func (d *Dispatcher) SetRestartCost(cost time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.sc.SetRestartCost(cost.Nanoseconds())
+}
+
+// SetWakeCost sets the measured time a sleeping lane takes to wake for a
+// job (sched.Config.WakeCost).
+func (d *Dispatcher) SetWakeCost(cost time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sc.SetWakeCost(cost.Nanoseconds())
 }
 
 // Config returns the scheduler's resolved configuration.

@@ -131,7 +131,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	t.events = append(t.events, Step{At: spec.Arrived, What: "arrived"})
 	dt := dispatch.NewTask(t.id)
 	dt.Payload, t.dt = t, dt
-	overhead := s.cfg.DispatchOverhead
+	overhead := time.Duration(s.overhead.Load())
 	if spec.Deadline > 0 {
 		t.deadline = spec.Arrived.Add(spec.Deadline)
 		dt.Deadline, dt.Estimate, dt.Unverified = t.deadline, e.c+overhead, !e.learned

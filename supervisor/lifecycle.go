@@ -108,12 +108,27 @@ func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 		s.mu.Lock()
 		return loaded, nil
 	}
-	placed := !sp.offCore
+	placed, probed := !sp.offCore, false
 	for {
 		s.mu.Lock()
 		missing := s.missing(loaded)
 		if len(missing) == 0 && placed {
-			return loaded, nil
+			if probed || !s.claimProbe(c) {
+				return loaded, nil
+			}
+			s.mu.Unlock()
+			pc, err := probe(sp, max(s.cfg.WorkerSpin, 0))
+			if err != nil {
+				s.mu.Lock()
+				s.probed[c.core] = false // another lane measures it
+				s.mu.Unlock()
+				return nil, fmt.Errorf("measure the dispatch overhead: %w", err)
+			}
+			s.mu.Lock()
+			s.probedCore(c, pc)
+			s.mu.Unlock()
+			probed = true
+			continue
 		}
 		s.mu.Unlock()
 		for _, m := range missing {

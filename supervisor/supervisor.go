@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/dispatch"
@@ -46,9 +47,11 @@ type Config struct {
 	// lane. Default 2ms (docs/benchmarks.md: deadline kill → next job).
 	KillCost time.Duration
 	// DispatchOverhead is added to every deadline job's estimate in the
-	// admission test: the supervisor→worker→supervisor round trip and the
-	// answer, which the worker's measured run time does not contain.
-	// Default 150µs (docs/benchmarks.md: /call overhead over the engine).
+	// admission test: the supervisor→worker→supervisor round trip, which
+	// the worker's measured run time does not contain. Zero, the default:
+	// measured on each core when the daemon starts (probe.go), with
+	// fallbackOverhead until then, and the wake-up of a core whose lanes
+	// sleep measured and charged with it.
 	DispatchOverhead time.Duration
 	// WorkerSpin is how long a lane polls its socket for the next job
 	// after answering one before it sleeps: on its own CPU, a lane that
@@ -142,7 +145,6 @@ func Defaults() Config {
 		Exe:               "/proc/self/exe",
 		Grace:             2 * time.Millisecond,
 		KillCost:          2 * time.Millisecond,
-		DispatchOverhead:  150 * time.Microsecond,
 		WorkerSpin:        300 * time.Microsecond,
 		BestEffortCap:     time.Second,
 		Lanes:             3,
@@ -170,7 +172,6 @@ func (c Config) withDefaults() (Config, error) {
 	c.Exe = cmp.Or(c.Exe, d.Exe)
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
-	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
 	c.WorkerSpin = cmp.Or(c.WorkerSpin, d.WorkerSpin)
 	c.BestEffortCap = cmp.Or(c.BestEffortCap, d.BestEffortCap)
 	c.Lanes = cmp.Or(c.Lanes, d.Lanes)
@@ -235,6 +236,13 @@ type Supervisor struct {
 	// starts are the last lane start times; their maximum is what
 	// admission charges a kill that leaves a core without a lane.
 	starts []time.Duration
+	// overhead is the dispatch overhead charged to every deadline job
+	// (Config.DispatchOverhead, or measured: probing), ns.
+	overhead atomic.Int64
+	probing  bool
+	probed   []bool       // by core: its hop is measured, or being measured
+	probes   []probeCosts // every core's measurement
+
 	// remeasured holds when a refused shape was last sent to be measured
 	// again (remeasure).
 	remeasured map[string]time.Time
@@ -306,6 +314,8 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s.bench.s = s
 	s.recent.init(recentKeep)
+	s.overhead.Store(int64(cmp.Or(cfg.DispatchOverhead, fallbackOverhead)))
+	s.probing, s.probed = cfg.DispatchOverhead == 0, make([]bool, len(choice.Workers))
 	for i, cpu := range choice.Workers {
 		group := fmt.Sprintf("worker-%d", cpu)
 		for lane := range cfg.Lanes {

@@ -134,6 +134,8 @@ func (s *Supervisor) timelineOf(t *task, state string) Timeline {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
 // counters are the supervisor's lifetime totals, shown by /status.
 type counters struct {
 	Calls        uint64 `json:"calls"`

@@ -138,7 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	cpus := fs.String("cpus", "", "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
 	grace := fs.Duration("grace", d.Grace, "how long past its deadline a job may run before its lane is killed")
 	killCost := fs.Duration("kill-cost", d.KillCost, "how long after a deadline kill admission counts the core as still taken")
-	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip and the answer")
+	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip (0: measured on each worker CPU at start)")
 	spin := fs.Duration("worker-spin", d.WorkerSpin, "how long a lane polls for its next job before it sleeps (0: never)")
 	beCap := fs.Duration("best-effort-cap", d.BestEffortCap, "runtime cap of a call without a deadline")
 	lanes := fs.Int("lanes", d.Lanes, "lane processes per worker CPU: how deep calls can preempt each other (1: never)")
