@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,8 +40,10 @@ type lane struct {
 }
 
 // startLane starts a coreworker on cpu (-1: unpinned) that spins for spin
-// after each job, and loads testdata/fib.wasm into it.
-func startLane(tb testing.TB, cpu int, spin time.Duration) *lane {
+// after each job, and loads testdata/fib.wasm into it. With poll > 0 the
+// supervisor's end polls for each answer for up to poll before it blocks,
+// as the supervisor's pollConn does once kicked.
+func startLane(tb testing.TB, cpu int, spin, poll time.Duration) *lane {
 	tb.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -61,6 +64,9 @@ func startLane(tb testing.TB, cpu int, spin time.Duration) *lane {
 		tb.Fatal(err)
 	}
 	l := &lane{cmd: cmd, nc: nc, conn: ipc.NewConn(nc, 0)}
+	if poll > 0 {
+		l.conn = ipc.NewConn(&pollingConn{Conn: nc, spin: poll}, 0)
+	}
 	tb.Cleanup(func() {
 		nc.Close()
 		cmd.Wait()
@@ -87,6 +93,31 @@ func startLane(tb testing.TB, cpu int, spin time.Duration) *lane {
 		tb.Fatalf("load: %v %s", err, ld.Err)
 	}
 	return l
+}
+
+// pollingConn polls its socket for up to spin before each read blocks.
+type pollingConn struct {
+	net.Conn
+	spin time.Duration
+}
+
+func (c *pollingConn) Read(p []byte) (int, error) {
+	rc, err := c.Conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var got bool
+	if rerr := rc.Read(func(fd uintptr) bool {
+		n, err, got = ipc.Poll(int(fd), p, c.spin, nil)
+		return true
+	}); rerr != nil {
+		return 0, rerr
+	}
+	if got {
+		return n, err
+	}
+	return c.Conn.Read(p)
 }
 
 // call sends job and reads its result into res.
@@ -125,8 +156,9 @@ func workerCPUs() (sup, wk int) {
 // BenchmarkRoundTrip is the IPC hop of every call: a job frame to a real
 // coreworker process on another CPU and its result back, for a no-op
 // export (an instantiate and an empty call included), with the lane
-// blocking between jobs (nospin) or polling for the next one (spin), and
-// back to back or with a gap between jobs longer than the spin (gap).
+// blocking between jobs (nospin) or polling for the next one (spin), the
+// supervisor's end blocking or polling for the answer (poll), and back to
+// back or with a gap between jobs longer than the spin (gap).
 // The supervisor's side is pinned to one CPU and the lane to another, as
 // in the daemon. Reports the round trip's p50 and p99 and the lane's own
 // instantiate + call time.
@@ -137,12 +169,14 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		spin time.Duration
+		poll time.Duration
 		gap  time.Duration
 	}{
-		{"nospin", 0, 0},
-		{"spin", 300 * time.Microsecond, 0},
-		{"nospin-gap", 0, time.Millisecond},
-		{"spin-gap", 300 * time.Microsecond, time.Millisecond},
+		{"nospin", 0, 0, 0},
+		{"spin", 300 * time.Microsecond, 0, 0},
+		{"spin+poll", 300 * time.Microsecond, 100 * time.Microsecond, 0},
+		{"nospin-gap", 0, 0, time.Millisecond},
+		{"spin-gap", 300 * time.Microsecond, 0, time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			runtime.LockOSThread()
@@ -152,7 +186,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 					b.Skipf("cannot pin the benchmark's thread (affinity): %v", err)
 				}
 			}
-			l := startLane(b, wk, bc.spin)
+			l := startLane(b, wk, bc.spin, bc.poll)
 			job := &ipc.Job{Module: []byte("fib.wasm"), Export: []byte("noop")}
 			var res ipc.Result
 			for i := range 200 { // warm up
@@ -228,7 +262,7 @@ func TestSpinAndPark(t *testing.T) {
 		time.Sleep(window)
 		return runnable(t, l.cmd.Process.Pid) - r0
 	}
-	l := startLane(t, wk, spin)
+	l := startLane(t, wk, spin, 0)
 	if d := spun(l, 1, false); d < window/2 {
 		t.Errorf("after a job, the lane was runnable %v of %v: it does not spin", d, window)
 	}
@@ -236,7 +270,7 @@ func TestSpinAndPark(t *testing.T) {
 	if d := spun(l, 2, true); d > window/4 {
 		t.Errorf("after a Park, the lane was runnable %v of %v: it spins on", d, window)
 	}
-	idle := startLane(t, wk, 0)
+	idle := startLane(t, wk, 0, 0)
 	if d := spun(idle, 1, false); d > window/4 {
 		t.Errorf("with no spin budget, the lane was runnable %v of %v after a job", d, window)
 	}

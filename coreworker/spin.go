@@ -1,12 +1,11 @@
 package coreworker
 
 import (
-	"errors"
 	"io"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
 // spinReader reads the supervisor's socket. After a job's result is
@@ -40,38 +39,9 @@ func (s *spinReader) arm() { s.armed = s.spin > 0 && s.fd >= 0 }
 func (s *spinReader) Read(p []byte) (int, error) {
 	if s.armed && len(p) > 0 {
 		s.armed = false
-		if n, err, ok := s.poll(p); ok {
+		if n, err, ok := ipc.Poll(s.fd, p, s.spin, nil); ok {
 			return n, err
 		}
 	}
 	return s.r.Read(p)
-}
-
-// poll reads without blocking until data comes or spin has passed; ok is
-// false when nothing came.
-func (s *spinReader) poll(p []byte) (n int, err error, ok bool) {
-	var end time.Time
-	for i := 0; ; i++ {
-		n, _, err = unix.Recvfrom(s.fd, p, unix.MSG_DONTWAIT)
-		switch {
-		case err == nil && n == 0:
-			return 0, io.EOF, true
-		case err == nil:
-			return n, nil, true
-		case errors.Is(err, unix.EINTR):
-			continue
-		case !errors.Is(err, unix.EAGAIN):
-			return 0, err, true
-		}
-		// The clock is read every 16 polls: a poll is ~0.5 µs, a clock
-		// read costs as much again.
-		if i&15 == 0 {
-			now := time.Now()
-			if end.IsZero() {
-				end = now.Add(s.spin)
-			} else if now.After(end) {
-				return 0, nil, false
-			}
-		}
-	}
 }

@@ -126,6 +126,7 @@ type laneProc struct {
 	proc *os.Process
 	out  *outbox
 	nc   net.Conn
+	pc   *pollConn // nil in tests without a socket of ours
 }
 
 // Start sends t's job frame.
@@ -133,6 +134,9 @@ func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
 	l.c.tookJob.Store(true)
 	l.out.send(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
+	if l.pc != nil {
+		l.pc.kick() // its reader polls for the answer
+	}
 }
 
 // Park tells the lane to stop polling for a job and block.
@@ -179,6 +183,7 @@ func (l *laneProc) Finishing(id uint64) bool {
 type spawned struct {
 	conn *ipc.Conn
 	nc   net.Conn
+	pc   *pollConn // nc, as conn reads it
 	proc *os.Process
 	wait chan error // receives cmd.Wait's result once
 	// stderr is closed once the child's stderr is read to its end: its
@@ -335,7 +340,12 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 		errR.Close()
 		return nil, err
 	}
-	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1),
+	var spin time.Duration
+	if c.core >= 0 {
+		spin = min(max(s.cfg.WorkerSpin, 0), resultSpin)
+	}
+	pc := newPollConn(nc, spin)
+	sp := &spawned{conn: ipc.NewConn(pc, 0), nc: nc, pc: pc, proc: cmd.Process, wait: make(chan error, 1),
 		stderr: make(chan struct{}), offCore: offCore}
 	go forward(c, errR, sp.stderr)
 	go func() { sp.wait <- cmd.Wait() }()

@@ -78,7 +78,7 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 	c.upAt = time.Now()
 	var lp *laneProc
 	if c.core >= 0 {
-		lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc}
+		lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc, pc: sp.pc}
 		c.lp = lp
 	}
 	s.transition(c, EvUp)
@@ -87,6 +87,7 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 	}
 	s.mu.Unlock()
 	c.log.Info("running", "pid", sp.proc.Pid)
+	sp.pc.live.Store(true)
 	return s.serveChild(c, lp, sp.conn)
 }
 
