@@ -116,6 +116,15 @@ func isTrap(err error) bool {
 	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == trapPkg
 }
 
+// exitCode returns the code of a WASI proc_exit reported by wazero.
+func exitCode(err error) (uint32, bool) {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), true
+	}
+	return 0, false
+}
+
 // classify turns an error from wazero's Call or InstantiateModule into the
 // package's typed errors. It returns nil for a successful exit (code 0)
 // when allowExit0 is set.
