@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -35,9 +36,15 @@ type Backend interface {
 
 // Options configures the handler. Zero values mean defaults.
 type Options struct {
-	MaxUpload int64  // bytes of one module; default 64 MiB
-	MaxBody   int64  // bytes of a JSON body; default DefaultMaxBody
-	URL       string // this server's base URL, for the register answer
+	MaxUpload int64 // bytes of one module; default 64 MiB
+	// MaxInput bounds a call's input (stdin), bytes; default 1 MiB
+	// (ipc.DefaultMaxIO). Over it is a 413.
+	MaxInput int
+	// MaxBody bounds a JSON body (/call, /test); default DefaultMaxBody
+	// plus twice MaxInput, room for the input as base64 (4/3 of it) or as
+	// a JSON string with some escapes.
+	MaxBody int64
+	URL     string // this server's base URL, for the register answer
 	// Token, when set, is required as a bearer token by the endpoints that
 	// change what the daemon runs: /register, /test, DELETE /modules/…
 	Token string
@@ -70,6 +77,10 @@ type CallSpec struct {
 	Deadline      time.Duration // expected_deadline; 0: best effort
 	CaptureOutput bool          // answer with the call's stdout and stderr
 	AllowLate     bool          // finish late (deadline_met false) rather than be killed
+	// Input is the call's WASI stdin (input or input_base64); nil: empty.
+	Input []byte
+	// Args is argv after the program name; Env "KEY=VALUE" entries, sorted.
+	Args, Env []string
 }
 
 // CallResult is a successful call.
@@ -93,6 +104,11 @@ type CallResult struct {
 	Begin          time.Duration // arrival → its lane began it (0: unknown)
 	Preempted      bool          // it stopped a less urgent call to start
 	Stdout, Stderr []byte        // the call's WASI output, bounded
+	// StdoutBytes and StderrBytes count what the call wrote, kept or not.
+	StdoutBytes, StderrBytes int64
+	// ExitCode is a command's exit code (proc_exit, or 0 when _start
+	// returned); nil for a function that did not exit.
+	ExitCode *int
 }
 
 // Upload is one module file of a register form, spooled to disk (Uploads).
@@ -150,8 +166,11 @@ func New(b Backend, o Options) http.Handler {
 	if o.MaxUpload <= 0 {
 		o.MaxUpload = 64 << 20
 	}
+	if o.MaxInput <= 0 {
+		o.MaxInput = ipc.DefaultMaxIO
+	}
 	if o.MaxBody <= 0 {
-		o.MaxBody = DefaultMaxBody
+		o.MaxBody = DefaultMaxBody + 2*int64(o.MaxInput)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -97,14 +98,14 @@ const MaxIO = 30 << 20
 // any command line (Linux allows 128 KiB per string, 2 MiB in all).
 const maxList = 64 << 10
 
-func (l Limits) input() int {
+func (l Limits) Input() int {
 	if l.MaxInput > 0 {
 		return l.MaxInput
 	}
 	return DefaultMaxIO
 }
 
-func (l Limits) output() int {
+func (l Limits) Output() int {
 	if l.MaxOutput > 0 {
 		return l.MaxOutput
 	}
@@ -127,7 +128,7 @@ func (l Limits) Check() error {
 // frame returns the largest Job or Result frame under l, with room for
 // names, values and headers.
 func (l Limits) frame() int {
-	return max(l.input()+2*maxList, 2*l.output()) + 2*maxName + 64<<10
+	return max(l.Input()+2*maxList, 2*l.Output()) + 2*maxName + 64<<10
 }
 
 // SetLimits makes c's Job and Result decoders apply l, and raises c's
@@ -281,7 +282,7 @@ func (j *Job) decode(dec *msgpack.Decoder, l Limits) error {
 	if j.Params, err = decodeUints(dec, j.Params); err != nil {
 		return err
 	}
-	if j.Stdin, err = decodeBytesInto(dec, j.Stdin, l.input()); err != nil {
+	if j.Stdin, err = decodeBytesInto(dec, j.Stdin, l.Input()); err != nil {
 		return err
 	}
 	if j.Args, err = decodeBytesInto(dec, j.Args, maxList); err != nil {
@@ -361,10 +362,10 @@ func (r *Result) decode(dec *msgpack.Decoder, l Limits) error {
 	if r.Err, err = dec.DecodeString(); err != nil {
 		return err
 	}
-	if r.Stdout, err = decodeBytesInto(dec, r.Stdout, l.output()); err != nil {
+	if r.Stdout, err = decodeBytesInto(dec, r.Stdout, l.Output()); err != nil {
 		return err
 	}
-	if r.Stderr, err = decodeBytesInto(dec, r.Stderr, l.output()); err != nil {
+	if r.Stderr, err = decodeBytesInto(dec, r.Stderr, l.Output()); err != nil {
 		return err
 	}
 	if r.StartMono, err = dec.DecodeInt64(); err != nil {
@@ -526,3 +527,31 @@ const (
 	// it also counts the time other threads held benchd's CPU.
 	ClockWall = "wall"
 )
+
+// AppendList appends each of list to b ended by a NUL byte: the form of
+// Job.Args and Job.Env. Entries must not hold NUL.
+func AppendList(b []byte, list []string) []byte {
+	for _, x := range list {
+		b = append(b, x...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// SplitList returns the entries of a list in AppendList's form; a last
+// entry without its NUL counts too. nil for an empty list.
+func SplitList(b []byte) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	out := make([]string, 0, bytes.Count(b, []byte{0})+1)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		out = append(out, string(b[:i]))
+		b = b[min(i+1, len(b)):]
+	}
+	return out
+}

@@ -132,7 +132,7 @@ type laneProc struct {
 func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
 	l.c.tookJob.Store(true)
-	l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
+	l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params, Stdin: tk.in.stdin, Args: tk.in.args, Env: tk.in.env})
 }
 
 // Stop stops the lane's process.
@@ -260,7 +260,7 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 	}
 	sp.nc.SetDeadline(time.Now().Add(helloTimeout))
 	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
-		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig()}); err != nil {
+		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig(), Limits: s.limits()}); err != nil {
 		return fail(err)
 	}
 	if _, err := ipc.ReadHello(sp.conn); err != nil {
@@ -330,6 +330,7 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 	}
 	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1),
 		stderr: make(chan struct{}), offCore: offCore}
+	sp.conn.SetLimits(s.limits())
 	go forward(c, errR, sp.stderr)
 	go func() { sp.wait <- cmd.Wait() }()
 	return sp, nil

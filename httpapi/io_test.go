@@ -1,0 +1,137 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeCallInput(t *testing.T) {
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	b64 := base64.StdEncoding.EncodeToString(all)
+	tests := []struct {
+		name  string
+		body  string
+		input []byte
+		args  []string
+		env   []string
+		code  string
+	}{
+		{"none", `{"wasm_name":"m","export_func":"f"}`, nil, nil, nil, ""},
+		{"text", `{"wasm_name":"m","export_func":"_start","input":"h\u00e9\n"}`, []byte("hé\n"), nil, nil, ""},
+		{"empty text", `{"wasm_name":"m","export_func":"_start","input":""}`, []byte{}, nil, nil, ""},
+		{"base64", `{"wasm_name":"m","export_func":"_start","input_base64":"` + b64 + `"}`, all, nil, nil, ""},
+		{"args and env", `{"wasm_name":"m","export_func":"_start","args":["a","b c"],"env":{"Z":"1","A":"x=y"}}`,
+			nil, []string{"a", "b c"}, []string{"A=x=y", "Z=1"}, ""},
+		{"both inputs", `{"wasm_name":"m","export_func":"f","input":"a","input_base64":"YQ=="}`, nil, nil, nil, "Error_Bad_request"},
+		{"bad base64", `{"wasm_name":"m","export_func":"f","input_base64":"!!"}`, nil, nil, nil, "Error_Bad_request"},
+		{"unpadded base64", `{"wasm_name":"m","export_func":"f","input_base64":"YQ"}`, nil, nil, nil, "Error_Bad_request"},
+		{"input not a string", `{"wasm_name":"m","export_func":"f","input":5}`, nil, nil, nil, "Error_Bad_request"},
+		{"args not strings", `{"wasm_name":"m","export_func":"f","args":[1]}`, nil, nil, nil, "Error_Bad_request"},
+		{"NUL in an arg", `{"wasm_name":"m","export_func":"f","args":["a\u0000b"]}`, nil, nil, nil, "Error_Bad_request"},
+		{"= in an env name", `{"wasm_name":"m","export_func":"f","env":{"A=B":"c"}}`, nil, nil, nil, "Error_Bad_request"},
+		{"empty env name", `{"wasm_name":"m","export_func":"f","env":{"":"c"}}`, nil, nil, nil, "Error_Bad_request"},
+		{"NUL in an env value", `{"wasm_name":"m","export_func":"f","env":{"A":"\u0000"}}`, nil, nil, nil, "Error_Bad_request"},
+		{"args too long", `{"wasm_name":"m","export_func":"f","args":["` + strings.Repeat("a", MaxArgsLen) + `"]}`, nil, nil, nil, "Error_Bad_request"},
+		{"env too long", `{"wasm_name":"m","export_func":"f","env":{"A":"` + strings.Repeat("a", MaxArgsLen) + `"}}`, nil, nil, nil, "Error_Bad_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeCall([]byte(tt.body), time.Time{})
+			if tt.code != "" {
+				if _, code := StatusOf(err); err == nil || code != tt.code {
+					t.Fatalf("got %v, want %s", err, tt.code)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got %v, want no error", err)
+			}
+			if !bytes.Equal(got.Input, tt.input) || (got.Input == nil) != (tt.input == nil) ||
+				!slices.Equal(got.Args, tt.args) || !slices.Equal(got.Env, tt.env) {
+				t.Errorf("got input %q args %q env %q, want %q %q %q", got.Input, got.Args, got.Env, tt.input, tt.args, tt.env)
+			}
+		})
+	}
+}
+
+// TestCallOutput: the answer's output fields for text, bytes, a cut
+// stream and an exit code, and capture_output's fields as before.
+func TestCallOutput(t *testing.T) {
+	three := 3
+	for _, tt := range []struct {
+		name string
+		body string
+		res  CallResult
+		want map[string]any // fields that must be there; nil: must be absent
+	}{
+		{"text", `{"wasm_name":"m","export_func":"f"}`, CallResult{Stdout: []byte("hi"), StdoutBytes: 2},
+			map[string]any{"output": "hi", "output_base64": nil, "output_truncated": nil, "stderr": nil, "exit_code": nil, "stdout": nil}},
+		{"no output", `{"wasm_name":"m","export_func":"f"}`, CallResult{},
+			map[string]any{"output": "", "output_base64": nil}},
+		{"bytes", `{"wasm_name":"m","export_func":"f"}`, CallResult{Stdout: []byte{0xff, 0}, StdoutBytes: 2},
+			map[string]any{"output": nil, "output_base64": "/wA="}},
+		{"cut", `{"wasm_name":"m","export_func":"f"}`, CallResult{Stdout: []byte("ab"), StdoutBytes: 10, Stderr: []byte("e"), StderrBytes: 5},
+			map[string]any{"output": "ab", "output_truncated": true, "output_bytes": float64(10), "output_kept_bytes": float64(2),
+				"stderr": "e", "stderr_truncated": true, "stderr_bytes": float64(5)}},
+		{"exit", `{"wasm_name":"m","export_func":"_start"}`, CallResult{ExitCode: &three, Stderr: []byte("bye")},
+			map[string]any{"exit_code": float64(3), "stderr": "bye", "status": "Success"}},
+		{"capture_output", `{"wasm_name":"m","export_func":"f","capture_output":true}`,
+			CallResult{Stdout: []byte(strings.Repeat("x", 5000) + "\xff"), StdoutBytes: 5001},
+			map[string]any{"stdout": strings.Repeat("x", 4096), "stderr": "", "output_base64": base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", 5000) + "\xff"))}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &fakeBackend{res: &tt.res}
+			w := httptest.NewRecorder()
+			New(b, Options{}).ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/call", strings.NewReader(tt.body)))
+			var a map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != 200 {
+				t.Fatalf("got %d %q", w.Code, w.Body)
+			}
+			for k, v := range tt.want {
+				got, ok := a[k]
+				if v == nil && ok {
+					t.Errorf("%s: got %v, want no such field", k, got)
+				}
+				if v != nil && got != v {
+					t.Errorf("%s: got %v, want %v", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// TestCallInputLimit: an input over Options.MaxInput is a 413 naming the
+// flag, before the backend sees it; one at the limit passes.
+func TestCallInputLimit(t *testing.T) {
+	b := &fakeBackend{}
+	h := New(b, Options{MaxInput: 100})
+	for _, tt := range []struct {
+		body string
+		code int
+	}{
+		{`{"wasm_name":"m","export_func":"f","input":"` + strings.Repeat("x", 100) + `"}`, 200},
+		{`{"wasm_name":"m","export_func":"f","input":"` + strings.Repeat("x", 101) + `"}`, 413},
+		{`{"wasm_name":"m","export_func":"f","input_base64":"` + base64.StdEncoding.EncodeToString(make([]byte, 101)) + `"}`, 413},
+	} {
+		for _, path := range []string{"/call", "/test"} {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, strings.NewReader(tt.body)))
+			if w.Code != tt.code || (tt.code == 413 && !strings.Contains(w.Body.String(), "--max-input")) {
+				t.Errorf("%s with %d bytes of body: got %d %s, want %d", path, len(tt.body), w.Code, w.Body, tt.code)
+			}
+		}
+	}
+	if len(b.calls) != 2 {
+		t.Errorf("got %d calls and tests, want 2 (the ones at the limit)", len(b.calls))
+	}
+}

@@ -1,0 +1,138 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// ioFlags start a daemon of this file: its own cgroup name, and small
+// limits so that going over them is cheap.
+func ioFlags(t *testing.T, extra ...string) []string {
+	name := "hs-i16-io-" + strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	return append([]string{"--cgroup-name", name[:min(len(name), 48)], "--max-input", "65536", "--max-output", "8192"}, extra...)
+}
+
+// every256 is every byte value, 0..255, once.
+func every256() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+func jsonBody(t *testing.T, v map[string]any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCallIO: stdin in, stdout out through /call, for text and for every
+// byte value, with argv and environment, limits and exit codes.
+func TestCallIO(t *testing.T) {
+	d := start(t, t.TempDir(), ioFlags(t)...)
+	if a := d.register(map[string]string{"echo.wasm": "echo.wasm", "cjson.wasm": "cjson.wasm"}, nil); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	call := func(v map[string]any) answer { return d.post("/call", jsonBody(t, v)) }
+
+	t.Run("text", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": "héllo\n"})
+		if a.code != 200 || a.str("output") != "héllo\n" || a.body["exit_code"] != float64(0) {
+			t.Errorf("got %d %s, want output \"héllo\\n\" and exit_code 0", a.code, a.raw)
+		}
+	})
+	t.Run("every byte", func(t *testing.T) {
+		in := every256()
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input_base64": base64.StdEncoding.EncodeToString(in)})
+		out, err := base64.StdEncoding.DecodeString(a.str("output_base64"))
+		if a.code != 200 || err != nil || !bytes.Equal(out, in) {
+			t.Errorf("got %d %s, want output_base64 of the 256 bytes", a.code, a.raw)
+		}
+		if _, ok := a.body["output"]; ok {
+			t.Errorf("got an output field beside output_base64: %s", a.raw)
+		}
+	})
+	t.Run("function, not command", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "echo", "input": "x"})
+		if _, ok := a.body["exit_code"]; a.code != 200 || a.str("output") != "x" || ok {
+			t.Errorf("got %d %s, want output \"x\" and no exit_code", a.code, a.raw)
+		}
+	})
+	t.Run("exit 3", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "exit3"})
+		if a.code != 200 || a.str("status") != "Success" || a.body["exit_code"] != float64(3) || a.str("stderr") != "bye\n" {
+			t.Errorf("got %d %s, want 200 Success, exit_code 3, stderr \"bye\\n\"", a.code, a.raw)
+		}
+	})
+	t.Run("trap", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "trap"})
+		if a.code != 500 || a.str("status") != "Error_Trap" {
+			t.Errorf("got %d %s, want 500 Error_Trap", a.code, a.raw)
+		}
+		// The lane served on.
+		if a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": "ok"}); a.str("output") != "ok" {
+			t.Errorf("after the trap: got %d %s", a.code, a.raw)
+		}
+	})
+	t.Run("C with args", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "cjson.wasm", "export_func": "_start", "input": `{"a":[1,2,3]}`, "args": []string{"3"}})
+		if a.code != 200 || a.str("output") != `{"bytes":13,"numbers":3,"sum":6,"args":1}`+"\n" ||
+			a.body["exit_code"] != float64(3) || a.str("stderr") != "cjson: exit 3\n" {
+			t.Errorf("got %d %s, want its JSON, exit_code 3 and its stderr line", a.code, a.raw)
+		}
+	})
+	t.Run("input over --max-input", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": strings.Repeat("x", 65537)})
+		if a.code != 413 || a.str("status") != "Error_Too_large" || !strings.Contains(a.str("error"), "--max-input") {
+			t.Errorf("got %d %s, want 413 Error_Too_large naming --max-input", a.code, a.raw)
+		}
+	})
+	t.Run("output over --max-output", func(t *testing.T) {
+		in := strings.Repeat("y", 10000)
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": in})
+		if a.code != 200 || a.str("output") != in[:8192] || a.body["output_truncated"] != true ||
+			a.body["output_bytes"] != float64(10000) || a.body["output_kept_bytes"] != float64(8192) {
+			t.Errorf("got %d, output of %d bytes, output_truncated %v, output_bytes %v, output_kept_bytes %v; want 200, 8192, true, 10000, 8192",
+				a.code, len(a.str("output")), a.body["output_truncated"], a.body["output_bytes"], a.body["output_kept_bytes"])
+		}
+	})
+	t.Run("both inputs", func(t *testing.T) {
+		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": "a", "input_base64": "YQ=="})
+		if a.code != 400 {
+			t.Errorf("got %d %s, want 400", a.code, a.raw)
+		}
+	})
+}
+
+// TestCallIOGo runs a GOOS=wasip1 command on JSON through /call, with argv
+// and environment.
+func TestCallIOGo(t *testing.T) {
+	d := start(t, t.TempDir(), ioFlags(t)...)
+	if a := d.register(map[string]string{"gojson.wasm": "gojson.wasm"}, map[string]string{"export_func": "_start"}); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	a := d.post("/call", jsonBody(t, map[string]any{"wasm_name": "gojson.wasm", "export_func": "_start",
+		"input": `{"numbers":[1,2,3.5]}`, "args": []string{"a", "b c"}, "env": map[string]string{"GREETING": "hi"}}))
+	var got struct {
+		Count    int
+		Sum      float64
+		Args     []string
+		Greeting string
+	}
+	if err := json.Unmarshal([]byte(a.str("output")), &got); a.code != 200 || err != nil {
+		t.Fatalf("got %d %s (%v)", a.code, a.raw, err)
+	}
+	if got.Count != 3 || got.Sum != 6.5 || strings.Join(got.Args, "|") != "a|b c" || got.Greeting != "hi" || a.body["exit_code"] != float64(0) {
+		t.Errorf("got %+v exit_code %v, want count 3, sum 6.5, args [a, b c], greeting hi, exit_code 0", got, a.body["exit_code"])
+	}
+	a = d.post("/call", `{"wasm_name":"gojson.wasm","export_func":"_start","input":"{\"exit\":3}"}`)
+	if a.code != 200 || a.body["exit_code"] != float64(3) || !strings.Contains(a.str("stderr"), "exit 3") {
+		t.Errorf("exit 3: got %d %s, want exit_code 3 and its stderr", a.code, a.raw)
+	}
+}
