@@ -216,7 +216,7 @@ const minMillis = 0.001
 // once became 0, turning a deadline call into best effort without a word.
 func millis(field string, f wasmval.Flex) (time.Duration, error) {
 	none := "none"
-	if field == "expected_deadline" {
+	if field == "expected_deadline" || field == HeaderDeadline {
 		none = "best effort"
 	}
 	v, ok, err := f.Float64()

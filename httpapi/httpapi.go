@@ -184,6 +184,8 @@ func New(b Backend, o Options) http.Handler {
 	r.GET("/init", h.requireToken(h.initModule)) // the seed's verb; POST too, which curl -d sends
 	r.POST("/init", h.requireToken(h.initModule))
 	r.POST("/call", h.call)
+	r.POST("/run/:module", h.run) // a command: export _start
+	r.POST("/run/:module/:export", h.run)
 	r.POST("/test", h.requireToken(h.test))
 	r.GET("/status", h.status)
 	r.GET("/uname", h.uname)

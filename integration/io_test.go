@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -134,5 +139,88 @@ func TestCallIOGo(t *testing.T) {
 	a = d.post("/call", `{"wasm_name":"gojson.wasm","export_func":"_start","input":"{\"exit\":3}"}`)
 	if a.code != 200 || a.body["exit_code"] != float64(3) || !strings.Contains(a.str("stderr"), "exit 3") {
 		t.Errorf("exit 3: got %d %s, want exit_code 3 and its stderr", a.code, a.raw)
+	}
+}
+
+// curlRun posts file to path with curl --data-binary, as a user would,
+// and returns the answer's status, headers and body.
+func curlRun(t *testing.T, d *daemon, path, file string, headers ...string) (int, http.Header, []byte) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	dir := t.TempDir()
+	hdr, out := filepath.Join(dir, "headers"), filepath.Join(dir, "body")
+	args := []string{"-sS", "--max-time", "30", "--data-binary", "@" + file, "-D", hdr, "-o", out}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	if b, err := exec.Command("curl", append(args, d.url+path)...).CombinedOutput(); err != nil {
+		t.Fatalf("curl %s: %v: %s", path, err, b)
+	}
+	raw, _ := os.ReadFile(hdr)
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
+	if err != nil {
+		t.Fatalf("curl's headers %q: %v", raw, err)
+	}
+	body, _ := os.ReadFile(out)
+	return resp.StatusCode, resp.Header, body
+}
+
+// TestRunRoute: POST /run with curl --data-binary: the file is the
+// guest's stdin, the answer's body its stdout, byte for byte.
+func TestRunRoute(t *testing.T) {
+	d := start(t, t.TempDir(), ioFlags(t)...)
+	if a := d.register(map[string]string{"echo.wasm": "echo.wasm"}, nil); a.code != 200 {
+		t.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	in := bytes.Repeat(every256(), 24) // 6 KiB of every byte value, under --max-output
+	file := filepath.Join(t.TempDir(), "in.bin")
+	if err := os.WriteFile(file, in, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, h, body := curlRun(t, d, "/run/echo.wasm", file, "Hyper-Deadline-Ms: 5000", "Hyper-Task-Name: raw-1")
+	if code != 200 || !bytes.Equal(body, in) {
+		t.Fatalf("echo: got %d, %d bytes, want 200 and the %d bytes sent", code, len(body), len(in))
+	}
+	if h.Get("Content-Type") != "application/octet-stream" || h.Get("Hyper-Exit-Code") != "0" ||
+		h.Get("Hyper-Deadline-Met") != "true" || !strings.Contains(h.Get("Server-Timing"), "exec;dur=") {
+		t.Errorf("echo: got headers %v", h)
+	}
+	if a := d.get("/uname?uname=raw-1"); a.code != 200 {
+		t.Errorf("/uname of the raw call: got %d %s", a.code, a.raw)
+	}
+
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, nil, 0o600)
+	code, h, body = curlRun(t, d, "/run/echo.wasm/add?params=2,3", empty)
+	if code != 200 || h.Get("Hyper-Result") != "[I32(5)]" || len(body) != 0 {
+		t.Errorf("add: got %d %v %q, want 200, Hyper-Result [I32(5)], no body", code, h, body)
+	}
+	code, h, _ = curlRun(t, d, "/run/echo.wasm/exit3", empty)
+	if code != 200 || h.Get("Hyper-Exit-Code") != "3" || h.Get("Hyper-Stderr") != "bye%0A" {
+		t.Errorf("exit3: got %d %v, want 200, Hyper-Exit-Code 3, Hyper-Stderr bye%%0A", code, h)
+	}
+
+	big := filepath.Join(t.TempDir(), "big")
+	os.WriteFile(big, make([]byte, 65537), 0o600)
+	code, _, body = curlRun(t, d, "/run/echo.wasm", big)
+	if code != 413 || !strings.Contains(string(body), "Error_Too_large") {
+		t.Errorf("over --max-input: got %d %s, want 413 Error_Too_large", code, body)
+	}
+	// Over --max-output: cut, and the headers say so.
+	out := filepath.Join(t.TempDir(), "out")
+	os.WriteFile(out, bytes.Repeat([]byte("z"), 10000), 0o600)
+	code, h, body = curlRun(t, d, "/run/echo.wasm", out)
+	if code != 200 || len(body) != 8192 || h.Get("Hyper-Output-Truncated") != "true" || h.Get("Hyper-Output-Bytes") != "10000" {
+		t.Errorf("over --max-output: got %d, %d bytes, %v; want 200, 8192 bytes, truncated, 10000", code, len(body), h)
+	}
+	code, _, body = curlRun(t, d, "/run/nope.wasm", empty)
+	if code != 404 || !strings.Contains(string(body), "Error_Invalid_wasm_name") {
+		t.Errorf("unknown module: got %d %s, want 404 JSON", code, body)
+	}
+	code, _, body = curlRun(t, d, "/run/echo.wasm/trap", empty)
+	if code != 500 || !strings.Contains(string(body), "Error_Trap") {
+		t.Errorf("trap: got %d %s, want 500 Error_Trap", code, body)
 	}
 }
