@@ -129,7 +129,14 @@ type RegisterSpec struct {
 	ParamTypes json.RawMessage // param_type, as JSON
 	Params     json.RawMessage // params, as a JSON list
 	Replace    bool            // replace=true: other bytes may take a registered name
+	// Input, Args and Env are the representative input the calls are
+	// calibrated with (-F input=@file, args, env): stdin, argv after the
+	// program name, "KEY=VALUE" entries sorted. nil: none.
+	Input     []byte
+	Args, Env []string
 
+	input   *Upload           // the spooled input part, read by loadInput
+	env     map[string]string // the env field, checked by loadInput
 	release func()
 }
 

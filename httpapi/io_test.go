@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -133,5 +135,76 @@ func TestCallInputLimit(t *testing.T) {
 	}
 	if len(b.calls) != 2 {
 		t.Errorf("got %d calls and tests, want 2 (the ones at the limit)", len(b.calls))
+	}
+}
+
+// inputBackend registers anything and keeps the spec it got.
+type inputBackend struct {
+	Backend
+	spec RegisterSpec
+}
+
+func (b *inputBackend) Register(_ context.Context, spec RegisterSpec) ([]Registered, error) {
+	b.spec = spec
+	return []Registered{{Name: spec.Modules[0].Name}}, nil
+}
+
+// TestRegisterInput: a register form's input file, args and env reach the
+// backend, within --max-input; the input part is spooled and removed.
+func TestRegisterInput(t *testing.T) {
+	u := NewUploads(spoolDir(t), 1<<30)
+	b := &inputBackend{}
+	h := New(b, Options{Uploads: u, MaxInput: 8})
+	wasm := []byte("\x00asm\x01\x00\x00\x00")
+	for _, tt := range []struct {
+		name   string
+		input  []byte
+		fields map[string]string
+		code   int
+		args   []string
+		env    []string
+	}{
+		{"input, args, env", []byte{0, 1, 255}, map[string]string{"export_func": "_start", "args": `["a","b c"]`, "env": `{"B":"2","A":"1"}`}, 200,
+			[]string{"a", "b c"}, []string{"A=1", "B=2"}},
+		{"comma args", nil, map[string]string{"args": "x,y"}, 200, []string{"x", "y"}, nil},
+		{"input at the limit", make([]byte, 8), nil, 200, nil, nil},
+		{"input over the limit", make([]byte, 9), nil, 413, nil, nil},
+		{"bad env", nil, map[string]string{"env": `{"A=B":"c"}`}, 400, nil, nil},
+		{"env not an object", nil, map[string]string{"env": `x`}, 400, nil, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b.spec = RegisterSpec{}
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			w, _ := mw.CreateFormFile("m.wasm", "m.wasm")
+			w.Write(wasm)
+			if tt.input != nil {
+				w, _ := mw.CreateFormFile(InputField, "request.bin")
+				w.Write(tt.input)
+			}
+			for k, v := range tt.fields {
+				mw.WriteField(k, v)
+			}
+			mw.Close()
+			r := httptest.NewRequest(http.MethodPost, "/register", &buf)
+			r.Header.Set("Content-Type", mw.FormDataContentType())
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != tt.code {
+				t.Fatalf("got %d %s, want %d", rec.Code, rec.Body, tt.code)
+			}
+			if tt.code != 200 {
+				return
+			}
+			if !bytes.Equal(b.spec.Input, tt.input) || !slices.Equal(b.spec.Args, tt.args) || !slices.Equal(b.spec.Env, tt.env) {
+				t.Errorf("got input %q args %q env %q, want %q %q %q", b.spec.Input, b.spec.Args, b.spec.Env, tt.input, tt.args, tt.env)
+			}
+			if len(b.spec.Modules) != 1 || b.spec.Modules[0].Name != "m.wasm" {
+				t.Errorf("got modules %+v, want m.wasm alone: input is no module", b.spec.Modules)
+			}
+		})
+	}
+	if u.InFlight() != 0 {
+		t.Errorf("after the registers: %d bytes in flight", u.InFlight())
 	}
 }

@@ -224,3 +224,55 @@ func TestRunRoute(t *testing.T) {
 		t.Errorf("trap: got %d %s, want 500 Error_Trap", code, body)
 	}
 }
+
+// TestCalibrateWithInput: a register with a representative input (curl -F
+// input=@file) measures the call on it; the same input finds that
+// estimate, another input has none until /test measures it with its own.
+func TestCalibrateWithInput(t *testing.T) {
+	d := start(t, t.TempDir(), ioFlags(t)...)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "request.json")
+	os.WriteFile(in, []byte(`{"a":[1,2,3]}`), 0o600)
+	out, err := exec.Command("curl", "-sS", "--max-time", "60", "-F", "cjson.wasm=@../testdata/cjson.wasm", "-F", "input=@"+in,
+		"-F", "export_func=_start", "-F", "args=0", d.url+"/register").CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl register: %v: %s", err, out)
+	}
+	var reg struct {
+		Status       string
+		Calibrations []struct {
+			Export string
+			Input  string `json:"input_digest"`
+			Error  string
+			Runs   int
+		}
+	}
+	if err := json.Unmarshal(out, &reg); err != nil || reg.Status != "Success" || len(reg.Calibrations) != 1 {
+		t.Fatalf("register: %s (%v)", out, err)
+	}
+	if c := reg.Calibrations[0]; c.Export != "_start" || c.Input == "" || c.Error != "" || c.Runs == 0 {
+		t.Fatalf("calibration: got %+v, want _start measured on the input, with its digest", c)
+	}
+	call := func(input string, args []string) answer {
+		return d.post("/call", jsonBody(t, map[string]any{"wasm_name": "cjson.wasm", "export_func": "_start",
+			"input": input, "args": args, "expected_deadline": 5000}))
+	}
+	if a := call(`{"a":[1,2,3]}`, []string{"0"}); a.code != 200 || a.str("estimate_source") != "learned" {
+		t.Errorf("the calibrated input: got %d %s, want estimate_source learned", a.code, a.raw)
+	}
+	other := `{"b":[4,5,6,7]}`
+	if a := call(other, []string{"0"}); a.code != 200 || a.str("estimate_source") == "learned" {
+		t.Errorf("another input: got %d %s, want no learned estimate yet", a.code, a.raw)
+	}
+	if a := call(`{"a":[1,2,3]}`, nil); a.str("estimate_source") == "learned" {
+		t.Errorf("the same stdin without its args: got %s, want no learned estimate: args are input too", a.raw)
+	}
+	a := d.post("/test", jsonBody(t, map[string]any{"wasm_name": "cjson.wasm", "export_func": "_start",
+		"input_base64": base64.StdEncoding.EncodeToString([]byte(`{"c":[9]}`)), "args": []string{"0"}}))
+	if a.code != 200 || a.str("result") == "" {
+		t.Fatalf("/test with input: got %d %s", a.code, a.raw)
+	}
+	if a := call(`{"c":[9]}`, []string{"0"}); a.code != 200 || a.str("estimate_source") != "learned" {
+		t.Errorf("after /test with that input: got %d %s, want estimate_source learned", a.code, a.raw)
+	}
+}

@@ -188,17 +188,21 @@ func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up 
 		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
 	u := &upload{m: m}
+	// The form's input, if any, is every calibrated call's: it is the
+	// input the client will send, so the one worth measuring.
 	if spec.Export != "" {
 		cl, err := resolveIn(m, spec.Export, spec.ParamTypes, spec.Params, -1)
 		if err != nil {
 			return nil, err
 		}
+		cl.setInput(spec.Input, spec.Args, spec.Env)
 		u.calls = append(u.calls, cl)
 		return u, nil
 	}
 	names, n := registerExports(m.Exports)
 	for _, name := range names {
 		if cl, err := resolveIn(m, name, nil, nil, -1); err == nil {
+			cl.setInput(spec.Input, spec.Args, spec.Env)
 			u.calls = append(u.calls, cl)
 		}
 	}
