@@ -258,10 +258,26 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if errors.As(err, &ne) && ne.Timeout() {
 		return nil, errorf(apierr.BadRequest, "read request body: it did not arrive within the server's read timeout (--read-timeout)")
 	}
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return nil, err // the input budget's refusal
+	}
 	if err != nil {
 		return nil, errorf(apierr.BadRequest, "read request body: %v", err)
 	}
 	return b, nil
+}
+
+// budget puts r's body, of at most limit bytes, under the input budget;
+// release gives back what it took. A declared length over limit takes
+// only limit: reading it ends in a 413, not in a refusal for budget.
+func (h *handler) budget(r *http.Request, limit int64) (release func(), err error) {
+	bb, err := h.inputs.wrap(r.Body, min(r.ContentLength, limit))
+	if err != nil {
+		return nil, err
+	}
+	r.Body = bb
+	return bb.release, nil
 }
 
 type timings struct {
@@ -334,6 +350,12 @@ type callAnswer struct {
 
 func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	arrived := time.Now()
+	release, err := h.budget(r, h.o.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release() // the input is held until the answer
 	body, err := readBody(w, r, h.o.MaxBody)
 	if err != nil {
 		writeError(w, err)
@@ -385,6 +407,12 @@ type testAnswer struct {
 }
 
 func (h *handler) test(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	release, err := h.budget(r, h.o.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release()
 	body, err := readBody(w, r, h.o.MaxBody)
 	if err != nil {
 		writeError(w, err)

@@ -44,7 +44,11 @@ type Options struct {
 	// plus twice MaxInput, room for the input as base64 (4/3 of it) or as
 	// a JSON string with some escapes.
 	MaxBody int64
-	URL     string // this server's base URL, for the register answer
+	// MaxInputInFlight bounds the bytes of call bodies held at once, read
+	// or waiting for their answer (budget.go); default
+	// DefaultInputInFlight(MaxInput).
+	MaxInputInFlight int64
+	URL              string // this server's base URL, for the register answer
 	// Token, when set, is required as a bearer token by the endpoints that
 	// change what the daemon runs: /register, /test, DELETE /modules/…
 	Token string
@@ -170,6 +174,12 @@ type Tested struct {
 
 // New returns the API handler on b.
 func New(b Backend, o Options) http.Handler {
+	_, r := newHandler(b, o)
+	return r
+}
+
+// newHandler returns the handler state and its router.
+func newHandler(b Backend, o Options) (*handler, http.Handler) {
 	if o.MaxUpload <= 0 {
 		o.MaxUpload = 64 << 20
 	}
@@ -185,7 +195,10 @@ func New(b Backend, o Options) http.Handler {
 	if o.Uploads == nil {
 		o.Uploads = NewUploads("", FormCap(o.MaxUpload))
 	}
-	h := &handler{b: b, o: o}
+	if o.MaxInputInFlight <= 0 {
+		o.MaxInputInFlight = DefaultInputInFlight(o.MaxInput)
+	}
+	h := &handler{b: b, o: o, inputs: &inputBudget{max: o.MaxInputInFlight}}
 	r := httprouter.New()
 	r.POST("/register", h.requireToken(h.register))
 	r.GET("/init", h.requireToken(h.initModule)) // the seed's verb; POST too, which curl -d sends
@@ -214,12 +227,13 @@ func New(b Backend, o Options) http.Handler {
 		o.Log.Error("handler panic", "path", r.URL.Path, "err", v)
 		writeError(w, errorf(apierr.Internal, "internal error"))
 	}
-	return r
+	return h, r
 }
 
 type handler struct {
-	b Backend
-	o Options
+	b      Backend
+	o      Options
+	inputs *inputBudget
 }
 
 // writeJSON writes v with status code.

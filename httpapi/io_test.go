@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -206,5 +208,71 @@ func TestRegisterInput(t *testing.T) {
 	}
 	if u.InFlight() != 0 {
 		t.Errorf("after the registers: %d bytes in flight", u.InFlight())
+	}
+}
+
+// blockingBackend holds a call until release is closed; a second call
+// while one is held fails at once, so that a test cannot hang on it.
+type blockingBackend struct {
+	Backend
+	held    atomic.Bool
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingBackend) Call(ctx context.Context, spec CallSpec) (*CallResult, error) {
+	if b.held.Swap(true) {
+		return nil, errors.New("test: a second call reached the backend while the first held the budget")
+	}
+	defer b.held.Store(false)
+	b.started <- struct{}{}
+	<-b.release
+	return &CallResult{Stdout: spec.Input, StdoutBytes: int64(len(spec.Input))}, nil
+}
+
+// TestInputBudget: call bodies held at once are bounded: a call whose
+// body does not fit while another holds the budget is answered 503 with
+// Retry-After, declared or not; once the first is answered it fits, and
+// everything is given back.
+func TestInputBudget(t *testing.T) {
+	b := &blockingBackend{started: make(chan struct{}, 1), release: make(chan struct{})}
+	hd, h := newHandler(b, Options{MaxInput: 1 << 20, MaxInputInFlight: 200 << 10})
+	in := bytes.Repeat([]byte("x"), 200<<10) // 200 KiB: 136 KiB of the 200 beyond the free 64 KiB
+	first := make(chan *httptest.ResponseRecorder)
+	go func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run/m", bytes.NewReader(in)))
+		first <- w
+	}()
+	<-b.started
+	for _, chunked := range []bool{false, true} {
+		for _, path := range []string{"/run/m", "/call"} {
+			body := in
+			if path == "/call" {
+				body = []byte(`{"wasm_name":"m","export_func":"f","input":"` + string(in) + `"}`)
+			}
+			req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+			if chunked {
+				req.ContentLength = -1
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "Error_Unschedulable") {
+				t.Errorf("%s (chunked %v) while the budget is held: got %d %s, want 503 with Retry-After", path, chunked, w.Code, w.Body)
+			}
+		}
+	}
+	close(b.release)
+	if w := <-first; w.Code != 200 || w.Body.Len() != len(in) {
+		t.Fatalf("first: got %d, %d bytes", w.Code, w.Body.Len())
+	}
+	w := httptest.NewRecorder()
+	go func() { <-b.started }()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/run/m", bytes.NewReader(in)))
+	if w.Code != 200 {
+		t.Errorf("after the first answer: got %d %s, want 200", w.Code, w.Body)
+	}
+	if n := hd.inputs.inFlight(); n != 0 {
+		t.Errorf("at the end: %d bytes held, want 0", n)
 	}
 }

@@ -157,6 +157,12 @@ func (h *handler) run(w http.ResponseWriter, r *http.Request, ps httprouter.Para
 		writeError(w, err)
 		return
 	}
+	release, err := h.budget(r, int64(h.o.MaxInput))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release() // the input is held until the answer
 	in, err := readInput(w, r, h.o.MaxInput)
 	if err != nil {
 		writeError(w, err)
@@ -217,11 +223,14 @@ func readInput(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, int64(limit)))
 	var mbe *http.MaxBytesError
 	var ne net.Error
+	var ae *apierr.Error
 	switch {
 	case err == nil:
 		return buf.Bytes(), nil
 	case errors.As(err, &mbe):
 		return nil, tooLarge()
+	case errors.As(err, &ae):
+		return nil, err // the input budget's refusal
 	case errors.As(err, &ne) && ne.Timeout():
 		return nil, errorf(apierr.BadRequest, "read request body: it did not arrive within the server's read timeout (--read-timeout)")
 	}
