@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // ioFlags start a daemon of this file: its own cgroup name, and small
@@ -274,5 +277,64 @@ func TestCalibrateWithInput(t *testing.T) {
 	}
 	if a := call(`{"c":[9]}`, []string{"0"}); a.code != 200 || a.str("estimate_source") != "learned" {
 		t.Errorf("after /test with that input: got %d %s, want estimate_source learned", a.code, a.raw)
+	}
+}
+
+// BenchmarkCallIO measures a call's input and output cost end to end, one
+// client over a keep-alive connection: echo.wasm's noop through /call, and
+// 1 MiB through stdin and back out of stdout — as /call's input_base64 and
+// output_base64, and as /run's body both ways. The difference per MiB is
+// what moving the bytes costs: HTTP, JSON and base64, two IPC frames, the
+// guest's reads and writes.
+//
+//	go test -run XXX -bench CallIO -benchtime 200x ./integration/
+func BenchmarkCallIO(b *testing.B) {
+	mib := make([]byte, 1<<20)
+	for i := range mib {
+		mib[i] = byte(i * 7)
+	}
+	b64 := base64.StdEncoding.EncodeToString(mib)
+	d := start(b, b.TempDir(), "--cgroup-name", "hs-i16-io-bench")
+	if a := d.register(map[string]string{"echo.wasm": "echo.wasm"}, map[string]string{"export_func": "noop"}); a.code != 200 {
+		b.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	for _, bc := range []struct {
+		name, path, ctype, body string
+		out                     int // bytes the answer must hold at least
+	}{
+		{"noop-call", "/call", "application/json", `{"wasm_name":"echo.wasm","export_func":"noop"}`, 0},
+		{"noop-run", "/run/echo.wasm/noop", "application/octet-stream", "", 0},
+		{"echo-1MiB-call-base64", "/call", "application/json",
+			`{"wasm_name":"echo.wasm","export_func":"_start","input_base64":"` + b64 + `"}`, len(b64)},
+		{"echo-1MiB-run", "/run/echo.wasm", "application/octet-stream", string(mib), len(mib)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			call := func() time.Duration {
+				t0 := time.Now()
+				resp, err := c.Post(d.url+bc.path, bc.ctype, strings.NewReader(bc.body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || n < int64(bc.out) {
+					b.Fatalf("%s: got %d, %d bytes", bc.path, resp.StatusCode, n)
+				}
+				return time.Since(t0)
+			}
+			for range 20 {
+				call()
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for b.Loop() {
+				lat = append(lat, call())
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
 	}
 }
