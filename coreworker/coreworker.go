@@ -80,10 +80,14 @@ func (w *worker) run(ctx context.Context, s *session.Session) {
 		res.Err = fmt.Sprintf("module %q is not loaded", job.Module)
 		return
 	}
-	r, err := m.Call(ctx, string(job.Export), job.Params)
+	r, err := m.CallIO(ctx, string(job.Export), job.Params, s.IO(job.Module, job.Export, job.Stdin, job.Args, job.Env))
 	res.InstNs, res.ExecNs = r.Instantiate.Nanoseconds(), r.Exec.Nanoseconds()
 	res.Stdout = append(res.Stdout, r.Stdout...)
 	res.Stderr = append(res.Stderr, r.Stderr...)
+	res.StdoutBytes, res.StderrBytes = r.StdoutBytes, r.StderrBytes
+	// An exit, whatever its code, is the guest's answer (Failure leaves
+	// it out); a trap after it cannot happen.
+	res.Exited, res.ExitCode = r.Exited, r.ExitCode
 	if err != nil {
 		res.Trap, res.Err = engine.Failure(err)
 		return

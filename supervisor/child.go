@@ -129,11 +129,22 @@ type laneProc struct {
 	pc   *pollConn // nil in tests without a socket of ours
 }
 
+// directFrame is the most input bytes a job frame carries to be written
+// by the dispatcher's caller (outbox.send); a larger one goes through the
+// outbox goroutine.
+const directFrame = 16 << 10
+
 // Start sends t's job frame.
 func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
 	l.c.tookJob.Store(true)
-	l.out.send(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
+	job := &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params, Stdin: tk.in.stdin, Args: tk.in.args, Env: tk.in.env}
+	if len(job.Stdin)+len(job.Args)+len(job.Env) <= directFrame {
+		l.out.send(ipc.KindJob, job)
+	} else {
+		// Its write would hold the dispatcher while the lane reads it.
+		l.out.push(ipc.KindJob, job)
+	}
 	if l.pc != nil {
 		l.pc.kick() // its reader polls for the answer
 	}
@@ -272,7 +283,7 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 		spin = max(s.cfg.WorkerSpin, 0)
 	}
 	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
-		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig(), SpinNs: spin.Nanoseconds()}); err != nil {
+		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig(), Limits: s.limits(), SpinNs: spin.Nanoseconds()}); err != nil {
 		return fail(err)
 	}
 	if _, err := ipc.ReadHello(sp.conn); err != nil {
@@ -347,6 +358,7 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 	pc := newPollConn(nc, spin)
 	sp := &spawned{conn: ipc.NewConn(pc, 0), nc: nc, pc: pc, proc: cmd.Process, wait: make(chan error, 1),
 		stderr: make(chan struct{}), offCore: offCore}
+	sp.conn.SetLimits(s.limits())
 	go forward(c, errR, sp.stderr)
 	go func() { sp.wait <- cmd.Wait() }()
 	return sp, nil

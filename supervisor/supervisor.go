@@ -75,6 +75,10 @@ type Config struct {
 	// MaxUpload bounds a module upload. Default 32 MiB; it must stay below
 	// the IPC frame cap, since modules travel to children in one frame.
 	MaxUpload int64
+	// MaxInput bounds a call's stdin (input, input_base64, the body of
+	// /run), and MaxOutput what is kept of its stdout and, separately, of
+	// its stderr. Default 1 MiB each; at most ipc.MaxIO (30 MiB).
+	MaxInput, MaxOutput int
 	// CalibrationBudget bounds the measuring of one call in benchd; a call
 	// still running at twice this (plus a second) gets benchd killed.
 	// Default 2s.
@@ -152,6 +156,8 @@ func Defaults() Config {
 		PreemptCost:       500 * time.Microsecond,
 		MemoryLimitPages:  4096,
 		MaxUpload:         32 << 20,
+		MaxInput:          ipc.DefaultMaxIO,
+		MaxOutput:         ipc.DefaultMaxIO,
 		CalibrationBudget: 2 * time.Second,
 		MaxModules:        1000,
 		MaxInFlight:       10000,
@@ -179,6 +185,8 @@ func (c Config) withDefaults() (Config, error) {
 	c.PreemptCost = cmp.Or(c.PreemptCost, d.PreemptCost)
 	c.MemoryLimitPages = cmp.Or(c.MemoryLimitPages, d.MemoryLimitPages)
 	c.MaxUpload = cmp.Or(c.MaxUpload, d.MaxUpload)
+	c.MaxInput = cmp.Or(c.MaxInput, d.MaxInput)
+	c.MaxOutput = cmp.Or(c.MaxOutput, d.MaxOutput)
 	c.CalibrationBudget = cmp.Or(c.CalibrationBudget, d.CalibrationBudget)
 	c.MaxModules = cmp.Or(c.MaxModules, d.MaxModules)
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, d.MaxInFlight)
@@ -198,6 +206,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Lanes < 1 || c.Lanes > sched.MaxLanes {
 		return c, fmt.Errorf("config: lanes %d not in [1, %d]", c.Lanes, sched.MaxLanes)
 	}
+	if c.MaxInput < 0 || c.MaxOutput < 0 || c.MaxInput > ipc.MaxIO || c.MaxOutput > ipc.MaxIO {
+		return c, fmt.Errorf("config: max input %d and max output %d must be from 1 to %d bytes", c.MaxInput, c.MaxOutput, ipc.MaxIO)
+	}
 	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {
 		return c, fmt.Errorf("config: max upload %d exceeds the IPC frame cap", c.MaxUpload)
 	}
@@ -205,6 +216,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// limits are the bounds of a call's input and output on the wire, sent to
+// every child in its hello.
+func (s *Supervisor) limits() ipc.Limits {
+	return ipc.Limits{MaxInput: s.cfg.MaxInput, MaxOutput: s.cfg.MaxOutput}
 }
 
 // Supervisor is the running daemon. Create it with New, run it with Run.
@@ -381,7 +398,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
 			Metrics: s.met.handler(), Uploads: httpapi.NewUploads(s.store.uploads, httpapi.FormCap(s.cfg.MaxUpload)),
-			InitDir: s.cfg.InitDir}),
+			InitDir: s.cfg.InitDir, MaxInput: s.cfg.MaxInput}),
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,

@@ -146,6 +146,8 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	preemptCost := fs.Duration("preempt-cost", d.PreemptCost, "charged by admission to a call that preempts another")
 	calib := fs.Duration("calibration-budget", d.CalibrationBudget, "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", d.MaxUpload, "largest module accepted, bytes")
+	fs.IntVar(&cfg.MaxInput, "max-input", d.MaxInput, "largest stdin of a call (input, input_base64, the body of /run), bytes; a larger one is answered 413")
+	fs.IntVar(&cfg.MaxOutput, "max-output", d.MaxOutput, "bytes of a call's stdout, and separately of its stderr, kept for the answer; the rest is cut and the answer says so")
 	maxModules := fs.Int("max-modules", d.MaxModules, "most modules registered at once")
 	maxInFlight := fs.Int("max-in-flight", d.MaxInFlight, "most calls admitted and not yet answered")
 	maxConns := fs.Int("max-connections", d.MaxConnections, "most HTTP connections open at once, one more is answered 503 (lowered to what RLIMIT_NOFILE allows)")
