@@ -119,13 +119,25 @@ func (s *Supervisor) claimProbe(c *child) bool {
 			return false
 		}
 	}
-	s.probed[c.core] = true
+	s.probed[c.core], s.probingNow[c.core] = true, true
 	return true
 }
 
-// probed records core's measured hop, and charges the worst of every
-// core's from now on; s.mu held.
-func (s *Supervisor) probedCore(c *child, pc probeCosts) {
+// probingCore reports whether a lane of c's core measures its hop now;
+// s.mu held.
+func (s *Supervisor) probingCore(c *child) bool {
+	return c.core >= 0 && s.probingNow[c.core]
+}
+
+// probedCore ends c's measure of its core's hop, which failed with err or
+// gave pc: the worst of every core's is charged from now on; s.mu held.
+func (s *Supervisor) probedCore(c *child, pc probeCosts, err error) {
+	s.probingNow[c.core] = false
+	s.broadcast() // the core's other lanes may come up
+	if err != nil {
+		s.probed[c.core] = false // its next lane measures it
+		return
+	}
 	s.probes = append(s.probes, pc)
 	var worst probeCosts
 	for _, p := range s.probes {
