@@ -79,6 +79,12 @@ func (pc *pollConn) Read(p []byte) (int, error) {
 				n, err, got = ipc.Poll(int(fd), p, pc.spin, runtime.Gosched)
 				return true
 			}); rerr != nil {
+				if pc.live.Load() && errors.Is(rerr, os.ErrDeadlineExceeded) {
+					// A kick's deadline, set after we cleared it: poll
+					// again for the job it kicked for.
+					pc.armed.Store(true)
+					continue
+				}
 				return 0, rerr
 			}
 			if got {
