@@ -57,3 +57,26 @@ func TestPollConnKick(t *testing.T) {
 		t.Fatal("the reader did not get 20 results")
 	}
 }
+
+// Reading through a kicked pollConn allocates nothing.
+func TestPollConnAllocs(t *testing.T) {
+	sup, lane := socketPair(t)
+	pc := newPollConn(sup, 100*time.Microsecond)
+	if pc.rc == nil {
+		t.Skip("the socket offers no raw access (syscall.Conn)")
+	}
+	pc.live.Store(true)
+	buf := make([]byte, 8)
+	msg := []byte("12345678")
+	if n := testing.AllocsPerRun(50, func() {
+		pc.arm()
+		if _, err := lane.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pc.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a polled read: %v allocations, want 0", n)
+	}
+}
