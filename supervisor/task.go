@@ -124,9 +124,11 @@ type Timeline struct {
 
 // timelineOf returns t's timeline: its own events and the dispatcher's.
 func (s *Supervisor) timelineOf(t *task, state string) Timeline {
+	steps := s.disp.Timeline(t.dt)
 	tl := Timeline{ID: t.id, Name: t.name, Module: t.module.Name, Export: t.export, State: state,
-		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source, Events: append([]Step(nil), t.events...)}
-	for _, st := range s.disp.Timeline(t.dt) {
+		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source,
+		Events: append(make([]Step, 0, len(t.events)+len(steps)), t.events...)}
+	for _, st := range steps {
 		tl.Events = append(tl.Events, Step{At: st.At, SinceU: st.At.Sub(t.arrived).Microseconds(), What: st.What, Detail: st.Detail})
 	}
 	if !t.deadline.IsZero() {
