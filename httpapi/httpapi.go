@@ -70,6 +70,44 @@ type CallSpec struct {
 	Deadline      time.Duration // expected_deadline; 0: best effort
 	CaptureOutput bool          // answer with the call's stdout and stderr
 	AllowLate     bool          // finish late (deadline_met false) rather than be killed
+	// Then, if not empty, makes the call the first stage of a chain: each
+	// stage of Then runs after the one before it, on its output, all under
+	// the one end-to-end Deadline (required), admitted whole or refused
+	// whole. At most MaxThen stages.
+	Then []StageSpec
+}
+
+// StageSpec is one stage of a chain after the first ("then").
+type StageSpec struct {
+	Module        string // the previous stage's if not given
+	Export        string
+	ParamTypes    json.RawMessage // absent: the export's signature
+	Params        json.RawMessage
+	ResultsLength int           // -1: not given
+	Declared      time.Duration // expected_execution_time; 0: none
+}
+
+// StageResult is one stage of a chain that ran (CallResult.Stages).
+type StageResult struct {
+	Module, Export string
+	TaskID         uint64
+	CPU            int
+	Worker         string
+	Lane           int
+	Types          []wasmval.Type
+	Results        []uint64
+	// Deadline is the stage's own deadline, from the chain's arrival,
+	// derived so that the chain can meet its end-to-end deadline.
+	Deadline       time.Duration
+	DeadlineMet    bool
+	Estimate       time.Duration
+	EstimateSource string
+	Queue          time.Duration // the previous stage's end (the first: arrival) → start
+	Instantiate    time.Duration
+	Exec           time.Duration
+	Total          time.Duration // arrival → this stage's result
+	Stopped        time.Duration
+	Preempted      bool
 }
 
 // CallResult is a successful call.
@@ -93,6 +131,10 @@ type CallResult struct {
 	Begin          time.Duration // arrival → its lane began it (0: unknown)
 	Preempted      bool          // it stopped a less urgent call to start
 	Stdout, Stderr []byte        // the call's WASI output, bounded
+	// Stages, for a chain, are its stages in order; the fields above are
+	// then the chain's: the last stage's results and output, the first
+	// stage's task, the end-to-end deadline and times.
+	Stages []StageResult
 }
 
 // Upload is one module file of a register form, spooled to disk (Uploads).
