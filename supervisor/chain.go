@@ -108,6 +108,24 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 		return nil, apierr.New(apierr.InvalidDeadline, "the chain's %d stages take %v by their estimates and the dispatch overhead of %v each (%s), not below expected_deadline %v",
 			k, total, overhead, strings.Join(parts, ", "), spec.Deadline)
 	}
+	// An unmeasured stage is planned as holding its core until its kill
+	// and its lane's restart, counted from admission (sched.Job.Unverified):
+	// the stages after it could then only fit on a core that nothing uses
+	// before the chain. Rather than refuse such a chain every time, measure
+	// its stages and ask for a retry; the last stage may be unmeasured, as
+	// a single call may.
+	var unmeasured []string
+	for i, e := range es[:k-1] {
+		if !e.learned {
+			unmeasured = append(unmeasured, fmt.Sprintf("%d (%s %s)", i+1, sts[i].module, sts[i].export))
+			s.calibrateLater(cls[i])
+		}
+	}
+	if len(unmeasured) > 0 {
+		e := apierr.New(apierr.Unschedulable, "chain stage %s: no measured execution time yet, and only a chain's last stage may run unmeasured; it is being measured now, retry in a moment", strings.Join(unmeasured, ", stage "))
+		e.RetryAfter = time.Second
+		return nil, e
+	}
 
 	s.mu.Lock()
 	s.count.Calls++

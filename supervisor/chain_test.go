@@ -283,6 +283,12 @@ func TestChainInvalid(t *testing.T) {
 	if apierr.CodeOf(err) != apierr.BadRequest {
 		t.Errorf("no deadline: got %v", err)
 	}
+	before := r.bench.count()
+	_, err = r.s.Call(context.Background(), r.chainSpec("u", 30*hms, 9, 1))
+	if apierr.CodeOf(err) != apierr.Unschedulable || !strings.Contains(err.Error(), "chain stage 1 (m.wasm f): no measured execution time yet") {
+		t.Errorf("unmeasured first stage: got %v", err)
+	}
+	honWait(t, "the unmeasured stage measured", func() bool { return r.bench.count() > before })
 	spec := r.chainSpec("c", 30*hms, 1, 1)
 	spec.Then[0].Module = "nope.wasm"
 	_, err = r.s.Call(context.Background(), spec)
