@@ -61,8 +61,9 @@ func TestChainMet(t *testing.T) {
 		t.Errorf("stage 2 ended at %d µs, stage 1 at %d µs: want stage 2 after stage 1 and its 20 ms", s2.Timings.Total, s1.Timings.Total)
 	}
 	u := d.get("/uname?uname=chain-met")
-	stages, _ := u.body["stages"].([]any)
-	if u.code != 200 || u.str("state") != "done" || len(stages) != 2 {
+	tl, _ := u.body["result"].(map[string]any)
+	stages, _ := tl["stages"].([]any)
+	if u.code != 200 || tl["state"] != "done" || len(stages) != 2 {
 		t.Errorf("/uname: got %d %s, want done with 2 stages", u.code, u.raw)
 	}
 	var st struct {
@@ -117,7 +118,8 @@ func TestChainRefusedWhole(t *testing.T) {
 		}
 	}
 	u := d.get("/uname?uname=chain-refused")
-	if !strings.HasPrefix(u.str("state"), "refused") {
+	tl, _ := u.body["result"].(map[string]any)
+	if state, _ := tl["state"].(string); !strings.HasPrefix(state, "refused") || tl["task_id"] != nil {
 		t.Errorf("/uname: got %s, want refused", u.raw)
 	}
 	if a := <-hold; a.code != 200 {
