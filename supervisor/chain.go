@@ -98,7 +98,7 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 	if total >= spec.Deadline {
 		var parts []string
 		for i, e := range es {
-			parts = append(parts, fmt.Sprintf("stage %d %v (%s)", i+1, e.c, e.source))
+			parts = append(parts, fmt.Sprintf("stage %d %v (%s)", i+1, e.c.Round(time.Microsecond), e.source))
 		}
 		for i, e := range es {
 			if e.learned && e.source == sched.SourceLearned {
@@ -106,7 +106,7 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 			}
 		}
 		return nil, apierr.New(apierr.InvalidDeadline, "the chain's %d stages take %v by their estimates and the dispatch overhead of %v each (%s), not below expected_deadline %v",
-			k, total, overhead, strings.Join(parts, ", "), spec.Deadline)
+			k, total.Round(time.Microsecond), overhead, strings.Join(parts, ", "), spec.Deadline)
 	}
 	// An unmeasured stage is planned as holding its core until its kill
 	// and its lane's restart, counted from admission (sched.Job.Unverified):
