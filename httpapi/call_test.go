@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,6 +127,11 @@ func FuzzDecodeCall(f *testing.F) {
 	f.Add([]byte(`{"wasm_name":"a","export_func":"f","then":[{"export_func":"g"}]}`))
 	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":5,"then":[{}]}`))
 	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":5,"then":{}}`))
+	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":5,"input":"x","then":[{"export_func":"_start","args":["-v"],"env":{"K":"v"}}]}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"_start","input":"h\u00e9","args":["a","b"],"env":{"K":"v"}}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"_start","input_base64":"AAEC/w=="}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","input":"a","input_base64":"YQ=="}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","env":{"A=B":"\u0000"},"args":[null]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		spec, err := DecodeCall(body, time.Time{})
 		if err != nil {
@@ -145,6 +151,21 @@ func FuzzDecodeCall(f *testing.F) {
 			if st.Module == "" || st.Export == "" || st.Declared < 0 || (st.Declared > 0 && st.Declared < time.Microsecond) ||
 				len(st.Module) > MaxNameLen || len(st.Export) > MaxExportLen {
 				t.Fatalf("body %q: got invalid stage %d %+v", body, i+2, st)
+			}
+			for _, a := range append(slices.Clone(st.Args), st.Env...) {
+				if strings.IndexByte(a, 0) >= 0 {
+					t.Fatalf("body %q: got a NUL in stage %d's args or env %q", body, i+2, a)
+				}
+			}
+		}
+		for _, a := range append(slices.Clone(spec.Args), spec.Env...) {
+			if strings.IndexByte(a, 0) >= 0 {
+				t.Fatalf("body %q: got a NUL in args or env %q", body, a)
+			}
+		}
+		for _, kv := range spec.Env {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				t.Fatalf("body %q: got env entry %q without a name", body, kv)
 			}
 		}
 	})
@@ -168,6 +189,7 @@ func TestDecodeThen(t *testing.T) {
 		{"bad time", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g","expected_execution_time":-1}]}`, apierr.InvalidParams, "stage 2: expected_execution_time"},
 		{"bad results_length", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g","results_length":"x"}]}`, apierr.InvalidParams, "stage 2: results_length"},
 		{"long name", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"wasm_name":"` + strings.Repeat("m", MaxNameLen+1) + `","export_func":"g"}]}`, apierr.BadRequest, "stage 2: wasm_name is 129 bytes"},
+		{"stage env", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g","env":{"A=B":"c"}}]}`, apierr.BadRequest, "then: stage 2: env name"},
 		{"not a list", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":{}}`, apierr.BadRequest, "not the expected JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -156,3 +156,56 @@ func TestChainStageTrap(t *testing.T) {
 		t.Errorf("unmeasured first stage: got %d %s, want 503 asking for a retry", a.code, a.raw)
 	}
 }
+
+// TestChainPiped: each stage's stdout is the next stage's stdin, in
+// order, under one deadline; a stage that exits non-zero ends the chain
+// naming it.
+func TestChainPiped(t *testing.T) {
+	d := chainDaemon(t, "piped")
+	if a := d.register(map[string]string{"upper.wasm": "upper.wasm"}, nil); a.code != 200 {
+		t.Fatalf("register upper.wasm: %d %s", a.code, a.raw)
+	}
+	// Measure the first stage on its input; the later ones are estimated
+	// without their stdin, which their predecessors make.
+	for _, body := range []string{
+		`{"wasm_name":"upper.wasm","export_func":"_start","input":"ab"}`,
+		`{"wasm_name":"upper.wasm","export_func":"mark","input":"ab"}`,
+		`{"wasm_name":"upper.wasm","export_func":"_start"}`,
+		`{"wasm_name":"upper.wasm","export_func":"mark"}`,
+	} {
+		if a := d.post("/test", body); a.code != 200 {
+			t.Fatalf("/test %s: %d %s", body, a.code, a.raw)
+		}
+	}
+	for _, tc := range []struct {
+		first, second, want string
+		mid                 int // stage 1's output bytes
+	}{{"_start", "mark", "ABx", 2}, {"mark", "_start", "ABX", 3}} {
+		a := d.post("/call", `{"wasm_name":"upper.wasm","export_func":"`+tc.first+`","input":"ab","expected_deadline":"500",
+			"then":[{"export_func":"`+tc.second+`"}]}`)
+		if a.code != 200 || a.str("output") != tc.want || fmt.Sprint(a.body["deadline_met"]) != "true" {
+			t.Errorf("ab | %s | %s: got %d %s, want output %q", tc.first, tc.second, a.code, a.raw, tc.want)
+		}
+		stages, _ := a.body["stages"].([]any)
+		if len(stages) != 2 {
+			t.Errorf("stages: %s", a.raw)
+			continue
+		}
+		if s1, _ := stages[0].(map[string]any); fmt.Sprint(s1["output_bytes"]) != fmt.Sprint(tc.mid) {
+			t.Errorf("stage 1 output_bytes: got %v, want %d", s1["output_bytes"], tc.mid)
+		}
+	}
+	// A stage that exits 3 ends the chain: the stage after it never runs.
+	if a := d.register(map[string]string{"echo.wasm": "echo.wasm"}, nil); a.code != 200 {
+		t.Fatalf("register echo.wasm: %d %s", a.code, a.raw)
+	}
+	if a := d.post("/test", `{"wasm_name":"echo.wasm","export_func":"exit3"}`); a.code != 200 {
+		t.Logf("/test exit3: %d %s", a.code, a.raw)
+	}
+	a := d.post("/call", `{"wasm_name":"upper.wasm","export_func":"_start","input":"ab","expected_deadline":"500",
+		"then":[{"wasm_name":"echo.wasm","export_func":"exit3"},{"wasm_name":"upper.wasm","export_func":"mark"}]}`)
+	if a.code != 500 || !strings.Contains(a.str("error"), "chain stage 2 of 3 (echo.wasm exit3): exited with code 3") ||
+		!strings.Contains(a.str("error"), "stage 3 did not run") {
+		t.Errorf("exit 3 mid-chain: got %d %s, want 500 naming stage 2", a.code, a.raw)
+	}
+}

@@ -31,13 +31,14 @@ type stageSpec struct {
 	types, params  []byte
 	resultsLen     int
 	declared       time.Duration
+	args, env      []string
 }
 
 // stagesOf returns the stages of spec's chain: the call itself, then Then.
 func stagesOf(spec httpapi.CallSpec) []stageSpec {
-	out := []stageSpec{{spec.Module, spec.Export, spec.ParamTypes, spec.Params, spec.ResultsLength, spec.Declared}}
+	out := []stageSpec{{spec.Module, spec.Export, spec.ParamTypes, spec.Params, spec.ResultsLength, spec.Declared, spec.Args, spec.Env}}
 	for _, st := range spec.Then {
-		out = append(out, stageSpec{st.Module, st.Export, st.ParamTypes, st.Params, st.ResultsLength, st.Declared})
+		out = append(out, stageSpec{st.Module, st.Export, st.ParamTypes, st.Params, st.ResultsLength, st.Declared, st.Args, st.Env})
 	}
 	return out
 }
@@ -64,8 +65,10 @@ func stageError(i, k int, st stageSpec, err error) error {
 //
 // # Notes
 //
-// A stage's stdout does not yet reach the next stage's stdin: that needs
-// the per-call input plumbing (issue 16, branch i16-io); see feed.
+// A stage after the first is estimated on its module, export, params,
+// args and environment, without its stdin, which is only known when the
+// stage before it ends: its runs refine that one estimate whatever input
+// they get, and a background calibration of it runs on an empty stdin.
 func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
 	admitted := false
 	defer func() {
@@ -83,12 +86,17 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 	}
 	cls := make([]*call, k)
 	es := make([]estimate, k)
-	overhead := s.cfg.DispatchOverhead
+	overhead := time.Duration(s.overhead.Load())
 	var total time.Duration
 	for i, st := range sts {
 		if cls[i], err = s.resolve(st.module, st.export, st.types, st.params, st.resultsLen); err != nil {
 			return nil, stageError(i, k, st, err)
 		}
+		var stdin []byte
+		if i == 0 {
+			stdin = spec.Input // the others get the stage before's output
+		}
+		cls[i].setInput(stdin, st.args, st.env)
 		if st.declared >= spec.Deadline {
 			return nil, stageError(i, k, st, apierr.New(apierr.InvalidDeadline, "expected_execution_time %v is not below the chain's expected_deadline %v", st.declared, spec.Deadline))
 		}
@@ -161,14 +169,14 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 	for i, cl := range cls {
 		s.nextID++
 		t := &task{id: s.nextID, name: name, module: cl.module, export: sts[i].export, params: cl.params,
-			results: cl.results, key: cl.key, arrived: spec.Arrived, estimate: es[i].c, source: es[i].source, core: -1,
+			results: cl.results, in: cl.in, key: cl.key, arrived: spec.Arrived, estimate: es[i].c, source: es[i].source, core: -1,
 			chain: ch, stage: i}
 		t.events = append(t.events, Step{At: spec.Arrived, What: "arrived", Detail: fmt.Sprintf("chain stage %d of %d", i+1, k)})
 		dt := dispatch.NewTask(t.id)
 		dt.Payload, t.dt = t, dt
 		dt.Estimate, dt.Unverified = es[i].c+overhead, !es[i].learned
 		if i > 0 {
-			dt.Feed = t.feed
+			dt.Feed = t.feeder(s.cfg.MaxInput)
 		}
 		ch.stages = append(ch.stages, t)
 		dts[i] = dt
@@ -243,17 +251,54 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 	return s.answerChain(ch, spec, dos)
 }
 
-// feed is a chain stage's dispatch.Task.Feed: it takes the previous
-// stage's result, refusing a failure. It runs under the dispatcher's lock
-// and takes no other.
-func (t *task) feed(prev any) bool {
-	r, ok := prev.(*ipc.Result)
-	if !ok || r.Trap != "" || r.Err != "" {
-		return false
+// feeder returns a chain stage's dispatch.Task.Feed: it makes the
+// previous stage's stdout this stage's stdin, or refuses a result that
+// cannot go on (unfed). It runs under the dispatcher's lock and takes no
+// other; the lane reads t.in when it starts the stage, under that lock too.
+func (t *task) feeder(maxInput int) func(prev any) bool {
+	return func(prev any) bool {
+		r, ok := prev.(*ipc.Result)
+		if !ok || unfed(r, maxInput) != nil {
+			return false
+		}
+		t.in.stdin = r.Stdout
+		return true
 	}
-	// TODO(i16-io): hand r's stdout to this stage as its stdin once a job
-	// carries input (ipc.Job.Stdin); today a stage runs on its own params.
-	return true
+}
+
+// unfed returns why a chain stage's result r cannot be the next stage's
+// input, nil if it can: a trap or a refusal (its own error then), a
+// non-zero exit code, stdout cut at --max-output, or stdout over
+// --max-input (maxInput; 0: ipc.DefaultMaxIO), the next stage's limit.
+func unfed(r *ipc.Result, maxInput int) error {
+	if maxInput <= 0 {
+		maxInput = ipc.DefaultMaxIO
+	}
+	switch {
+	case r.Trap != "" || r.Err != "":
+		return apierr.New(apierr.Trap, "failed") // outcomeOf has the real error
+	case r.Exited && r.ExitCode != 0:
+		return apierr.New(apierr.Trap, "exited with code %d%s", r.ExitCode, stderrHint(r.Stderr))
+	case r.StdoutBytes > int64(len(r.Stdout)):
+		return apierr.New(apierr.TooLarge, "its output of %d bytes was cut at %d (--max-output), so it cannot be the next stage's input", r.StdoutBytes, len(r.Stdout))
+	case len(r.Stdout) > maxInput:
+		return apierr.New(apierr.TooLarge, "its output of %d bytes is over the next stage's input limit of %d (--max-input)", len(r.Stdout), maxInput)
+	}
+	return nil
+}
+
+// stderrHint returns ": stderr …" with the start of a failed stage's
+// stderr, or "" without any.
+func stderrHint(b []byte) string {
+	const keep = 200
+	if len(b) == 0 {
+		return ""
+	}
+	s := strings.ToValidUTF8(string(b[:min(len(b), keep)]), "\uFFFD")
+	if len(b) > keep {
+		s += "…"
+	}
+	return fmt.Sprintf(" (stderr: %q)", s)
 }
 
 // chainAdmitError is admitError for a chain of k stages.
@@ -276,16 +321,28 @@ func (s *Supervisor) answerChain(ch *chainCall, spec httpapi.CallSpec, dos []dis
 	k := len(ch.stages)
 	os := make([]outcome, k)
 	failed := -1
+	var why error
 	for i, t := range ch.stages {
 		os[i] = s.outcomeOf(t, dos[i])
-		if failed < 0 && os[i].err != nil {
-			failed = i
+		if failed >= 0 {
+			continue
+		}
+		if os[i].err != nil {
+			failed, why = i, os[i].err
+		} else if i < k-1 && dos[i+1].Kind == dispatch.Cancelled {
+			// Its result was not fed on (a non-zero exit, output cut)
+			// unless the client went away meanwhile.
+			if r, ok := dos[i].Result.(*ipc.Result); ok {
+				if err := unfed(r, s.cfg.MaxInput); err != nil {
+					failed, why = i, err
+				}
+			}
 		}
 	}
 	var chainErr error
 	if failed >= 0 {
-		t, o := ch.stages[failed], os[failed]
-		chainErr = stageError(failed, k, stageSpec{module: t.module.Name, export: t.export}, o.err)
+		t := ch.stages[failed]
+		chainErr = stageError(failed, k, stageSpec{module: t.module.Name, export: t.export}, why)
 		if e, ok := chainErr.(*apierr.Error); ok && failed < k-1 {
 			if failed+2 == k {
 				e.Msg += fmt.Sprintf("; stage %d did not run", k)
@@ -304,7 +361,11 @@ func (s *Supervisor) answerChain(ch *chainCall, spec httpapi.CallSpec, dos []dis
 	res := &httpapi.CallResult{TaskID: first.id, TaskName: ch.name, CPU: lastO.cpu, Worker: lastO.worker,
 		Types: lastT.results, Results: lastO.results, Deadline: spec.Deadline, EstimateSource: sched.SourceLearned,
 		Queue: os[0].started.Sub(ch.arrived), Total: lastO.finished.Sub(ch.arrived), Stdout: lastO.stdout, Stderr: lastO.stderr,
-		Lane: dos[k-1].Lane, Begin: os[0].begin, Preempted: dos[0].Preempted}
+		Lane: dos[k-1].Lane, Begin: os[0].begin, Preempted: dos[0].Preempted,
+		StdoutBytes: lastO.stdoutBytes, StderrBytes: lastO.stderrBytes, ExitCode: lastO.exitCode}
+	if lastO.exitCode != nil && len(lastO.results) < len(res.Types) {
+		res.Types = nil // it exited before returning its results
+	}
 	met := !lastO.finished.After(ch.deadline)
 	res.DeadlineMet = &met
 	prevEnd := ch.arrived
@@ -322,7 +383,10 @@ func (s *Supervisor) answerChain(ch *chainCall, spec httpapi.CallSpec, dos []dis
 			Deadline: t.deadline.Sub(ch.arrived), DeadlineMet: !o.finished.After(t.deadline),
 			Estimate: t.estimate, EstimateSource: t.source, Queue: max(o.started.Sub(prevEnd), 0),
 			Instantiate: time.Duration(o.instNs), Exec: time.Duration(o.execNs), Total: o.finished.Sub(ch.arrived),
-			Stopped: o.stopped, Preempted: dos[i].Preempted})
+			Stopped: o.stopped, Preempted: dos[i].Preempted, OutputBytes: o.stdoutBytes, ExitCode: o.exitCode})
+		if o.exitCode != nil && len(o.results) < len(t.results) {
+			res.Stages[i].Types = nil
+		}
 		prevEnd = o.finished
 	}
 	return res, nil

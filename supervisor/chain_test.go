@@ -109,7 +109,7 @@ func TestChainCall(t *testing.T) {
 	}
 	// Latest-possible: each stage's deadline is the next one's less the
 	// next one's estimate and the dispatch overhead.
-	o := r.s.cfg.DispatchOverhead
+	o := time.Duration(r.s.overhead.Load())
 	e := func(i int) time.Duration { return res.Stages[i].Estimate + o }
 	want := []time.Duration{40*hms - e(2) - e(1), 40*hms - e(2), 40 * hms}
 	var sum time.Duration
@@ -294,5 +294,89 @@ func TestChainInvalid(t *testing.T) {
 	_, err = r.s.Call(context.Background(), spec)
 	if apierr.CodeOf(err) != apierr.InvalidWasmName || !strings.Contains(err.Error(), "chain stage 2 of 2 (nope.wasm f)") {
 		t.Errorf("unknown module: got %v", err)
+	}
+}
+
+// stdinOf returns the stdin the job last started under name was given.
+func (r *honRig) stdinOf(name string) string {
+	r.t.Helper()
+	r.mu.Lock()
+	j, ok := r.jobs[name]
+	r.mu.Unlock()
+	if !ok {
+		r.t.Fatalf("%s: no job started", name)
+	}
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return string(r.s.tasks[j.id].in.stdin)
+}
+
+// Each stage's stdout is the next stage's stdin; the first stage's is the
+// call's input; the answer's output is the last stage's.
+func TestChainPipes(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	r.seed(2, 2*hms)
+	spec := r.chainSpec("ch", 40*hms, 2, 2, 2)
+	spec.Input = []byte("in")
+	first, err := r.s.resolve("m.wasm", "f", nil, []byte("[2]"), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.setInput(spec.Input, nil, nil)
+	r.s.mu.Lock()
+	r.s.est.Seed(first.key, (2 * hms).Nanoseconds())
+	r.s.mu.Unlock()
+	c := r.chainCall(context.Background(), spec)
+	c.admitted(false)
+	for i, out := range []string{"one", "two", "three"} {
+		r.waitStarted("ch")
+		want := []string{"in", "one", "two"}[i]
+		if got := r.stdinOf("ch"); got != want {
+			t.Fatalf("stage %d stdin: got %q, want %q", i+1, got, want)
+		}
+		r.deliver("ch", &ipc.Result{Stdout: []byte(out), StdoutBytes: int64(len(out)), Exited: true})
+	}
+	res, err := c.wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Stdout) != "three" || res.ExitCode == nil || *res.ExitCode != 0 || res.Stages[1].OutputBytes != 3 {
+		t.Errorf("answer: got stdout %q exit %v stage 2 output %d", res.Stdout, res.ExitCode, res.Stages[1].OutputBytes)
+	}
+}
+
+// A result that cannot be the next stage's input ends the chain there.
+func TestChainUnfed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		res  ipc.Result
+		code apierr.Code
+		want string
+	}{
+		{"exit", ipc.Result{Exited: true, ExitCode: 3, Stderr: []byte("bye\n")}, apierr.Trap, `exited with code 3 (stderr: "bye\n")`},
+		{"cut", ipc.Result{Stdout: []byte("abc"), StdoutBytes: 9}, apierr.TooLarge, "its output of 9 bytes was cut at 3 (--max-output)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newHonRig(t, 1, honRestart)
+			r.seed(2, 2*hms)
+			c := r.chainCall(context.Background(), r.chainSpec("ch", 40*hms, 2, 2, 2))
+			c.admitted(false)
+			r.waitStarted("ch")
+			r.deliver("ch", &tc.res)
+			_, err := c.wait()
+			if apierr.CodeOf(err) != tc.code || !strings.Contains(err.Error(), "chain stage 1 of 3 (m.wasm f): "+tc.want) ||
+				!strings.Contains(err.Error(), "stages 2 to 3 did not run") {
+				t.Fatalf("got %v (code %d), want code %d with %q", err, apierr.CodeOf(err), tc.code, tc.want)
+			}
+			if r.isStarted("ch") {
+				t.Error("stage 2 started")
+			}
+		})
+	}
+	if err := unfed(&ipc.Result{Stdout: make([]byte, 10), StdoutBytes: 10}, 9); apierr.CodeOf(err) != apierr.TooLarge {
+		t.Errorf("output over the next stage's --max-input: got %v", err)
+	}
+	if err := unfed(&ipc.Result{Stdout: []byte("ok"), StdoutBytes: 2, Exited: true}, 0); err != nil {
+		t.Errorf("exit 0: got %v", err)
 	}
 }
