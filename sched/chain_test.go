@@ -297,8 +297,14 @@ func TestChainExactness(t *testing.T) {
 	var n struct{ admitted, refused, preempt, unverified, long int }
 	for round := range rounds {
 		cfg := cfgs[round%len(cfgs)]
+		if round%3 == 0 {
+			cfg.WakeCost = 3 // idle cores whose lanes sleep; SetWarm below
+		}
 		g := &stateGen{rng: rng, s: mustNew(t, 1+rng.IntN(3), cfg), maxC: 10, slack: 60}
 		for range rng.IntN(40) {
+			if rng.IntN(12) == 0 {
+				g.s.SetWarm(rng.IntN(len(g.s.cores)), g.now+rng.Int64N(10))
+			}
 			if rng.IntN(10) == 0 {
 				if core, err := g.s.AdmitChain(g.now, g.chain(1+rng.IntN(3))); err == nil {
 					g.next(core)
