@@ -209,3 +209,57 @@ func TestChainPiped(t *testing.T) {
 		t.Errorf("exit 3 mid-chain: got %d %s, want 500 naming stage 2", a.code, a.raw)
 	}
 }
+
+// TestChainClientGone: a client that goes away while stage 1 runs cancels
+// the stages not started; stage 1 runs to its end, and the chain's
+// timeline says stage 2 never started.
+func TestChainClientGone(t *testing.T) {
+	d := chainDaemon(t, "gone")
+	if a := d.post("/test", `{"wasm_name":"sleep.wasm","export_func":"sleep_ms","params":["200"]}`); a.code != 200 {
+		t.Fatalf("/test sleep_ms(200): %d %s", a.code, a.raw)
+	}
+	req, _ := http.NewRequest(http.MethodPost, d.url+"/call", strings.NewReader(
+		`{"wasm_name":"sleep.wasm","task_unique_name":"chain-gone","export_func":"sleep_ms","params":["200"],"expected_deadline":"2000",
+		"then":[{"export_func":"sleep_ms","params":["20"]}]}`))
+	impatient := &http.Client{Timeout: 50 * time.Millisecond}
+	if resp, err := impatient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the chain answered within 50 ms: %d", resp.StatusCode)
+	}
+	var tl map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		u := d.get("/uname?uname=chain-gone")
+		tl, _ = u.body["result"].(map[string]any)
+		if state, _ := tl["state"].(string); state != "in flight" && state != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain is still in flight: %s", u.raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	state, _ := tl["state"].(string)
+	if !strings.Contains(state, "chain stage 2 of 2") || !strings.Contains(state, "client went away") {
+		t.Errorf("state: got %q, want stage 2 cancelled as the client went away", state)
+	}
+	stages, _ := tl["stages"].([]any)
+	if len(stages) != 2 {
+		t.Fatalf("stages: %v", tl)
+	}
+	s1, _ := stages[0].(map[string]any)
+	s2, _ := stages[1].(map[string]any)
+	evs, _ := s2["events"].([]any)
+	var whats []string
+	for _, e := range evs {
+		em, _ := e.(map[string]any)
+		w, _ := em["event"].(string)
+		whats = append(whats, w)
+	}
+	if s1["state"] != "done" || fmt.Sprint(whats) != "[arrived admitted cancelled]" {
+		t.Errorf("stages: got stage 1 %v, stage 2 events %v; want stage 1 done, stage 2 [arrived admitted cancelled]", s1["state"], whats)
+	}
+	if st := d.status(); st.InFlight != 0 {
+		t.Errorf("in flight after: %d", st.InFlight)
+	}
+}
