@@ -210,17 +210,19 @@ func TestChainPiped(t *testing.T) {
 	}
 }
 
-// TestChainClientGone: a client that goes away while stage 1 runs cancels
-// the stages not started; stage 1 runs to its end, and the chain's
-// timeline says stage 2 never started.
+// TestChainClientGone: a client that goes away while an early stage runs
+// cancels the stages not started; a started stage runs to its end, and
+// the chain's timeline says the last stage never started. (The server
+// sees the client go when its connection closes, which on a loaded
+// machine can take a while: two 200 ms stages leave it that time.)
 func TestChainClientGone(t *testing.T) {
 	d := chainDaemon(t, "gone")
 	if a := d.post("/test", `{"wasm_name":"sleep.wasm","export_func":"sleep_ms","params":["200"]}`); a.code != 200 {
 		t.Fatalf("/test sleep_ms(200): %d %s", a.code, a.raw)
 	}
 	req, _ := http.NewRequest(http.MethodPost, d.url+"/call", strings.NewReader(
-		`{"wasm_name":"sleep.wasm","task_unique_name":"chain-gone","export_func":"sleep_ms","params":["200"],"expected_deadline":"2000",
-		"then":[{"export_func":"sleep_ms","params":["20"]}]}`))
+		`{"wasm_name":"sleep.wasm","task_unique_name":"chain-gone","export_func":"sleep_ms","params":["200"],"expected_deadline":"5000",
+		"then":[{"export_func":"sleep_ms","params":["200"]},{"export_func":"sleep_ms","params":["20"]}]}`))
 	impatient := &http.Client{Timeout: 50 * time.Millisecond}
 	if resp, err := impatient.Do(req); err == nil {
 		resp.Body.Close()
@@ -240,16 +242,16 @@ func TestChainClientGone(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	state, _ := tl["state"].(string)
-	if !strings.Contains(state, "chain stage 2 of 2") || !strings.Contains(state, "client went away") {
-		t.Errorf("state: got %q, want stage 2 cancelled as the client went away", state)
+	if !strings.Contains(state, "client went away") {
+		t.Errorf("state: got %q, want a stage cancelled as the client went away", state)
 	}
 	stages, _ := tl["stages"].([]any)
-	if len(stages) != 2 {
+	if len(stages) != 3 {
 		t.Fatalf("stages: %v", tl)
 	}
 	s1, _ := stages[0].(map[string]any)
-	s2, _ := stages[1].(map[string]any)
-	evs, _ := s2["events"].([]any)
+	s3, _ := stages[2].(map[string]any)
+	evs, _ := s3["events"].([]any)
 	var whats []string
 	for _, e := range evs {
 		em, _ := e.(map[string]any)
@@ -257,7 +259,7 @@ func TestChainClientGone(t *testing.T) {
 		whats = append(whats, w)
 	}
 	if s1["state"] != "done" || fmt.Sprint(whats) != "[arrived admitted cancelled]" {
-		t.Errorf("stages: got stage 1 %v, stage 2 events %v; want stage 1 done, stage 2 [arrived admitted cancelled]", s1["state"], whats)
+		t.Errorf("stages: got stage 1 %v, stage 3 events %v; want stage 1 done, stage 3 [arrived admitted cancelled]; timeline %v", s1["state"], whats, tl)
 	}
 	if st := d.status(); st.InFlight != 0 {
 		t.Errorf("in flight after: %d", st.InFlight)
