@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +265,40 @@ func TestChainClientGone(t *testing.T) {
 	}
 	if st := d.status(); st.InFlight != 0 {
 		t.Errorf("in flight after: %d", st.InFlight)
+	}
+}
+
+// BenchmarkChainNoop measures POST /call of a chain of k no-op stages end
+// to end, one client over a keep-alive connection, against k = 1 (a
+// single call): what each stage after the first adds is the hop between
+// stages (a result in, the next job out, on the same core) and the
+// stage's own instance.
+//
+//	go test -run XXX -bench ChainNoop -benchtime 2000x ./integration/
+func BenchmarkChainNoop(b *testing.B) {
+	d := start(b, b.TempDir(), append([]string{"--cgroup-name", "hs-i16-chain-bench"}, strings.Fields(os.Getenv("HS_BENCH_FLAGS"))...)...)
+	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
+		b.Fatalf("register: %d %s", a.code, a.raw)
+	}
+	for _, k := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("stages=%d", k), func(b *testing.B) {
+			body := `{"wasm_name":"fib.wasm","export_func":"noop","expected_deadline":"100"`
+			if k > 1 {
+				body += `,"then":[` + strings.TrimSuffix(strings.Repeat(`{"export_func":"noop"},`, k-1), ",") + `]`
+			}
+			call := timedCall(b, d, body+"}")
+			for range 200 { // warm up: connection, learned estimate, caches
+				call()
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for b.Loop() {
+				lat = append(lat, call())
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
 	}
 }
