@@ -250,3 +250,28 @@ func TestChainCoreDown(t *testing.T) {
 	wantEq(t, "b stage 2", h.outcome(b[1]).Kind, Finished)
 	h.noneLeft()
 }
+
+// A stage whose deadline passes while the stage before it overruns
+// expires in the queue; the one before is killed at its own deadline
+// later; each gets one outcome, and nothing is fed or left.
+func TestChainStageExpiresBehindOverrun(t *testing.T) {
+	h := newHarness(t, 1, cfg(1), ms)
+	fed := map[uint64]any{}
+	ts := h.chainOf(1, 40*ms, fed, 5*ms, ms/2)
+	if _, err := h.d.AdmitChain(ts); err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "stage 1 deadline", ts[0].Deadline, t0.Add(40*ms-ms/2))
+	h.expectLog("c0/l0 start 1")
+	h.clk.AdvanceTo(40*ms + time.Microsecond) // stage 2 due at 40 ms, stage 1's kill at 40.5
+	wantEq(t, "stage 2", h.outcome(ts[1]).Kind, Expired)
+	h.none(ts[0])
+	h.clk.AdvanceTo(41 * ms)
+	h.expectLog("c0/l0 kill")
+	wantEq(t, "stage 1", h.outcome(ts[0]).Kind, Killed)
+	if len(fed) != 0 {
+		t.Errorf("fed: %v", fed)
+	}
+	h.up(0, 0)
+	h.noneLeft()
+}
