@@ -57,11 +57,12 @@ func stageError(i, k int, st stageSpec, err error) error {
 // callChain admits, runs and answers a chain: every stage resolved and
 // estimated, then all admitted on one core at once (dispatch.AdmitChain)
 // or the whole chain refused, as a single call would be; then the stages
-// run one after the other, each fed the previous one's result, and one
-// answer carries every stage's timings and the last stage's results. A
-// stage that traps, is killed, or is lost ends the chain: the answer is
-// that stage's error, naming it, and the stages after it never run. A
-// client that goes away cancels the stages not yet started.
+// run one after the other, the stdout of each the stdin of the next, and
+// one answer carries every stage's timings and the last stage's output and
+// results. A stage that traps, is killed or lost, exits non-zero, or whose
+// output cannot be the next stage's input (unfed) ends the chain: the
+// answer is that stage's error, naming it, and the stages after it never
+// run. A client that goes away cancels the stages not yet started.
 //
 // # Notes
 //
