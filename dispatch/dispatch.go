@@ -141,6 +141,14 @@ type Task struct {
 	Estimate   time.Duration // the execution time admission assumes
 	Unverified bool          // Estimate is nobody's measurement (sched.Job.Unverified)
 	Payload    any           // the caller's, for Lane.Start
+	// Feed, for a stage of a chain after the first (AdmitChain), is
+	// called with the Result of the stage before it when that one
+	// finished, before this one can start, with the dispatcher's lock
+	// held: it must not call the Dispatcher. It sets up the stage's input
+	// (in Payload) and returns false when that result is a failure (a
+	// trap, a non-zero exit), which ends the chain there. Nil: every
+	// result is fed on.
+	Feed func(prev any) bool
 
 	Done chan Outcome // buffered 1; receives exactly one Outcome
 
@@ -154,6 +162,8 @@ type Task struct {
 	answered   bool
 	preempting bool // it stopped another job when it started
 	stops      int
+	chain      *chain // nil: not a stage of a chain
+	stage      int    // its index in chain
 }
 
 // NewTask returns a task with its Done channel.
@@ -244,6 +254,7 @@ type Counters struct {
 	Lost        uint64 `json:"lost"`              // jobs whose lane or core went away
 	LanesLost   uint64 `json:"lanes_lost"`        // lanes that died without being killed
 	Holds       uint64 `json:"holds"`             // lanes taken out of service for a while (module loads)
+	Chains      uint64 `json:"chains"`            // chains admitted (AdmitChain); each stage counts in Admitted
 }
 
 // New returns a dispatcher with no lane up: every core is unavailable
@@ -494,9 +505,18 @@ func (d *Dispatcher) CoreDown(core int, why string) {
 		}
 	}
 	now := d.now()
+	readmitted := map[*chain]bool{}
 	for _, j := range queued {
 		t := d.tasks[j.ID]
 		if t == nil {
+			continue
+		}
+		if t.chain != nil {
+			// The rest of a chain stays together (AdmitChain).
+			if !readmitted[t.chain] {
+				readmitted[t.chain] = true
+				d.readmitChain(t, why)
+			}
 			continue
 		}
 		c, err := d.sc.Admit(now, d.job(t))
@@ -807,6 +827,9 @@ func (d *Dispatcher) answer(t *Task, o Outcome) {
 	d.step(t, o.Kind.String(), o.Why)
 	delete(d.tasks, t.ID)
 	t.Done <- o
+	if t.chain != nil {
+		d.chainAfter(t, o)
+	}
 }
 
 func (d *Dispatcher) step(t *Task, what, detail string) {

@@ -109,6 +109,9 @@ func typesString(ts []wasmval.Type) string {
 
 // Call admits, runs and answers one call (POST /call).
 func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
+	if spec.Then != nil {
+		return s.callChain(ctx, spec)
+	}
 	admitted := false // from then on, finish records the call for /uname
 	defer func() {
 		if err != nil && !admitted {

@@ -27,6 +27,8 @@ type task struct {
 	dt       *dispatch.Task
 	events   []Step // before admission; the dispatcher keeps the rest
 	answered bool
+	chain    *chainCall // nil: not a stage of a chain
+	stage    int        // its index in chain
 }
 
 // Step is one step of a task's timeline, as /uname shows it.
@@ -120,6 +122,10 @@ type Timeline struct {
 	Source      string     `json:"estimate_source"`
 	DeadlineMet *bool      `json:"deadline_met,omitempty"`
 	Events      []Step     `json:"events"`
+	// Stage is a chain stage's number (1 is the call itself); Stages are a
+	// chain's stages, in its timeline.
+	Stage  int        `json:"stage,omitempty"`
+	Stages []Timeline `json:"stages,omitempty"`
 }
 
 // timelineOf returns t's timeline: its own events and the dispatcher's.
@@ -157,6 +163,7 @@ type counters struct {
 	Completed    uint64 `json:"completed"`
 	Answered     uint64 `json:"answered"` // admitted calls that got their one answer
 	Calibrations uint64 `json:"calibrations"`
+	Chains       uint64 `json:"chains"` // admitted calls that were chains ("then")
 }
 
 // warmStats feeds /warm-start-latency: the seed's figures, as means over
