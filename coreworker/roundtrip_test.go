@@ -177,6 +177,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		{"spin+poll", 300 * time.Microsecond, 100 * time.Microsecond, 0},
 		{"nospin-gap", 0, 0, time.Millisecond},
 		{"spin-gap", 300 * time.Microsecond, 0, time.Millisecond},
+		{"spin+poll-gap100", 300 * time.Microsecond, 100 * time.Microsecond, -100 * time.Microsecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			runtime.LockOSThread()
@@ -199,6 +200,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 			for i := range b.N {
 				if bc.gap > 0 {
 					time.Sleep(bc.gap)
+				} else if bc.gap < 0 { // busy: a client's own work between calls
+					for t := time.Now(); time.Since(t) < -bc.gap; {
+					}
 				}
 				job.ID = uint64(1000 + i)
 				t0 := time.Now()
