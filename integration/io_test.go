@@ -278,6 +278,17 @@ func TestCalibrateWithInput(t *testing.T) {
 	if a := call(`{"c":[9]}`, []string{"0"}); a.code != 200 || a.str("estimate_source") != "learned" {
 		t.Errorf("after /test with that input: got %d %s, want estimate_source learned", a.code, a.raw)
 	}
+	// The same bytes again with another input: unchanged, and measured on
+	// that input.
+	os.WriteFile(in, []byte(`{"d":[1]}`), 0o600)
+	out, err = exec.Command("curl", "-sS", "--max-time", "60", "-F", "cjson.wasm=@../testdata/cjson.wasm", "-F", "input=@"+in,
+		"-F", "export_func=_start", d.url+"/register").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"unchanged":true`) {
+		t.Fatalf("register again: %v: %s", err, out)
+	}
+	if a := call(`{"d":[1]}`, nil); a.code != 200 || a.str("estimate_source") != "learned" {
+		t.Errorf("after a register of unchanged bytes with that input: got %d %s, want estimate_source learned", a.code, a.raw)
+	}
 }
 
 // BenchmarkCallIO measures a call's input and output cost end to end, one

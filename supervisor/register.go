@@ -137,6 +137,10 @@ type upload struct {
 	// (maxRegisterCalibrations).
 	skipped   int
 	unchanged bool // the same bytes were registered already
+	// withInput is set when the form gave an input, args or env: its
+	// calls are calibrated on it even when the bytes are unchanged, since
+	// no estimate of that input may exist yet.
+	withInput bool
 }
 
 // prepare checks every module of the form before anything changes: its
@@ -187,7 +191,7 @@ func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up 
 	for _, e := range l.Exports {
 		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
-	u := &upload{m: m}
+	u := &upload{m: m, withInput: len(spec.Input) > 0 || len(spec.Args) > 0 || len(spec.Env) > 0}
 	// The form's input, if any, is every calibrated call's: it is the
 	// input the client will send, so the one worth measuring.
 	if spec.Export != "" {
@@ -319,7 +323,7 @@ func (s *Supervisor) unloadEverywhere(name string) {
 // call, or its first parameterless exports — and returns its answer. A
 // failed calibration is logged; the module stays registered.
 func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi.Registered {
-	if u.unchanged {
+	if u.unchanged && !u.withInput {
 		r := s.registered(u.m)
 		r.Unchanged = true
 		return r
@@ -342,7 +346,9 @@ func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi
 		}
 		s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
 	}
-	return s.registered(u.m)
+	r := s.registered(u.m)
+	r.Unchanged = u.unchanged
+	return r
 }
 
 // resolveIn checks a call of module m: export, and params against the
