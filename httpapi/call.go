@@ -148,10 +148,10 @@ const MaxArgsLen = 60 << 10
 // decodeInput checks and copies b's input, args and env into spec. The
 // input's size is checked by the handler against --max-input (413).
 func decodeInput(b *callBody, spec *CallSpec) error {
-	switch {
-	case string(b.InputBase64) == "null":
+	if string(b.InputBase64) == "null" {
 		b.InputBase64 = nil // as for any field: null is absent
-		return decodeInput(b, spec)
+	}
+	switch {
 	case b.Input != nil && b.InputBase64 != nil:
 		return errorf(apierr.BadRequest, "input and input_base64 are both given; send one: input for UTF-8 text, input_base64 for any bytes")
 	case b.Input != nil:
@@ -405,7 +405,6 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeError(w, err)
 		return
 	}
-	body = nil // the input is in spec now; the body can go
 	res, err := h.b.Call(r.Context(), spec)
 	if err != nil {
 		writeError(w, err)

@@ -80,8 +80,8 @@ func TestCallIO(t *testing.T) {
 	})
 	t.Run("trap", func(t *testing.T) {
 		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "trap"})
-		if a.code != 500 || a.str("status") != "Error_Trap" {
-			t.Errorf("got %d %s, want 500 Error_Trap", a.code, a.raw)
+		if a.code != 500 || a.str("status") != "Error_Trap" || !strings.Contains(a.str("error"), `stderr: "oops\n"`) {
+			t.Errorf("got %d %s, want 500 Error_Trap with the stderr it wrote", a.code, a.raw)
 		}
 		// The lane served on.
 		if a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": "ok"}); a.str("output") != "ok" {

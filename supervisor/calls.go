@@ -313,6 +313,9 @@ func (s *Supervisor) remeasure(cl *call) {
 	s.mu.Unlock()
 }
 
+// trapStderr is how much of a trapped call's stderr its error repeats.
+const trapStderr = 1024
+
 // outcomeOf turns the dispatcher's outcome of t into the call's answer,
 // and feeds the run into the estimator.
 func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
@@ -335,6 +338,10 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 			s.met.start.WithLabelValues(strconv.FormatBool(do.Preempted)).Observe(o.begin.Seconds())
 		}
 		switch {
+		case r.Trap != "" && len(r.Stderr) > 0:
+			// What the guest said before it trapped (a C abort() is a
+			// trap) is often the only account of why.
+			o.err = apierr.New(apierr.Trap, "%s; stderr: %q", r.Trap, r.Stderr[:min(len(r.Stderr), trapStderr)])
 		case r.Trap != "":
 			o.err = apierr.New(apierr.Trap, "%s", r.Trap)
 		case r.Err != "":
