@@ -440,6 +440,12 @@ func estimateKeyFor(m *Module, c Calibration) string {
 	return estimateKey(m, c.Export, params, c.Input)
 }
 
+// shapeKeyFor is the shape's key (call.shape) of a calibration made with
+// an input.
+func shapeKeyFor(m *Module, c Calibration) string {
+	return estimateKeyFor(m, Calibration{Export: c.Export, Params: c.Params, Input: anyInput})
+}
+
 // calibrateAs measures cl in benchd, seeds the estimator with the result
 // and stores it with the module; source says who asked (Calibration.Source).
 // Concurrent calibrations of the same estimator key share one measurement:
@@ -539,6 +545,13 @@ func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Cal
 	s.met.calibrations.WithLabelValues(result).Inc()
 	if cal.Err == "" {
 		s.est.Seed(cl.key, cal.P99Ns)
+		// A register's input is the representative one, and a
+		// background calibration runs when the shape has no estimate or
+		// was refused on it: each stands for any input. A /test of one
+		// input speaks for that input alone, unless nothing else does.
+		if cl.shape != "" && (source != calTest || s.est.Runs(cl.shape) == 0) {
+			s.est.Seed(cl.shape, cal.P99Ns)
+		}
 	}
 	s.mu.Unlock()
 	s.saveCalibration(cl.module, cal)
@@ -616,6 +629,9 @@ func (s *Supervisor) seedEstimates(m *Module) {
 	for _, c := range m.Calibrations {
 		if c.Err == "" && c.P99Ns > 0 {
 			s.est.Seed(estimateKeyFor(m, c), c.P99Ns)
+			if c.Input != "" && (c.Source != calTest || s.est.Runs(shapeKeyFor(m, c)) == 0) {
+				s.est.Seed(shapeKeyFor(m, c), c.P99Ns) // as measure does
+			}
 		}
 	}
 }

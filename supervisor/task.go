@@ -18,6 +18,7 @@ type task struct {
 	results  []wasmval.Type
 	in       callInput // stdin, argv, environment
 	key      string    // estimator key
+	shape    string    // estimator key of any input (call.shape); "" without input
 	arrived  time.Time
 	deadline time.Time     // zero: best effort
 	lateCap  time.Duration // how long past its deadline it may run (allow_late)
