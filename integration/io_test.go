@@ -110,6 +110,28 @@ func TestCallIO(t *testing.T) {
 				a.code, len(a.str("output")), a.body["output_truncated"], a.body["output_bytes"], a.body["output_kept_bytes"])
 		}
 	})
+	t.Run("new inputs, no estimate", func(t *testing.T) {
+		// need_input with input never ran (its register calibration,
+		// on no input, trapped): the first call is unverified; its run,
+		// and its calibration in the background, give the shape an
+		// estimate, on which a call with any other input is admitted.
+		body := func(in string) map[string]any {
+			return map[string]any{"wasm_name": "echo.wasm", "export_func": "need_input", "input": in, "expected_deadline": 1000}
+		}
+		if a := call(body("first")); a.code != 200 || a.str("estimate_source") == "learned" {
+			t.Fatalf("first input: got %d %s, want 200, not learned", a.code, a.raw)
+		}
+		for i := 0; ; i++ {
+			a := call(body("another " + strings.Repeat("x", i)))
+			if a.code == 200 && a.str("estimate_source") == "learned" {
+				break
+			}
+			if i == 300 {
+				t.Fatalf("after %d calls with new inputs: got %d %s, want one admitted on the shape's learned estimate", i, a.code, a.raw)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	t.Run("both inputs", func(t *testing.T) {
 		a := call(map[string]any{"wasm_name": "echo.wasm", "export_func": "_start", "input": "a", "input_base64": "YQ=="})
 		if a.code != 400 {

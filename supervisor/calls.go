@@ -58,6 +58,17 @@ func (cl *call) setInput(stdin []byte, args, env []string) {
 	}
 }
 
+// forShape returns cl keyed by its shape, for a background calibration
+// that measures it for any input; cl itself for a call without input.
+func (cl *call) forShape() *call {
+	if cl.shape == "" {
+		return cl
+	}
+	c := *cl
+	c.key = cl.shape
+	return &c
+}
+
 // anyInput stands for the digest in a shape's estimator key (call.shape):
 // not hex, so no digest is ever equal to it.
 const anyInput = "any-input"
@@ -270,7 +281,11 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	}
 	s.mu.Unlock()
 	if !e.learned && spec.Deadline > 0 {
-		s.calibrateLater(cl) // admitted unverified: measure it for next time
+		// Admitted unverified: measure it for next time. A call with
+		// input had no estimate for its shape either, and is measured
+		// for the shape, so that calls with other new inputs meanwhile
+		// share its calibration.
+		s.calibrateLater(cl.forShape())
 	}
 
 	var do dispatch.Outcome
@@ -354,6 +369,9 @@ func (s *Supervisor) remeasure(cl *call) {
 	}
 	// calibrateLater takes only its queue's lock. A request the full queue
 	// dropped is not a re-measure: the next refusal asks again.
+	if key == cl.shape {
+		cl = cl.forShape() // refused on the shape's estimate: measure that
+	}
 	if s.remeasureLater(cl) {
 		s.remeasured[key] = now
 	}
