@@ -25,20 +25,22 @@ import (
 // callBody is the /call and /test JSON. Every number may arrive as a JSON
 // string (the seed's clients) or a JSON number.
 type callBody struct {
-	WasmName      string            `json:"wasm_name"`
-	TaskName      string            `json:"task_unique_name"`
-	ExportFunc    string            `json:"export_func"`
-	ParamType     json.RawMessage   `json:"param_type"`
-	Params        json.RawMessage   `json:"params"`
-	ResultsLength wasmval.Flex      `json:"results_length"`
-	Expected      wasmval.Flex      `json:"expected_execution_time"`
-	Deadline      wasmval.Flex      `json:"expected_deadline"`
-	CaptureOutput bool              `json:"capture_output"`
-	AllowLate     bool              `json:"allow_late"`
-	Input         *string           `json:"input"`
-	InputBase64   json.RawMessage   `json:"input_base64"` // decoded in place (decodeInput)
-	Args          []string          `json:"args"`
-	Env           map[string]string `json:"env"`
+	WasmName      string          `json:"wasm_name"`
+	TaskName      string          `json:"task_unique_name"`
+	ExportFunc    string          `json:"export_func"`
+	ParamType     json.RawMessage `json:"param_type"`
+	Params        json.RawMessage `json:"params"`
+	ResultsLength wasmval.Flex    `json:"results_length"`
+	Expected      wasmval.Flex    `json:"expected_execution_time"`
+	Deadline      wasmval.Flex    `json:"expected_deadline"`
+	CaptureOutput bool            `json:"capture_output"`
+	AllowLate     bool            `json:"allow_late"`
+
+	// The call's WASI input (decodeInput).
+	Input       *string           `json:"input"`
+	InputBase64 json.RawMessage   `json:"input_base64"` // decoded in place (decodeBase64)
+	Args        []string          `json:"args"`
+	Env         map[string]string `json:"env"`
 }
 
 // DecodeCall decodes a /call or /test body. arrived is the request's
