@@ -64,6 +64,9 @@ func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progres
 		t := clk.start()
 		r, err := m.CallIO(ctx, req.Export, req.Params, io)
 		d := clk.since(t)
+		// Output kept in the same buffers run after run, as a worker
+		// keeps it: fresh ones would add page faults no worker pays.
+		io.Stdout, io.Stderr = r.Stdout, r.Stderr
 		// An exit with any code is a run: the guest's answer to the input.
 		if out.Trap, out.Err = engine.Failure(err); out.Trap != "" || out.Err != "" {
 			return 0, 0, false

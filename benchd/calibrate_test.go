@@ -100,6 +100,20 @@ func TestCalibrate(t *testing.T) {
 			t.Errorf("got trap %q after %d runs, want a trap at once", out.Trap, out.Runs)
 		}
 	})
+	t.Run("input", func(t *testing.T) {
+		// need_input traps on an empty stdin: the runs got theirs.
+		echo := load(t, "echo.wasm")
+		if out := Calibrate(context.Background(), echo, ipc.Calibrate{Module: "echo.wasm", Export: "need_input", Stdin: []byte("x")}, nil); out.Trap != "" || out.Runs == 0 {
+			t.Errorf("with input: got trap %q after %d runs, want runs", out.Trap, out.Runs)
+		}
+		if out := Calibrate(context.Background(), echo, ipc.Calibrate{Module: "echo.wasm", Export: "need_input"}, nil); out.Trap == "" {
+			t.Errorf("without input: got %d runs, want the trap", out.Runs)
+		}
+		// An exit with a code is a run, not a failure.
+		if out := Calibrate(context.Background(), echo, ipc.Calibrate{Module: "echo.wasm", Export: "exit3"}, nil); out.Err != "" || out.Trap != "" || out.Runs == 0 {
+			t.Errorf("exit 3: got err %q trap %q after %d runs, want runs", out.Err, out.Trap, out.Runs)
+		}
+	})
 	t.Run("unknown export", func(t *testing.T) {
 		if out := Calibrate(context.Background(), m, ipc.Calibrate{Export: "nope"}, nil); out.Err == "" {
 			t.Errorf("got no error for an unknown export")

@@ -80,10 +80,12 @@ func (w *worker) run(ctx context.Context, s *session.Session) {
 		res.Err = fmt.Sprintf("module %q is not loaded", job.Module)
 		return
 	}
-	r, err := m.CallIO(ctx, string(job.Export), job.Params, s.IO(job.Module, job.Export, job.Stdin, job.Args, job.Env))
+	io := s.IO(job.Module, job.Export, job.Stdin, job.Args, job.Env)
+	// The output goes straight into the result's reused buffers.
+	io.Stdout, io.Stderr = res.Stdout, res.Stderr
+	r, err := m.CallIO(ctx, string(job.Export), job.Params, io)
 	res.InstNs, res.ExecNs = r.Instantiate.Nanoseconds(), r.Exec.Nanoseconds()
-	res.Stdout = append(res.Stdout, r.Stdout...)
-	res.Stderr = append(res.Stderr, r.Stderr...)
+	res.Stdout, res.Stderr = r.Stdout, r.Stderr
 	res.StdoutBytes, res.StderrBytes = r.StdoutBytes, r.StderrBytes
 	// An exit, whatever its code, is the guest's answer (Failure leaves
 	// it out); a trap after it cannot happen.

@@ -93,14 +93,26 @@ func BenchmarkCallIO(b *testing.B) {
 		name, export string
 		in           []byte
 	}{{"noop", "noop", nil}, {"echo-1MiB", "_start", mib}} {
-		b.Run(bb.name, func(b *testing.B) {
-			b.SetBytes(int64(len(bb.in)))
-			for b.Loop() {
-				res, err := m.CallIO(ctx, bb.export, nil, IO{Stdin: bb.in, OutputLimit: 1 << 20})
-				if err != nil || len(res.Stdout) != len(bb.in) {
-					b.Fatal(err, len(res.Stdout))
-				}
+		for _, reuse := range []bool{false, true} {
+			name := bb.name
+			if reuse {
+				name += "-reused-buffers" // as a coreworker calls it
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				b.SetBytes(int64(len(bb.in)))
+				var out, errOut []byte
+				for b.Loop() {
+					io := IO{Stdin: bb.in, OutputLimit: 1 << 20}
+					if reuse {
+						io.Stdout, io.Stderr = out, errOut
+					}
+					res, err := m.CallIO(ctx, bb.export, nil, io)
+					if err != nil || len(res.Stdout) != len(bb.in) {
+						b.Fatal(err, len(res.Stdout))
+					}
+					out, errOut = res.Stdout, res.Stderr
+				}
+			})
+		}
 	}
 }

@@ -137,3 +137,22 @@ func TestCallIOC(t *testing.T) {
 		t.Errorf("exit 3: got %v, Exited %v, stderr %q", err, res.Exited, res.Stderr)
 	}
 }
+
+// TestCallIOBuffers: output goes into the caller's buffers when given,
+// from length 0, and they are reused once large enough.
+func TestCallIOBuffers(t *testing.T) {
+	e := newEngine(t, Config{})
+	m := compile(t, e, "echo.wasm")
+	buf := make([]byte, 5, 4096)
+	res, err := m.CallIO(context.Background(), "_start", nil, IO{Stdin: []byte("abc"), Stdout: buf})
+	if err != nil || string(res.Stdout) != "abc" {
+		t.Fatalf("got %q, %v; want \"abc\"", res.Stdout, err)
+	}
+	if &res.Stdout[0] != &buf[:1][0] {
+		t.Errorf("stdout is not in the buffer given")
+	}
+	res, err = m.CallIO(context.Background(), "_start", nil, IO{Stdin: []byte("xy"), Stdout: res.Stdout})
+	if err != nil || string(res.Stdout) != "xy" {
+		t.Errorf("second call: got %q, %v; want \"xy\"", res.Stdout, err)
+	}
+}

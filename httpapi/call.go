@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -26,21 +25,24 @@ import (
 // callBody is the /call and /test JSON. Every number may arrive as a JSON
 // string (the seed's clients) or a JSON number.
 type callBody struct {
-	WasmName      string            `json:"wasm_name"`
-	TaskName      string            `json:"task_unique_name"`
-	ExportFunc    string            `json:"export_func"`
-	ParamType     json.RawMessage   `json:"param_type"`
-	Params        json.RawMessage   `json:"params"`
-	ResultsLength wasmval.Flex      `json:"results_length"`
-	Expected      wasmval.Flex      `json:"expected_execution_time"`
-	Deadline      wasmval.Flex      `json:"expected_deadline"`
-	CaptureOutput bool              `json:"capture_output"`
-	AllowLate     bool              `json:"allow_late"`
-	Input         *string           `json:"input"`
-	InputBase64   *string           `json:"input_base64"`
-	Args          []string          `json:"args"`
-	Env           map[string]string `json:"env"`
-	Then          []stageBody       `json:"then"`
+	WasmName      string          `json:"wasm_name"`
+	TaskName      string          `json:"task_unique_name"`
+	ExportFunc    string          `json:"export_func"`
+	ParamType     json.RawMessage `json:"param_type"`
+	Params        json.RawMessage `json:"params"`
+	ResultsLength wasmval.Flex    `json:"results_length"`
+	Expected      wasmval.Flex    `json:"expected_execution_time"`
+	Deadline      wasmval.Flex    `json:"expected_deadline"`
+	CaptureOutput bool            `json:"capture_output"`
+	AllowLate     bool            `json:"allow_late"`
+
+	// The call's WASI input (decodeInput).
+	Input       *string           `json:"input"`
+	InputBase64 json.RawMessage   `json:"input_base64"` // decoded in place (decodeBase64)
+	Args        []string          `json:"args"`
+	Env         map[string]string `json:"env"`
+
+	Then []stageBody `json:"then"`
 }
 
 // stageBody is one stage of "then": a call's fields that a stage may set,
@@ -222,15 +224,18 @@ const MaxArgsLen = 60 << 10
 // decodeInput checks and copies b's input, args and env into spec. The
 // input's size is checked by the handler against --max-input (413).
 func decodeInput(b *callBody, spec *CallSpec) error {
+	if string(b.InputBase64) == "null" {
+		b.InputBase64 = nil // as for any field: null is absent
+	}
 	switch {
 	case b.Input != nil && b.InputBase64 != nil:
 		return errorf(apierr.BadRequest, "input and input_base64 are both given; send one: input for UTF-8 text, input_base64 for any bytes")
 	case b.Input != nil:
 		spec.Input = []byte(*b.Input)
 	case b.InputBase64 != nil:
-		in, err := base64.StdEncoding.DecodeString(*b.InputBase64)
+		in, err := decodeBase64(b.InputBase64)
 		if err != nil {
-			return errorf(apierr.BadRequest, "input_base64 is not standard base64 (RFC 4648, with padding): %v", err)
+			return err
 		}
 		spec.Input = in
 	}
@@ -261,6 +266,33 @@ func decodeInput(b *callBody, spec *CallSpec) error {
 	}
 	slices.Sort(spec.Env) // one order, so one input digest
 	return nil
+}
+
+// decodeBase64 decodes input_base64 from its JSON text: a string of the
+// base64 alphabet holds no escapes, so it is decoded straight from the
+// body's bytes, without the copy a Go string would take; a string with
+// escapes ("\/" is valid JSON) is unquoted first.
+func decodeBase64(raw json.RawMessage) ([]byte, error) {
+	bad := func(err error) error {
+		return errorf(apierr.BadRequest, "input_base64 is not a string of standard base64 (RFC 4648, with padding): %v", err)
+	}
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return nil, bad(errors.New("not a JSON string"))
+	}
+	text := raw[1 : len(raw)-1]
+	if bytes.IndexByte(text, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, bad(err)
+		}
+		text = []byte(s)
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(out, text)
+	if err != nil {
+		return nil, bad(err)
+	}
+	return out[:n], nil
 }
 
 // checkInput refuses an input over max, the daemon's --max-input.
@@ -322,7 +354,14 @@ func quote(s string) string {
 
 // readBody reads at most max bytes of r's body.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	// A declared length sizes the buffer once: a body carrying an input
+	// is megabytes, which io.ReadAll would reach by doubling.
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= max {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	b := buf.Bytes()
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return nil, errorf(apierr.TooLarge, "request body is larger than %d bytes", max)
@@ -483,7 +522,6 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		writeError(w, err)
 		return
 	}
-	body = nil // the input is in spec now; the body can go
 	res, err := h.b.Call(r.Context(), spec)
 	if err != nil {
 		writeError(w, err)

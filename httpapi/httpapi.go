@@ -36,19 +36,16 @@ type Backend interface {
 
 // Options configures the handler. Zero values mean defaults.
 type Options struct {
-	MaxUpload int64 // bytes of one module; default 64 MiB
+	MaxUpload int64  // bytes of one module; default 64 MiB
+	MaxBody   int64  // bytes of a JSON body; default DefaultMaxBody + 2*MaxInput (room for base64)
+	URL       string // this server's base URL, for the register answer
 	// MaxInput bounds a call's input (stdin), bytes; default 1 MiB
 	// (ipc.DefaultMaxIO). Over it is a 413.
 	MaxInput int
-	// MaxBody bounds a JSON body (/call, /test); default DefaultMaxBody
-	// plus twice MaxInput, room for the input as base64 (4/3 of it) or as
-	// a JSON string with some escapes.
-	MaxBody int64
 	// MaxInputInFlight bounds the bytes of call bodies held at once, read
 	// or waiting for their answer (budget.go); default
 	// DefaultInputInFlight(MaxInput).
 	MaxInputInFlight int64
-	URL              string // this server's base URL, for the register answer
 	// Token, when set, is required as a bearer token by the endpoints that
 	// change what the daemon runs: /register, /test, DELETE /modules/…
 	Token string
@@ -188,9 +185,9 @@ type RegisterSpec struct {
 	Input     []byte
 	Args, Env []string
 
+	release func()
 	input   *Upload           // the spooled input part, read by loadInput
 	env     map[string]string // the env field, checked by loadInput
-	release func()
 }
 
 // Release removes the form's spooled files and gives their share of the
@@ -280,9 +277,10 @@ func newHandler(b Backend, o Options) (*handler, http.Handler) {
 }
 
 type handler struct {
-	b      Backend
-	o      Options
-	inputs *inputBudget
+	b Backend
+	o Options
+
+	inputs *inputBudget // call bodies held at once (budget.go)
 }
 
 // writeJSON writes v with status code.

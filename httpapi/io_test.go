@@ -38,6 +38,9 @@ func TestDecodeCallInput(t *testing.T) {
 			nil, []string{"a", "b c"}, []string{"A=x=y", "Z=1"}, ""},
 		{"both inputs", `{"wasm_name":"m","export_func":"f","input":"a","input_base64":"YQ=="}`, nil, nil, nil, "Error_Bad_request"},
 		{"bad base64", `{"wasm_name":"m","export_func":"f","input_base64":"!!"}`, nil, nil, nil, "Error_Bad_request"},
+		{"base64 with an escaped slash", `{"wasm_name":"m","export_func":"_start","input_base64":"\/w=="}`, []byte{0xff}, nil, nil, ""},
+		{"null base64 is absent", `{"wasm_name":"m","export_func":"_start","input_base64":null}`, nil, nil, nil, ""},
+		{"base64 not a string", `{"wasm_name":"m","export_func":"f","input_base64":5}`, nil, nil, nil, "Error_Bad_request"},
 		{"unpadded base64", `{"wasm_name":"m","export_func":"f","input_base64":"YQ"}`, nil, nil, nil, "Error_Bad_request"},
 		{"input not a string", `{"wasm_name":"m","export_func":"f","input":5}`, nil, nil, nil, "Error_Bad_request"},
 		{"args not strings", `{"wasm_name":"m","export_func":"f","args":[1]}`, nil, nil, nil, "Error_Bad_request"},
@@ -275,4 +278,32 @@ func TestInputBudget(t *testing.T) {
 	if n := hd.inputs.inFlight(); n != 0 {
 		t.Errorf("at the end: %d bytes held, want 0", n)
 	}
+}
+
+// BenchmarkCallJSONIO is /call's handler with 1 MiB in as input_base64 and
+// out as output_base64, against a backend that echoes: the JSON and base64
+// share of the cost of bytes in and out (docs/benchmarks.md).
+//
+//	go test -run XXX -bench CallJSONIO -benchmem ./httpapi/
+func BenchmarkCallJSONIO(b *testing.B) {
+	mib := make([]byte, 1<<20)
+	for i := range mib {
+		mib[i] = byte(i * 7)
+	}
+	body := []byte(`{"wasm_name":"m","export_func":"_start","input_base64":"` + base64.StdEncoding.EncodeToString(mib) + `"}`)
+	h := New(echoBackend{}, Options{})
+	b.SetBytes(int64(len(mib)))
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/call", bytes.NewReader(body)))
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+type echoBackend struct{ Backend }
+
+func (echoBackend) Call(_ context.Context, spec CallSpec) (*CallResult, error) {
+	return &CallResult{Stdout: spec.Input, StdoutBytes: int64(len(spec.Input))}, nil
 }

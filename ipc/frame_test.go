@@ -257,3 +257,16 @@ func TestPollAllocs(t *testing.T) {
 		t.Fatalf("Poll after the peer closed: %v, %v; want io.EOF", err, ok)
 	}
 }
+
+func TestLists(t *testing.T) {
+	for _, list := range [][]string{nil, {""}, {"a"}, {"a", "", "b c", "K=v=w"}} {
+		b := AppendList(nil, list)
+		if got := SplitList(b); !reflect.DeepEqual(got, list) {
+			t.Errorf("%q: got %q back from %q", list, got, b)
+		}
+	}
+	// A last entry without its NUL counts too.
+	if got := SplitList([]byte("a\x00b")); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("got %q, want [a b]", got)
+	}
+}

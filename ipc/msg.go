@@ -481,18 +481,19 @@ func decodeBytesInto(dec *msgpack.Decoder, buf []byte, limit int) ([]byte, error
 // warm-up, then runs until the median is stable or a budget is spent.
 // Its Progress frames and its Calibrated answer carry its ID.
 type Calibrate struct {
-	ID     uint64   `msgpack:"id"`
-	Module string   `msgpack:"module"`
-	Export string   `msgpack:"export"`
-	Params []uint64 `msgpack:"params"`
+	ID       uint64   `msgpack:"id"`
+	Module   string   `msgpack:"module"`
+	Export   string   `msgpack:"export"`
+	Params   []uint64 `msgpack:"params"`
+	BudgetNs int64    `msgpack:"budget_ns"` // stop measuring after this long
+	MinRuns  int      `msgpack:"min_runs"`
+	MaxRuns  int      `msgpack:"max_runs"`
+
 	// Stdin, Args and Env are the representative input the call is
 	// measured with, in Job's form (Args and Env NUL-ended entries).
-	Stdin    []byte `msgpack:"stdin,omitempty"`
-	Args     []byte `msgpack:"args,omitempty"`
-	Env      []byte `msgpack:"env,omitempty"`
-	BudgetNs int64  `msgpack:"budget_ns"` // stop measuring after this long
-	MinRuns  int    `msgpack:"min_runs"`
-	MaxRuns  int    `msgpack:"max_runs"`
+	Stdin []byte `msgpack:"stdin,omitempty"`
+	Args  []byte `msgpack:"args,omitempty"`
+	Env   []byte `msgpack:"env,omitempty"`
 }
 
 // Progress is sent by benchd while a calibration runs.

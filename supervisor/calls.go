@@ -34,6 +34,9 @@ type call struct {
 	results []wasmval.Type
 	in      callInput
 	key     string
+	// shape is the estimator key of (module, export, params) with any
+	// input, for a call with input; "" otherwise (learnedKey).
+	shape string
 }
 
 // callInput is a call's WASI input in the Job form (ipc.Job): stdin, and
@@ -47,7 +50,61 @@ type callInput struct{ stdin, args, env []byte }
 // it.
 func (cl *call) setInput(stdin []byte, args, env []string) {
 	cl.in = callInput{stdin: stdin, args: ipc.AppendList(nil, args), env: ipc.AppendList(nil, env)}
-	cl.key = estimateKey(cl.module, cl.export.Name, cl.params, cl.in.digest())
+	d := cl.in.digest()
+	cl.key = estimateKey(cl.module, cl.export.Name, cl.params, d)
+	cl.shape = ""
+	if d != "" {
+		cl.shape = estimateKey(cl.module, cl.export.Name, cl.params, anyInput)
+	}
+}
+
+// forShape returns cl keyed by its shape, for a background calibration
+// that measures it for any input; cl itself for a call without input.
+func (cl *call) forShape() *call {
+	if cl.shape == "" {
+		return cl
+	}
+	c := *cl
+	c.key = cl.shape
+	return &c
+}
+
+// anyInput stands for the digest in a shape's estimator key (call.shape):
+// not hex, so no digest is ever equal to it.
+const anyInput = "any-input"
+
+// learnedKey returns the estimator key whose estimate a call uses: its own
+// (module, export, params, input) once that has one, else, for a call with
+// input, its shape's: what the representative input of a register, and
+// every run with input since, say this export takes. Inputs that never
+// repeat (a camera's frames) are thus admitted on what the shape takes,
+// not each as unmeasured; s.mu held.
+func (s *Supervisor) learnedKey(cl *call) string {
+	return learnedKeyOf(s.est, cl.key, cl.shape)
+}
+
+func learnedKeyOf(est *sched.Estimator, key, shape string) string {
+	if shape == "" || est.Runs(key) > 0 {
+		return key
+	}
+	return shape
+}
+
+// observe feeds a finished run of t into the estimator: its shape's
+// estimate always, its own input's only when that has one already (a
+// calibration made it), so that a stream of inputs that never repeat does
+// not evict every other estimate from the estimator's bounded set; s.mu
+// held.
+func (s *Supervisor) observe(t *task, run int64, atLeast bool) {
+	for _, k := range []string{t.key, t.shape} {
+		switch {
+		case k == "" || k == t.key && t.shape != "" && s.est.Runs(k) == 0:
+		case atLeast:
+			s.est.ObserveAtLeast(k, run)
+		default:
+			s.est.Observe(k, run)
+		}
+	}
 }
 
 // digest identifies the input in estimator keys and stored calibrations:
@@ -172,7 +229,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	}
 	s.nextID++
 	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,
-		results: cl.results, in: cl.in, key: cl.key, arrived: spec.Arrived, estimate: e.c, source: e.source, core: -1}
+		results: cl.results, in: cl.in, key: cl.key, shape: cl.shape, arrived: spec.Arrived, estimate: e.c, source: e.source, core: -1}
 	t.events = append(t.events, Step{At: spec.Arrived, What: "arrived"})
 	dt := dispatch.NewTask(t.id)
 	dt.Payload, t.dt = t, dt
@@ -190,7 +247,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 		// Best effort: the learned estimate, so a short call blocks a core
 		// it cannot be preempted on for its run time, not the whole cap.
 		dt.Estimate = s.cfg.BestEffortCap
-		if ns, ok := s.est.Learned(cl.key); ok && time.Duration(ns)+overhead < dt.Estimate {
+		if ns, ok := s.est.Learned(s.learnedKey(cl)); ok && time.Duration(ns)+overhead < dt.Estimate {
 			dt.Estimate = time.Duration(ns) + overhead
 		}
 	}
@@ -228,7 +285,11 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	}
 	s.mu.Unlock()
 	if !e.learned && spec.Deadline > 0 {
-		s.calibrateLater(cl) // admitted unverified: measure it for next time
+		// Admitted unverified: measure it for next time. A call with
+		// input had no estimate for its shape either, and is measured
+		// for the shape, so that calls with other new inputs meanwhile
+		// share its calibration.
+		s.calibrateLater(cl.forShape())
 	}
 
 	var do dispatch.Outcome
@@ -274,7 +335,7 @@ type estimate struct {
 // a calibration.
 func (s *Supervisor) estimate(cl *call, declared time.Duration) estimate {
 	s.mu.Lock()
-	learned, ok := s.est.Learned(cl.key)
+	learned, ok := s.est.Learned(s.learnedKey(cl))
 	s.mu.Unlock()
 	c, source := sched.Choose(declared.Nanoseconds(), learned, ok)
 	if !ok && declared == 0 {
@@ -298,11 +359,12 @@ const (
 func (s *Supervisor) remeasure(cl *call) {
 	now := time.Now()
 	s.mu.Lock()
-	if !s.est.Stale(cl.key) {
+	key := s.learnedKey(cl)
+	if !s.est.Stale(key) {
 		s.mu.Unlock()
 		return // many fresh runs agree: the estimate is what the shape costs
 	}
-	if last, ok := s.remeasured[cl.key]; ok && now.Sub(last) < remeasureEvery {
+	if last, ok := s.remeasured[key]; ok && now.Sub(last) < remeasureEvery {
 		s.mu.Unlock()
 		return
 	}
@@ -311,11 +373,17 @@ func (s *Supervisor) remeasure(cl *call) {
 	}
 	// calibrateLater takes only its queue's lock. A request the full queue
 	// dropped is not a re-measure: the next refusal asks again.
+	if key == cl.shape {
+		cl = cl.forShape() // refused on the shape's estimate: measure that
+	}
 	if s.remeasureLater(cl) {
-		s.remeasured[cl.key] = now
+		s.remeasured[key] = now
 	}
 	s.mu.Unlock()
 }
+
+// trapStderr is how much of a trapped call's stderr its error repeats.
+const trapStderr = 1024
 
 // outcomeOf turns the dispatcher's outcome of t into the call's answer,
 // and feeds the run into the estimator.
@@ -339,6 +407,10 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 			s.met.start.WithLabelValues(strconv.FormatBool(do.Preempted)).Observe(o.begin.Seconds())
 		}
 		switch {
+		case r.Trap != "" && len(r.Stderr) > 0:
+			// What the guest said before it trapped (a C abort() is a
+			// trap) is often the only account of why.
+			o.err = apierr.New(apierr.Trap, "%s; stderr: %q", r.Trap, r.Stderr[:min(len(r.Stderr), trapStderr)])
 		case r.Trap != "":
 			o.err = apierr.New(apierr.Trap, "%s", r.Trap)
 		case r.Err != "":
@@ -360,7 +432,7 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 				run = min(run, do.Ran.Nanoseconds())
 			}
 			s.mu.Lock()
-			s.est.Observe(t.key, run)
+			s.observe(t, run, false)
 			s.mu.Unlock()
 		}
 	case dispatch.Killed:
@@ -373,7 +445,7 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 		// Killed: it takes at least this long. Feed it back so that the
 		// same call is not admitted and killed again and again.
 		s.mu.Lock()
-		s.est.ObserveAtLeast(t.key, do.Ran.Nanoseconds())
+		s.observe(t, do.Ran.Nanoseconds(), true)
 		s.mu.Unlock()
 	case dispatch.Expired:
 		o.err = apierr.New(apierr.DeadlineExceeded, "the deadline passed while the call was queued behind calls that ran longer than estimated")

@@ -137,6 +137,10 @@ type upload struct {
 	// (maxRegisterCalibrations).
 	skipped   int
 	unchanged bool // the same bytes were registered already
+	// withInput is set when the form gave an input, args or env: its
+	// calls are calibrated on it even when the bytes are unchanged, since
+	// no estimate of that input may exist yet.
+	withInput bool
 }
 
 // prepare checks every module of the form before anything changes: its
@@ -187,7 +191,7 @@ func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up 
 	for _, e := range l.Exports {
 		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
-	u := &upload{m: m}
+	u := &upload{m: m, withInput: len(spec.Input) > 0 || len(spec.Args) > 0 || len(spec.Env) > 0}
 	// The form's input, if any, is every calibrated call's: it is the
 	// input the client will send, so the one worth measuring.
 	if spec.Export != "" {
@@ -319,7 +323,7 @@ func (s *Supervisor) unloadEverywhere(name string) {
 // call, or its first parameterless exports — and returns its answer. A
 // failed calibration is logged; the module stays registered.
 func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi.Registered {
-	if u.unchanged {
+	if u.unchanged && !u.withInput {
 		r := s.registered(u.m)
 		r.Unchanged = true
 		return r
@@ -342,7 +346,9 @@ func (s *Supervisor) calibrateRegistered(ctx context.Context, u *upload) httpapi
 		}
 		s.log.Warn("calibrate at register", "module", u.m.Name, "export", cl.export.Name, "err", err)
 	}
-	return s.registered(u.m)
+	r := s.registered(u.m)
+	r.Unchanged = u.unchanged
+	return r
 }
 
 // resolveIn checks a call of module m: export, and params against the
@@ -432,6 +438,12 @@ func estimateKeyFor(m *Module, c Calibration) string {
 		params[i], _ = strconv.ParseUint(p, 10, 64)
 	}
 	return estimateKey(m, c.Export, params, c.Input)
+}
+
+// shapeKeyFor is the shape's key (call.shape) of a calibration made with
+// an input.
+func shapeKeyFor(m *Module, c Calibration) string {
+	return estimateKeyFor(m, Calibration{Export: c.Export, Params: c.Params, Input: anyInput})
 }
 
 // calibrateAs measures cl in benchd, seeds the estimator with the result
@@ -533,6 +545,13 @@ func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Cal
 	s.met.calibrations.WithLabelValues(result).Inc()
 	if cal.Err == "" {
 		s.est.Seed(cl.key, cal.P99Ns)
+		// A register's input is the representative one, and a
+		// background calibration runs when the shape has no estimate or
+		// was refused on it: each stands for any input. A /test of one
+		// input speaks for that input alone, unless nothing else does.
+		if cl.shape != "" && (source != calTest || s.est.Runs(cl.shape) == 0) {
+			s.est.Seed(cl.shape, cal.P99Ns)
+		}
 	}
 	s.mu.Unlock()
 	s.saveCalibration(cl.module, cal)
@@ -610,6 +629,9 @@ func (s *Supervisor) seedEstimates(m *Module) {
 	for _, c := range m.Calibrations {
 		if c.Err == "" && c.P99Ns > 0 {
 			s.est.Seed(estimateKeyFor(m, c), c.P99Ns)
+			if c.Input != "" && (c.Source != calTest || s.est.Runs(shapeKeyFor(m, c)) == 0) {
+				s.est.Seed(shapeKeyFor(m, c), c.P99Ns) // as measure does
+			}
 		}
 	}
 }

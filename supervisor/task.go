@@ -16,8 +16,7 @@ type task struct {
 	export   string
 	params   []uint64
 	results  []wasmval.Type
-	in       callInput // stdin, argv, environment
-	key      string    // estimator key
+	key      string // estimator key
 	arrived  time.Time
 	deadline time.Time     // zero: best effort
 	lateCap  time.Duration // how long past its deadline it may run (allow_late)
@@ -29,6 +28,9 @@ type task struct {
 	answered bool
 	chain    *chainCall // nil: not a stage of a chain
 	stage    int        // its index in chain
+
+	in    callInput // stdin, argv, environment
+	shape string    // estimator key of any input (call.shape); "" without input
 }
 
 // Step is one step of a task's timeline, as /uname shows it.
@@ -53,12 +55,13 @@ type outcome struct {
 	execNs   int64
 	stdout   []byte
 	stderr   []byte
+	stopped  time.Duration // time its lane was stopped (preempted)
+	begin    time.Duration // arrival → its lane began the job; 0 if unknown
+
 	// stdoutBytes and stderrBytes count what the call wrote, kept or not;
 	// exitCode is a command's exit code, nil for a call that did not exit.
 	stdoutBytes, stderrBytes int64
 	exitCode                 *int
-	stopped                  time.Duration // time its lane was stopped (preempted)
-	begin                    time.Duration // arrival → its lane began the job; 0 if unknown
 }
 
 // recentKeep is how many finished tasks /uname remembers.

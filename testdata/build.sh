@@ -24,7 +24,8 @@ fi
 # C: wasm32-wasi commands.
 CLANG=""
 for c in clang-16 clang; do
-	if command -v "$c" >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ]; then CLANG=$c; break; fi
+	if command -v "$c" >/dev/null && { command -v wasm-ld-16 || command -v wasm-ld; } >/dev/null &&
+		[ -f /usr/lib/wasm32-wasi/libc.a ]; then CLANG=$c; break; fi
 done
 if [ -n "$CLANG" ]; then
 	for src in *.c; do

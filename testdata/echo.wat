@@ -46,6 +46,11 @@
   (func (export "trap")
     (call $say (i32.const 2) (i32.const 40) (i32.const 5))
     unreachable)
+  ;; need_input traps unless stdin holds at least one byte: it shows that
+  ;; a calibration ran on its input.
+  (func (export "need_input")
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (if (i32.eqz (i32.load (i32.const 8))) (then unreachable)))
   ;; noop does nothing: the baseline of the I/O cost figures.
   (func (export "noop"))
   ;; add returns a + b: a call with params and no input.
