@@ -108,6 +108,14 @@ type Config struct {
 	// (httpapi.Options.InitDir); it must be an existing directory.
 	// Default "": /init is off.
 	InitDir string
+	// NodeName, when set, is sent as the Hyper-Node header of every HTTP
+	// answer (httpapi.Options.Node): which node of a fleet answered.
+	NodeName string
+	// ModuleDir, when set, is a read-only directory of .wasm files kept
+	// registered (moduledir.go); default "": none.
+	ModuleDir string
+	// ModuleDirInterval is how often ModuleDir is scanned; default 2s.
+	ModuleDirInterval time.Duration
 
 	// MaxConnections bounds the HTTP connections open at once; one more
 	// is answered 503 and closed (httpapi.LimitListener). Default 4096,
@@ -162,6 +170,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.CacheDir = cmp.Or(c.CacheDir, d.CacheDir)
 	c.RuntimeDir = cmp.Or(c.RuntimeDir, d.RuntimeDir)
 	c.Exe = cmp.Or(c.Exe, d.Exe)
+	c.ModuleDirInterval = cmp.Or(c.ModuleDirInterval, 2*time.Second)
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
 	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
@@ -364,7 +373,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
 			Metrics: s.met.handler(), Uploads: httpapi.NewUploads(s.store.uploads, httpapi.FormCap(s.cfg.MaxUpload)),
-			InitDir: s.cfg.InitDir}),
+			InitDir: s.cfg.InitDir, Node: s.cfg.NodeName}),
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
