@@ -257,6 +257,9 @@ type Supervisor struct {
 	// an error it returns is the install's. Tests inject failures with
 	// it; nil in the daemon.
 	installHook func(m *Module) error
+	// mdir keeps Config.ModuleDir registered (moduledir.go); nil without
+	// one.
+	mdir *moduleDir
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
@@ -319,6 +322,15 @@ func New(cfg Config) (*Supervisor, error) {
 	s.benchd = &child{name: "benchd", group: "benchd", role: RoleBenchd, cpu: -1, cpus: choice.Housekeeping, core: -1,
 		log: cfg.Log.With("proc", "benchd"), wanted: true}
 	s.met = newMetrics(s)
+	if cfg.ModuleDir != "" {
+		if fi, err := os.Stat(cfg.ModuleDir); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = errors.New("not a directory")
+			}
+			return nil, fmt.Errorf("config: module dir %s: %w", cfg.ModuleDir, cutPathErr(err))
+		}
+		s.mdir = newModuleDir(s)
+	}
 	for _, m := range st.all() {
 		s.seedEstimates(m)
 	}
@@ -360,6 +372,9 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	for _, c := range s.children() {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
+	}
+	if s.mdir != nil {
+		go s.mdir.run(ctx) // ends with ctx, before the children stop
 	}
 	maxConns, nofile := connectionCap(s.cfg.MaxConnections, len(s.children()))
 	if maxConns < s.cfg.MaxConnections {
