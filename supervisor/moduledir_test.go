@@ -8,7 +8,9 @@ import (
 	"testing"
 )
 
-func scanOf(files map[string]fileStat) dirScan { return dirScan{files: files, bad: map[string]string{}} }
+func scanOf(files map[string]fileStat) dirScan {
+	return dirScan{files: files, bad: map[string]string{}}
+}
 
 // TestPlanDir: what one scan of the module dir loads and removes.
 func TestPlanDir(t *testing.T) {
