@@ -153,7 +153,7 @@ func TestModuleDir(t *testing.T) {
 	// Added, changed, fixed, removed.
 	put("types.wasm", "types.wasm")
 	waitFor("types.wasm added", func() bool { return modules()["types.wasm"].Source == "module-dir" })
-	put("fib.wasm", "loop.wasm")
+	put("fib.wasm", "reactor.wasm")
 	waitFor("fib.wasm changed", func() bool { m := modules()["fib.wasm"]; return m.SHA256 != fibSHA && m.SHA256 != "" })
 	put("bad.wasm", "fib.wasm")
 	waitFor("bad.wasm fixed", func() bool { return modules()["bad.wasm"].Source == "module-dir" && len(dirState().Errors) == 0 })
@@ -176,7 +176,7 @@ func TestModuleDir(t *testing.T) {
 	}
 	// bad.wasm at start, and once more when broken again: once per
 	// version of the file, not once per scan.
-	if n := strings.Count(d.logs(), "file not loaded"); n != 2 {
+	if n := strings.Count(d.logs(), "file not loaded; retried when it changes"); n != 2 {
 		t.Errorf("logged %d failures to load, want 2; log:\n%s", n, d.logs())
 	}
 

@@ -374,14 +374,22 @@ func (md *moduleDir) load(ctx context.Context, log interface {
 	md.mu.Lock()
 	md.tried[name] = st
 	if err != nil {
-		e, had := md.errs[name]
-		md.errs[name] = ModuleDirError{File: name, Error: err.Error(), Since: time.Now().UTC(), Serving: md.owned[name]}
-		if had && e.Error == err.Error() {
-			md.errs[name] = e // the same failure: keep its first time
+		if transient(err) {
+			delete(md.tried, name) // not the file's fault: the next scan tries again
 		}
+		e, had := md.errs[name]
+		if had && e.Error == err.Error() {
+			md.mu.Unlock()
+			return // the same failure: logged and counted once
+		}
+		md.errs[name] = ModuleDirError{File: name, Error: err.Error(), Since: time.Now().UTC(), Serving: md.owned[name]}
 		md.mu.Unlock()
 		md.failures.Inc()
-		log.Error("module dir: file not loaded; retried when it changes or on SIGHUP", "file", name, "err", err)
+		if transient(err) {
+			log.Error("module dir: file not loaded; retried at the next scan", "file", name, "err", err)
+		} else {
+			log.Error("module dir: file not loaded; retried when it changes or on SIGHUP", "file", name, "err", err)
+		}
 		return
 	}
 	delete(md.errs, name)
@@ -392,6 +400,16 @@ func (md *moduleDir) load(ctx context.Context, log interface {
 		log.Info("module dir: registered", "module", name, "sha256", sha[:12])
 		md.save(log)
 	}
+}
+
+// transient reports a failure that is not the file's: benchd or a lane
+// lost or restarting, the daemon stopping, a disk error.
+func transient(err error) bool {
+	switch apierr.CodeOf(err) {
+	case apierr.WorkerLost, apierr.Unschedulable, apierr.ShuttingDown, apierr.Internal:
+		return true
+	}
+	return false
 }
 
 // register reads the file and registers its bytes under its name,
