@@ -1,0 +1,291 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The workload: sleep_ms(10), which holds a node's one lane for 10 ms
+// without computing, under a 60 ms absolute deadline (deadline_at) that
+// spans the proxy's retries. A node (--lanes 1) finishes at most ~90 such
+// calls a second.
+const (
+	callMs   = 10
+	deadline = 60 * time.Millisecond
+)
+
+// TestCluster runs three nodes behind HAProxy and nginx with the shipped
+// configurations: with one node full, calls are served by the others
+// within their deadlines; with a node killed mid-run, calls are routed
+// around it; every call gets exactly one answer, and no call runs twice
+// (each node's count of successes equals the answers that name it).
+func TestCluster(t *testing.T) {
+	requireLab(t, "haproxy")
+	nodes := lab(t, 3)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	hap := startHAProxy(t, nodes)
+
+	t.Run("haproxy spillover", func(t *testing.T) { spillover(t, client, hap, nodes) })
+	t.Run("nginx spillover", func(t *testing.T) {
+		requireLab(t, "nginx")
+		spillover(t, client, startNginx(t, nodes), nodes)
+	})
+	t.Run("goodput", func(t *testing.T) { goodput(t, client, hap, nodes) })
+	t.Run("node killed", func(t *testing.T) { killed(t, client, hap, nodes) })
+}
+
+// spillover fills node1 with long calls sent to it directly, then sends
+// calls through the proxy: node1 refuses them (503, nothing ran) and the
+// proxy serves them on node2 and node3, within their deadlines.
+func spillover(t *testing.T, client *http.Client, p *proxy, nodes []*node) {
+	before := counts(t, nodes)
+	full := saturate(t, client, nodes[0])
+	logStart := len(p.out.String())
+	res := load(client, p.url, p.kind+"-spill", 50, 2*time.Second, callMs, deadline)
+	direct := full()
+	after := counts(t, nodes)
+
+	served := check(t, res, nodes)
+	if served["node1"] > 0 {
+		t.Errorf("node1 was full, yet it served %d calls sent through %s", served["node1"], p.kind)
+	}
+	ok := served["node2"] + served["node3"]
+	if ok < len(res)*9/10 {
+		t.Errorf("%d of %d calls served with node1 full, want at least 90%%: node2 and node3 had room", ok, len(res))
+	}
+	exactlyOnce(t, nodes, before, after, served, map[string]int{"node1": direct})
+	retried, a := retries(t, p, logStart)
+	if retried == 0 {
+		t.Errorf("no call was retried by %s, yet node1 was full: the refusals were not seen or not retried; log:\n%s", p.kind, p.out.String()[logStart:])
+	}
+	t.Logf("%s, node1 full: %d calls, %d served (node2 %d, node3 %d), %d retried (%.0f%%); %s",
+		p.kind, len(res), ok, served["node2"], served["node3"], retried, 100*float64(retried)/float64(len(res)), a)
+}
+
+// goodput measures the same offered load through HAProxy to node1 alone,
+// then to all three: calls answered within their deadlines per second.
+func goodput(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
+	const rate, dur = 200, 2 * time.Second
+	one := startHAProxy(t, nodes[:1])
+	for _, c := range []struct {
+		name string
+		p    *proxy
+		n    int
+	}{{"1 node", one, 1}, {"3 nodes", hap, 3}} {
+		logStart := len(c.p.out.String())
+		res := load(client, c.p.url, fmt.Sprintf("goodput%d", c.n), rate, dur, callMs, deadline)
+		good, refused := 0, 0
+		for _, r := range res {
+			switch {
+			case r.err != nil:
+				t.Errorf("%s: a call got no answer: %v", c.name, r.err)
+			case r.code == http.StatusOK && r.met:
+				good++
+			case r.code == http.StatusServiceUnavailable:
+				refused++
+			}
+		}
+		retried, a := retries(t, c.p, logStart)
+		t.Logf("goodput, %s behind HAProxy, %d calls/s offered for %v (sleep_ms(%d), deadline %v): %.0f calls/s "+
+			"within their deadlines, %d refused, %d of %d retried (%.0f%%); %s", c.name, rate, dur, callMs, deadline,
+			float64(good)/dur.Seconds(), refused, retried, len(res), 100*float64(retried)/float64(len(res)), a)
+	}
+}
+
+// killed sends calls through HAProxy and kills node3 (SIGKILL, no goodbye)
+// a second in: calls in flight there and those sent before the health
+// check marks it down are retried on node1 and node2.
+func killed(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
+	alive := nodes[:2]
+	before := counts(t, alive)
+	logStart := len(hap.out.String())
+	var res []result
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res = load(client, hap.url, "kill", 60, 3*time.Second, callMs, deadline)
+	}()
+	time.Sleep(time.Second)
+	if err := nodes[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-nodes[2].done
+	wg.Wait()
+	after := counts(t, alive)
+
+	served := check(t, res, nodes)
+	if n := len(res) - served["node1"] - served["node2"] - served["node3"]; n > len(res)/20 {
+		t.Errorf("%d of %d calls not served with node3 killed, want at most 5%%", n, len(res))
+	}
+	if served["node1"] == 0 || served["node2"] == 0 {
+		t.Errorf("calls not spread over the nodes left: %v", served)
+	}
+	exactlyOnce(t, alive, before, after, served, nil)
+	log := hap.out.String()[logStart:]
+	if !strings.Contains(log, "node3 is DOWN") {
+		t.Errorf("HAProxy never marked node3 DOWN; log:\n%s", log)
+	}
+	retried, a := retries(t, hap, logStart)
+	t.Logf("node3 killed a second into %d calls: served by node1 %d, node2 %d, node3 %d (before its death); %d retried; %s",
+		len(res), served["node1"], served["node2"], served["node3"], retried, a)
+}
+
+// check fails the test unless every call got one JSON answer: a result
+// that met its deadline and names the node that ran it, or a refusal
+// (503 Error_Unschedulable: every node tried was full). It returns the
+// results by node.
+func check(t *testing.T, res []result, nodes []*node) map[string]int {
+	t.Helper()
+	served := map[string]int{}
+	bad := 0
+	for _, r := range res {
+		switch {
+		case r.err != nil:
+			t.Errorf("call %s: %v", r.taskName, r.err)
+		case r.code == http.StatusOK:
+			if !r.met {
+				t.Errorf("call %s: answered by %s after its deadline", r.taskName, r.node)
+			}
+			if r.node == "" {
+				t.Errorf("call %s: answer without Hyper-Node", r.taskName)
+			}
+			served[r.node]++
+		case r.code == http.StatusServiceUnavailable && r.status == "Error_Unschedulable":
+		default:
+			if bad++; bad <= 5 {
+				t.Errorf("call %s: got %d %s from %q, want 200 or a 503 refusal", r.taskName, r.code, r.status, r.node)
+			}
+		}
+	}
+	return served
+}
+
+// exactlyOnce checks that each node's successes grew by exactly the
+// answers naming it (plus extra[name], calls sent to it directly): a call
+// that ran twice would count twice there.
+func exactlyOnce(t *testing.T, nodes []*node, before, after map[string]int, served, extra map[string]int) {
+	t.Helper()
+	for _, n := range nodes {
+		if got, want := after[n.name]-before[n.name], served[n.name]+extra[n.name]; got != want {
+			t.Errorf("%s ran %d calls to the end, want %d: the answers naming it plus those sent to it directly", n.name, got, want)
+		}
+	}
+}
+
+func counts(t *testing.T, nodes []*node) map[string]int {
+	out := map[string]int{}
+	for _, n := range nodes {
+		out[n.name] = n.successes(t)
+	}
+	return out
+}
+
+// saturate keeps n's lane busy with calls of 100 ms sent to it directly,
+// until n refuses a call of the workload. The function it returns stops
+// them, and returns how many ran.
+func saturate(t *testing.T, client *http.Client, n *node) (stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ran := 0
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ctx.Err() == nil; j++ {
+				r := call(client, n.url(), fmt.Sprintf("fill-%d-%d", i, j), 100, 2*time.Second)
+				if r.code == http.StatusOK {
+					mu.Lock()
+					ran++
+					mu.Unlock()
+				} else if r.code != http.StatusServiceUnavailable {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	stop = func() int {
+		cancel()
+		wg.Wait()
+		return ran
+	}
+	until := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		if r := call(client, n.url(), fmt.Sprintf("probe-%d", i), callMs, deadline); r.code == http.StatusServiceUnavailable {
+			return stop
+		}
+		if time.Now().After(until) {
+			stop()
+			t.Fatalf("%s still admits calls after 10 s of saturation; log:\n%s", n.name, n.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// httplog matches the fields of an HAProxy httplog line the test reads:
+// the timers TR/Tw/Tc/Tr/Ta, the status, and the retries ("+" when
+// redispatched to another server), for a POST /call.
+var httplog = regexp.MustCompile(`\s-?\d+/-?\d+/-?\d+/-?\d+/(\d+) (\d{3}) .* \d+/\d+/\d+/\d+/(\+?)(\d+) \d+/\d+ "POST /call`)
+
+// nginxlog matches the test's nginx access log format.
+var nginxlog = regexp.MustCompile(`^(\d{3}) "([^"]*)" "([^"]*)" ([\d.]+)$`)
+
+// retries counts the calls the proxy retried since its log held logStart
+// bytes, and describes the time a retry added: the median total time of
+// retried calls against the others, as the proxy measured it.
+func retries(t *testing.T, p *proxy, logStart int) (int, string) {
+	t.Helper()
+	var plain, retried []float64
+	switch p.kind {
+	case "haproxy":
+		time.Sleep(100 * time.Millisecond) // the last lines
+		for _, line := range strings.Split(p.out.String()[logStart:], "\n") {
+			m := httplog.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			ta, _ := strconv.ParseFloat(m[1], 64)
+			if n, _ := strconv.Atoi(m[4]); n > 0 {
+				retried = append(retried, ta)
+			} else {
+				plain = append(plain, ta)
+			}
+		}
+	case "nginx":
+		raw, _ := os.ReadFile(p.dir + "/access.log")
+		for _, line := range strings.Split(string(raw), "\n") {
+			m := nginxlog.FindStringSubmatch(line)
+			if m == nil || m[2] == "" {
+				continue
+			}
+			secs, _ := strconv.ParseFloat(m[4], 64)
+			if strings.Contains(m[3], ",") {
+				retried = append(retried, secs*1000)
+			} else {
+				plain = append(plain, secs*1000)
+			}
+		}
+		os.Truncate(p.dir+"/access.log", 0)
+	}
+	return len(retried), fmt.Sprintf("median time in the proxy: %s ms retried, %s ms not", median(retried), median(plain))
+}
+
+func median(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	sort.Float64s(v)
+	return strconv.FormatFloat(v[len(v)/2], 'f', 0, 64)
+}
