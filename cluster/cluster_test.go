@@ -16,13 +16,34 @@ import (
 )
 
 // The workload: sleep_ms(10), which holds a node's one lane for 10 ms
-// without computing, under a 60 ms absolute deadline (deadline_at) that
-// spans the proxy's retries. A node (--lanes 1) finishes at most ~90 such
-// calls a second.
-const (
-	callMs   = 10
+// without computing, under an absolute deadline (deadline_at) that spans
+// the proxy's retries.
+const callMs = 10
+
+// The deadline and the rates follow the estimate the nodes measured at
+// register (setWorkload): on a quiet machine it is ~11 ms, but the shared
+// test machine's housekeeping CPU is busy with other work, and its p99
+// (what admission uses) was 74 ms in one run. What is full is admission's
+// call, on its estimate, so the load is set from the estimate: the
+// deadline holds 5 estimates (a node admits ~5 calls at once), and
+// capacity, one node's calls per second as admission sees them, is
+// 1/estimate.
+var (
 	deadline = 60 * time.Millisecond
+	capacity = 90.0
 )
+
+// setWorkload sets deadline and capacity from the largest estimate of the
+// nodes.
+func setWorkload(t *testing.T, est time.Duration) {
+	deadline = min(max(60*time.Millisecond, 5*est), 2*time.Second)
+	capacity = float64(time.Second) / float64(max(est, 11*time.Millisecond))
+	t.Logf("workload: sleep_ms(%d), estimate %v, deadline %v, one node's admission capacity %.0f calls/s",
+		callMs, est.Round(time.Microsecond), deadline, capacity)
+}
+
+// perSecond is a rate, a multiple of one node's capacity, at least 10/s.
+func perSecond(x float64) int { return max(10, int(x*capacity)) }
 
 // TestCluster runs three nodes behind HAProxy and nginx with the shipped
 // configurations: with one node full, calls are served by the others
@@ -31,7 +52,8 @@ const (
 // (each node's count of successes equals the answers that name it).
 func TestCluster(t *testing.T) {
 	requireLab(t, "haproxy")
-	nodes := lab(t, 3)
+	nodes, est := lab(t, 3)
+	setWorkload(t, est)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	hap := startHAProxy(t, nodes)
 
@@ -44,22 +66,22 @@ func TestCluster(t *testing.T) {
 	t.Run("node killed", func(t *testing.T) { killed(t, client, hap, nodes) })
 }
 
-// spillover fills node1 with long calls sent to it directly, then sends
-// calls through the proxy: node1 refuses them (503, nothing ran) and the
-// proxy serves them on node2 and node3, within their deadlines.
+// spillover keeps node1 full with calls of the workload's own shape sent
+// to it directly, so that it refuses most calls (503, nothing ran), then
+// sends calls through the proxy: those node1 refuses are served by node2
+// and node3, within their deadlines. (node1 still takes a call through the
+// proxy when a slot frees: EDF admits whatever fits.)
 func spillover(t *testing.T, client *http.Client, p *proxy, nodes []*node) {
 	before := counts(t, nodes)
 	full := saturate(t, client, nodes[0])
 	logStart := len(p.out.String())
-	res := load(client, p.url, p.kind+"-spill", 50, 2*time.Second, callMs, deadline)
-	direct := full()
+	// Half of what node2 and node3 can take.
+	res := load(client, p.url, p.kind+"-spill", perSecond(1), 3*time.Second, callMs, deadline)
+	direct, refused := full()
 	after := counts(t, nodes)
 
-	served := check(t, res, nodes)
-	if served["node1"] > 0 {
-		t.Errorf("node1 was full, yet it served %d calls sent through %s", served["node1"], p.kind)
-	}
-	ok := served["node2"] + served["node3"]
+	served := check(t, res, p)
+	ok := served["node1"] + served["node2"] + served["node3"]
 	if ok < len(res)*9/10 {
 		t.Errorf("%d of %d calls served with node1 full, want at least 90%%: node2 and node3 had room", ok, len(res))
 	}
@@ -68,14 +90,15 @@ func spillover(t *testing.T, client *http.Client, p *proxy, nodes []*node) {
 	if retried == 0 {
 		t.Errorf("no call was retried by %s, yet node1 was full: the refusals were not seen or not retried; log:\n%s", p.kind, p.out.String()[logStart:])
 	}
-	t.Logf("%s, node1 full: %d calls, %d served (node2 %d, node3 %d), %d retried (%.0f%%); %s",
-		p.kind, len(res), ok, served["node2"], served["node3"], retried, 100*float64(retried)/float64(len(res)), a)
+	t.Logf("%s, node1 full (it refused %d of %d calls sent to it directly): %d calls, %d served (node1 %d, node2 %d, node3 %d), %d retried (%.0f%%); %s",
+		p.kind, refused, refused+direct, len(res), ok, served["node1"], served["node2"], served["node3"], retried, 100*float64(retried)/float64(len(res)), a)
 }
 
 // goodput measures the same offered load through HAProxy to node1 alone,
 // then to all three: calls answered within their deadlines per second.
 func goodput(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
-	const rate, dur = 200, 2 * time.Second
+	// More than one node can take, less than three.
+	rate, dur := perSecond(2), 3*time.Second
 	one := startHAProxy(t, nodes[:1])
 	for _, c := range []struct {
 		name string
@@ -96,6 +119,7 @@ func goodput(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
 			}
 		}
 		retried, a := retries(t, c.p, logStart)
+		t.Logf("answers: %v", tally(res))
 		t.Logf("goodput, %s behind HAProxy, %d calls/s offered for %v (sleep_ms(%d), deadline %v): %.0f calls/s "+
 			"within their deadlines, %d refused, %d of %d retried (%.0f%%); %s", c.name, rate, dur, callMs, deadline,
 			float64(good)/dur.Seconds(), refused, retried, len(res), 100*float64(retried)/float64(len(res)), a)
@@ -114,7 +138,7 @@ func killed(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		res = load(client, hap.url, "kill", 60, 3*time.Second, callMs, deadline)
+		res = load(client, hap.url, "kill", perSecond(1), 3*time.Second, callMs, deadline)
 	}()
 	time.Sleep(time.Second)
 	if err := nodes[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -124,7 +148,7 @@ func killed(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
 	wg.Wait()
 	after := counts(t, alive)
 
-	served := check(t, res, nodes)
+	served := check(t, res, hap)
 	if n := len(res) - served["node1"] - served["node2"] - served["node3"]; n > len(res)/20 {
 		t.Errorf("%d of %d calls not served with node3 killed, want at most 5%%", n, len(res))
 	}
@@ -137,22 +161,26 @@ func killed(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
 		t.Errorf("HAProxy never marked node3 DOWN; log:\n%s", log)
 	}
 	retried, a := retries(t, hap, logStart)
+	t.Logf("answers: %v; errors: %q", tally(res), firstErrors(res))
 	t.Logf("node3 killed a second into %d calls: served by node1 %d, node2 %d, node3 %d (before its death); %d retried; %s",
 		len(res), served["node1"], served["node2"], served["node3"], retried, a)
 }
 
 // check fails the test unless every call got one JSON answer: a result
-// that met its deadline and names the node that ran it, or a refusal
-// (503 Error_Unschedulable: every node tried was full). It returns the
-// results by node.
-func check(t *testing.T, res []result, nodes []*node) map[string]int {
+// that met its deadline and names the node that ran it, a refusal (503
+// Error_Unschedulable: every node tried was full), or an answer that its
+// absolute deadline was spent before a node could run it (422
+// Error_Invalid_deadline: too little left for the estimate; 504
+// Error_Deadline_exceeded: nothing left at arrival) — the one budget
+// across hops at work. It returns the results by node.
+func check(t *testing.T, res []result, p *proxy) map[string]int {
 	t.Helper()
 	served := map[string]int{}
 	bad := 0
 	for _, r := range res {
 		switch {
 		case r.err != nil:
-			t.Errorf("call %s: %v", r.taskName, r.err)
+			t.Errorf("call %s: %v; %s's unusual lines:\n%s", r.taskName, r.err, p.kind, unusual(p.out.String()))
 		case r.code == http.StatusOK:
 			if !r.met {
 				t.Errorf("call %s: answered by %s after its deadline", r.taskName, r.node)
@@ -161,10 +189,12 @@ func check(t *testing.T, res []result, nodes []*node) map[string]int {
 				t.Errorf("call %s: answer without Hyper-Node", r.taskName)
 			}
 			served[r.node]++
-		case r.code == http.StatusServiceUnavailable && r.status == "Error_Unschedulable":
+		case r.code == http.StatusServiceUnavailable && r.status == "Error_Unschedulable",
+			r.code == http.StatusUnprocessableEntity && r.status == "Error_Invalid_deadline",
+			r.code == http.StatusGatewayTimeout && r.status == "Error_Deadline_exceeded":
 		default:
 			if bad++; bad <= 5 {
-				t.Errorf("call %s: got %d %s from %q, want 200 or a 503 refusal", r.taskName, r.code, r.status, r.node)
+				t.Errorf("call %s: got %d %s from %q (%s), want 200, a 503 refusal or its budget spent", r.taskName, r.code, r.status, r.node, r.msg)
 			}
 		}
 	}
@@ -191,46 +221,54 @@ func counts(t *testing.T, nodes []*node) map[string]int {
 	return out
 }
 
-// saturate keeps n's lane busy with calls of 100 ms sent to it directly,
+// saturate keeps n full with calls of the workload's shape sent to it
+// directly from 8 clients at once, as many as its lane can hold and more,
 // until n refuses a call of the workload. The function it returns stops
-// them, and returns how many ran.
-func saturate(t *testing.T, client *http.Client, n *node) (stop func() int) {
+// them, and returns how many ran and how many n refused.
+func saturate(t *testing.T, client *http.Client, n *node) (stop func() (ran, refused int)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	ran := 0
-	for i := range 4 {
+	ran, refused := 0, 0
+	for i := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := 0; ctx.Err() == nil; j++ {
-				r := call(client, n.url(), fmt.Sprintf("fill-%d-%d", i, j), 100, 2*time.Second)
-				if r.code == http.StatusOK {
-					mu.Lock()
+				r := call(client, n.url(), fmt.Sprintf("fill-%d-%d", i, j), callMs, deadline)
+				mu.Lock()
+				switch r.code {
+				case http.StatusOK:
 					ran++
-					mu.Unlock()
-				} else if r.code != http.StatusServiceUnavailable {
-					time.Sleep(10 * time.Millisecond)
+				case http.StatusServiceUnavailable:
+					refused++
+				}
+				mu.Unlock()
+				if r.code != http.StatusOK {
+					time.Sleep(time.Millisecond) // not a spin on a shared machine
 				}
 			}
 		}()
 	}
-	stop = func() int {
+	stop = func() (int, int) {
 		cancel()
 		wg.Wait()
-		return ran
+		return ran, refused
 	}
 	until := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		if r := call(client, n.url(), fmt.Sprintf("probe-%d", i), callMs, deadline); r.code == http.StatusServiceUnavailable {
+	for {
+		mu.Lock()
+		full := refused > 0
+		mu.Unlock()
+		if full {
 			return stop
 		}
 		if time.Now().After(until) {
 			stop()
-			t.Fatalf("%s still admits calls after 10 s of saturation; log:\n%s", n.name, n.log)
+			t.Fatalf("%s still admits every call after 10 s of saturation; log:\n%s", n.name, n.log)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -288,4 +326,43 @@ func median(v []float64) string {
 	}
 	sort.Float64s(v)
 	return strconv.FormatFloat(v[len(v)/2], 'f', 0, 64)
+}
+
+// tally counts the answers by HTTP status and status field.
+func tally(res []result) map[string]int {
+	out := map[string]int{}
+	for _, r := range res {
+		k := fmt.Sprintf("%d %s", r.code, r.status)
+		if r.err != nil {
+			k = "no answer"
+		}
+		out[k]++
+	}
+	return out
+}
+
+// firstErrors returns the first distinct error messages of res, for
+// failure reports.
+func firstErrors(res []result) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range res {
+		if r.msg != "" && !seen[r.msg] && len(out) < 5 {
+			seen[r.msg] = true
+			out = append(out, r.msg)
+		}
+	}
+	return out
+}
+
+// unusual returns the lines of an HAProxy log other than clean 200s of
+// /call: errors, retries, state changes.
+func unusual(log string) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, " 200 ") || !strings.Contains(line, " ---- ") || !httplog.MatchString(line) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -169,8 +169,9 @@ type node struct {
 func (n *node) url() string { return "http://" + n.addr }
 
 // lab makes count namespaces with a veth pair each and starts a node in
-// each, ready (/healthz 200) with sleep.wasm registered and calibrated.
-func lab(t *testing.T, count int) []*node {
+// each, ready (/healthz 200) with sleep.wasm registered and calibrated. It
+// returns the largest estimate the nodes measured.
+func lab(t *testing.T, count int) ([]*node, time.Duration) {
 	t.Helper()
 	x, release := subnet(t)
 	var nodes []*node
@@ -201,10 +202,11 @@ func lab(t *testing.T, count int) []*node {
 	if t.Failed() {
 		t.FailNow()
 	}
+	var est time.Duration
 	for _, n := range nodes {
-		n.registerSleep(t)
+		est = max(est, n.registerSleep(t))
 	}
-	return nodes
+	return nodes, est
 }
 
 // start runs hyper-sched in n's namespace. nsenter enters only the network
@@ -275,8 +277,9 @@ func (n *node) waitHealthy(t *testing.T) {
 }
 
 // registerSleep registers sleep.wasm on n, calibrated for sleep_ms(10):
-// calls then have a measured estimate, and each node measures its own.
-func (n *node) registerSleep(t *testing.T) {
+// calls then have a measured estimate, and each node measures its own,
+// which it returns.
+func (n *node) registerSleep(t *testing.T) time.Duration {
 	t.Helper()
 	wasm, err := os.ReadFile("../testdata/sleep.wasm")
 	if err != nil {
@@ -295,9 +298,13 @@ func (n *node) registerSleep(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("register on %s: got %d %s", n.name, resp.StatusCode, raw)
+	var doc struct {
+		Ms float64 `json:"expected_execution_time_ms"`
 	}
+	if err := json.Unmarshal(raw, &doc); resp.StatusCode != http.StatusOK || err != nil || doc.Ms <= 0 {
+		t.Fatalf("register on %s: got %d %s, want a measured estimate", n.name, resp.StatusCode, raw)
+	}
+	return time.Duration(doc.Ms * float64(time.Millisecond))
 }
 
 // successes is n's count of calls answered with a result
@@ -469,6 +476,7 @@ type result struct {
 	code     int
 	node     string // Hyper-Node
 	status   string // the body's status
+	msg      string // the body's error
 	met      bool   // deadline_met
 	latency  time.Duration
 	taskName string
@@ -492,6 +500,7 @@ func call(c *http.Client, url, name string, ms int, dl time.Duration) result {
 	r.code, r.node = resp.StatusCode, resp.Header.Get("Hyper-Node")
 	var doc struct {
 		Status      string `json:"status"`
+		Error       string `json:"error"`
 		DeadlineMet *bool  `json:"deadline_met"`
 	}
 	if err == nil {
@@ -501,7 +510,7 @@ func call(c *http.Client, url, name string, ms int, dl time.Duration) result {
 		r.err = fmt.Errorf("answer %d %q: %w", resp.StatusCode, raw, err)
 		return r
 	}
-	r.status, r.met = doc.Status, doc.DeadlineMet != nil && *doc.DeadlineMet
+	r.status, r.msg, r.met = doc.Status, doc.Error, doc.DeadlineMet != nil && *doc.DeadlineMet
 	return r
 }
 
