@@ -169,9 +169,9 @@ type node struct {
 func (n *node) url() string { return "http://" + n.addr }
 
 // lab makes count namespaces with a veth pair each and starts a node in
-// each, ready (/healthz 200) with sleep.wasm registered and calibrated. It
-// returns the largest estimate the nodes measured.
-func lab(t *testing.T, count int) ([]*node, time.Duration) {
+// each, ready (/healthz 200) with sleep.wasm registered, calibrated and
+// run warmRuns times.
+func lab(t *testing.T, count int) []*node {
 	t.Helper()
 	x, release := subnet(t)
 	var nodes []*node
@@ -202,12 +202,35 @@ func lab(t *testing.T, count int) ([]*node, time.Duration) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	var est time.Duration
 	for _, n := range nodes {
-		est = max(est, n.registerSleep(t))
+		n.registerSleep(t)
 	}
-	return nodes, est
+	// The learned estimate is the largest of the last 64 runs
+	// (sched.Estimator), the calibration among them at first: runs on the
+	// worker replace it, so that it stays below the declared time.
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range warmRuns {
+				r := call(n.client, n.url(), fmt.Sprintf("warm-%d", j), callMs, 0, 2*time.Second)
+				if r.code != http.StatusOK {
+					t.Errorf("warm-up call on %s: got %d %s %s", n.name, r.code, r.status, r.msg)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return nodes
 }
+
+// warmRuns is how many calls each node runs before the test: more than
+// the estimator's window of 64.
+const warmRuns = 70
 
 // start runs hyper-sched in n's namespace. nsenter enters only the network
 // namespace (ip netns exec would also mount a sysfs of its own over /sys,
@@ -277,9 +300,8 @@ func (n *node) waitHealthy(t *testing.T) {
 }
 
 // registerSleep registers sleep.wasm on n, calibrated for sleep_ms(10):
-// calls then have a measured estimate, and each node measures its own,
-// which it returns.
-func (n *node) registerSleep(t *testing.T) time.Duration {
+// calls then have a measured estimate, and each node measures its own.
+func (n *node) registerSleep(t *testing.T) {
 	t.Helper()
 	wasm, err := os.ReadFile("../testdata/sleep.wasm")
 	if err != nil {
@@ -298,13 +320,9 @@ func (n *node) registerSleep(t *testing.T) time.Duration {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var doc struct {
-		Ms float64 `json:"expected_execution_time_ms"`
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("register on %s: got %d %s", n.name, resp.StatusCode, raw)
 	}
-	if err := json.Unmarshal(raw, &doc); resp.StatusCode != http.StatusOK || err != nil || doc.Ms <= 0 {
-		t.Fatalf("register on %s: got %d %s, want a measured estimate", n.name, resp.StatusCode, raw)
-	}
-	return time.Duration(doc.Ms * float64(time.Millisecond))
 }
 
 // successes is n's count of calls answered with a result
@@ -477,17 +495,18 @@ type result struct {
 	node     string // Hyper-Node
 	status   string // the body's status
 	msg      string // the body's error
-	met      bool   // deadline_met
+	estimate time.Duration
+	met      bool // deadline_met
 	latency  time.Duration
 	taskName string
 }
 
-// call sends one /call of sleep_ms(ms) with an absolute deadline dl from
-// now, named name so that the proxy logs can be matched to it.
-func call(c *http.Client, url, name string, ms int, dl time.Duration) result {
+// call sends one /call of sleep_ms(ms) declared to take decl (0: not
+// declared) with an absolute deadline dl from now, named name.
+func call(c *http.Client, url, name string, ms int, decl, dl time.Duration) result {
 	start := time.Now()
-	body := fmt.Sprintf(`{"wasm_name":"sleep.wasm","export_func":"sleep_ms","params":["%d"],"task_unique_name":%q,"deadline_at":%d}`,
-		ms, name, start.Add(dl).UnixMilli())
+	body := fmt.Sprintf(`{"wasm_name":"sleep.wasm","export_func":"sleep_ms","params":["%d"],"task_unique_name":%q,`+
+		`"expected_execution_time":%g,"deadline_at":%d}`, ms, name, float64(decl)/1e6, start.Add(dl).UnixMilli())
 	resp, err := c.Post(url+"/call", "application/json", strings.NewReader(body))
 	r := result{taskName: name}
 	if err != nil {
@@ -499,9 +518,10 @@ func call(c *http.Client, url, name string, ms int, dl time.Duration) result {
 	r.latency = time.Since(start)
 	r.code, r.node = resp.StatusCode, resp.Header.Get("Hyper-Node")
 	var doc struct {
-		Status      string `json:"status"`
-		Error       string `json:"error"`
-		DeadlineMet *bool  `json:"deadline_met"`
+		Status      string  `json:"status"`
+		Error       string  `json:"error"`
+		DeadlineMet *bool   `json:"deadline_met"`
+		EstimateMs  float64 `json:"estimate_ms"`
 	}
 	if err == nil {
 		err = json.Unmarshal(raw, &doc)
@@ -511,12 +531,14 @@ func call(c *http.Client, url, name string, ms int, dl time.Duration) result {
 		return r
 	}
 	r.status, r.msg, r.met = doc.Status, doc.Error, doc.DeadlineMet != nil && *doc.DeadlineMet
+	r.estimate = time.Duration(doc.EstimateMs * float64(time.Millisecond))
 	return r
 }
 
-// load sends calls at rate per second for dur, open loop (each in its own
-// goroutine, as independent clients would), and returns every answer.
-func load(c *http.Client, url, tag string, rate int, dur time.Duration, ms int, dl time.Duration) []result {
+// load sends the workload's calls at rate per second for dur, open loop
+// (each in its own goroutine, as independent clients would), and returns
+// every answer.
+func load(c *http.Client, url, tag string, rate int, dur time.Duration) []result {
 	n := int(dur.Seconds() * float64(rate))
 	out := make([]result, n)
 	var wg sync.WaitGroup
@@ -526,7 +548,7 @@ func load(c *http.Client, url, tag string, rate int, dur time.Duration, ms int, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = call(c, url, fmt.Sprintf("%s-%d", tag, i), ms, dl)
+			out[i] = call(c, url, fmt.Sprintf("%s-%d", tag, i), callMs, declared, deadline)
 		}()
 	}
 	wg.Wait()
