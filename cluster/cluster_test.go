@@ -26,7 +26,7 @@ import (
 // shared test machine the learned one jumps with other work (16 to 74 ms
 // at register in a few runs). Declared above it, every call counts 50 ms:
 // a node holds at most five calls admitted and not finished, whatever the
-// noise. The calls still end in ~11 ms, so a node finishes ~80 a second.
+// noise. The calls still end in ~11 ms, so a node finishes ~90 a second.
 const (
 	callMs   = 10
 	declared = 50 * time.Millisecond
@@ -81,16 +81,17 @@ func spillover(t *testing.T, client *http.Client, p *proxy, nodes []*node) {
 }
 
 // goodput measures the same offered load through HAProxy to node1 alone,
-// then to all three: calls answered within their deadlines per second.
+// to node1 and node2, then to all three: calls answered within their
+// deadlines per second, and the share the proxy retried.
 func goodput(t *testing.T, client *http.Client, hap *proxy, nodes []*node) {
-	// More than one node can take, less than three.
-	const rate, dur = 150, 3 * time.Second
-	one := startHAProxy(t, nodes[:1])
+	// More than one node can take (~90/s each here), less than three.
+	const rate, dur = 200, 3 * time.Second
+	one, two := startHAProxy(t, nodes[:1]), startHAProxy(t, nodes[:2])
 	for _, c := range []struct {
 		name string
 		p    *proxy
 		n    int
-	}{{"1 node", one, 1}, {"3 nodes", hap, 3}} {
+	}{{"1 node", one, 1}, {"2 nodes", two, 2}, {"3 nodes", hap, 3}} {
 		logStart := len(c.p.out.String())
 		res := load(client, c.p.url, fmt.Sprintf("goodput%d", c.n), rate, dur)
 		good, refused := 0, 0
