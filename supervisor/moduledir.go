@@ -304,12 +304,12 @@ func (md *moduleDir) scan(ctx context.Context, force bool) {
 		// unmounted volume): that would empty the node.
 		first := md.errs[""].Error != err.Error()
 		md.errs[""] = ModuleDirError{File: "", Error: err.Error(), Since: md.last}
-		md.loaded = true
 		md.mu.Unlock()
 		if first {
 			md.failures.Inc()
 			log.Error("module dir: read the directory; its modules stay as they are", "err", err)
 		}
+		md.setLoaded()
 		return
 	}
 	delete(md.errs, "")
@@ -359,9 +359,21 @@ func (md *moduleDir) scan(ctx context.Context, force bool) {
 		md.mu.Unlock()
 		md.save(log)
 	}
+	md.setLoaded()
+}
+
+// setLoaded marks the first scan done, and wakes startNotify, whose
+// READY=1 waits for it.
+func (md *moduleDir) setLoaded() {
 	md.mu.Lock()
+	first := !md.loaded
 	md.loaded = true
 	md.mu.Unlock()
+	if first {
+		md.s.mu.Lock()
+		md.s.broadcast()
+		md.s.mu.Unlock()
+	}
 }
 
 // load registers one file of the directory, unless the module of that
@@ -450,17 +462,14 @@ func (md *moduleDir) register(ctx context.Context, name string, st fileStat) (st
 	return sha, nil
 }
 
-// save writes the names the directory registered, atomically.
+// save writes the names the directory registered, atomically and synced
+// (store.writeAtomic).
 func (md *moduleDir) save(log interface{ Error(string, ...any) }) {
 	md.mu.Lock()
 	b, err := json.Marshal(maps.Clone(md.owned))
 	md.mu.Unlock()
 	if err == nil {
-		path := filepath.Join(md.s.cfg.StateDir, moduleDirState)
-		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o640); err == nil {
-			err = os.Rename(tmp, path)
-		}
+		_, err = md.s.store.writeAtomic(filepath.Join(md.s.cfg.StateDir, moduleDirState), b)
 	}
 	if err != nil {
 		log.Error("module dir: save the names it registered; a file removed while the daemon is stopped may stay registered", "err", err)
