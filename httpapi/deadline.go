@@ -9,6 +9,10 @@ import (
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
+// HeaderDeadlineAt is the raw route's absolute deadline, Unix time in
+// milliseconds, the header form of /call's deadline_at (DeadlineAt).
+const HeaderDeadlineAt = "Hyper-Deadline-At"
+
 // minDeadlineAt is the smallest deadline_at taken, 10^12 ms
 // (2001-09-09): a smaller value is almost surely Unix time in seconds
 // (1.7·10^9 today), which read as milliseconds lies in January 1970 and

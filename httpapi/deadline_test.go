@@ -82,3 +82,25 @@ func TestDecodeCallDeadlineAt(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDeadlineAt: any text, as a header carries it, is a relative
+// deadline within (0, a day], a 504 for a passed one, or a 400; never a
+// panic.
+func FuzzDeadlineAt(f *testing.F) {
+	for _, v := range []string{"1764000000035", "1764000000000.5", "1.764000000035e12", "1763999999990", "1764000000", "-5", "soon", "", "1e300", "1e400", "0x10", " 1764000000035"} {
+		f.Add(v)
+	}
+	arrived := time.UnixMilli(1_764_000_000_000)
+	f.Fuzz(func(t *testing.T, v string) {
+		d, err := DeadlineAt(HeaderDeadlineAt, v, arrived)
+		if err != nil {
+			if status, _ := StatusOf(err); status != 400 && status != 504 {
+				t.Fatalf("%q: got status %d (%v), want 400 or 504", v, status, err)
+			}
+			return
+		}
+		if d < time.Microsecond || d > 24*time.Hour {
+			t.Fatalf("%q: got %v, want within [1µs, a day]", v, d)
+		}
+	})
+}
