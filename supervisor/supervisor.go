@@ -171,6 +171,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.RuntimeDir = cmp.Or(c.RuntimeDir, d.RuntimeDir)
 	c.Exe = cmp.Or(c.Exe, d.Exe)
 	c.ModuleDirInterval = cmp.Or(c.ModuleDirInterval, 2*time.Second)
+	if c.ModuleDirInterval < 0 {
+		return c, fmt.Errorf("config: module dir interval %v is negative", c.ModuleDirInterval)
+	}
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
 	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)

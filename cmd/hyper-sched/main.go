@@ -211,6 +211,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		return cfg, 0, fmt.Errorf("--idle-timeout %v, --read-timeout %v: both must be positive", *idleTimeout, *readTimeout)
 	}
 	cfg.MaxConnections, cfg.IdleTimeout, cfg.ReadTimeout = *maxConns, *idleTimeout, *readTimeout
+	if cfg.ModuleDirInterval <= 0 {
+		return cfg, 0, fmt.Errorf("--module-dir-interval: %v is not positive", cfg.ModuleDirInterval)
+	}
 	if *workerMem < 0 {
 		return cfg, 0, fmt.Errorf("--worker-memory-max: %d is negative", *workerMem)
 	}
