@@ -32,6 +32,10 @@ import (
 var (
 	binary string // hyper-sched, built by TestMain
 	prefix string // names of this run's namespaces and interfaces
+	// tmpRoot holds the binary and every node's and proxy's files
+	// (tempDir): removed at the end and on SIGINT or SIGTERM, which skip
+	// t.TempDir's cleanup.
+	tmpRoot string
 
 	undoMu sync.Mutex
 	undo   []func() // cleanup steps, last first
@@ -68,6 +72,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	tmpRoot = dir
 	// Without -race even under go test -race: the nodes are measured, and
 	// the race-built daemon is several times slower on its own paths; its
 	// races are the integration tests' job.
@@ -91,6 +96,16 @@ func TestMain(m *testing.M) {
 	cleanup()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// tempDir makes a directory under tmpRoot.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp(tmpRoot, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // requireLab skips unless the lab can be built here, naming what is
@@ -242,7 +257,7 @@ const warmRuns = 70
 // what is full, is per node as on separate machines.
 func (n *node) start(t *testing.T) {
 	t.Helper()
-	n.dir = t.TempDir()
+	n.dir = tempDir(t)
 	n.log = &syncBuf{}
 	args := []string{"--net=/run/netns/" + n.ns, binary, "--listen", n.addr, "--node-name", n.name,
 		"--state-dir", filepath.Join(n.dir, "state"), "--cache-dir", filepath.Join(n.dir, "cache"),
@@ -384,7 +399,7 @@ func startHAProxy(t *testing.T, nodes []*node) *proxy {
 	}
 	text := replaceOnce(t, string(cfg), `(?m)^    bind :8080$`, fmt.Sprintf("    bind 127.0.0.1:%d", port))
 	text = replaceOnce(t, text, `(?m)(^    server .*\n)+`, servers.String())
-	p := &proxy{kind: "haproxy", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncBuf{}, dir: t.TempDir()}
+	p := &proxy{kind: "haproxy", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncBuf{}, dir: tempDir(t)}
 	path := filepath.Join(p.dir, "haproxy.cfg")
 	os.WriteFile(path, []byte(text), 0o644)
 	p.cmd = exec.Command("haproxy", "-db", "-f", path)
@@ -408,7 +423,7 @@ func startNginx(t *testing.T, nodes []*node) *proxy {
 	}
 	text := replaceOnce(t, string(conf), `(?m)^    listen 8080;$`, fmt.Sprintf("    listen 127.0.0.1:%d;", port))
 	text = replaceOnce(t, text, `(?m)(^    server .*\n)+`, servers.String())
-	p := &proxy{kind: "nginx", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncBuf{}, dir: t.TempDir()}
+	p := &proxy{kind: "nginx", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncBuf{}, dir: tempDir(t)}
 	os.WriteFile(filepath.Join(p.dir, "hyper-sched.conf"), []byte(text), 0o644)
 	main := fmt.Sprintf(`user root;
 worker_processes 1;
