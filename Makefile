@@ -81,7 +81,7 @@ install: build
 	./systemd/install.sh
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/
+	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/ ./coreworker/
 
 clean:
 	rm -rf $(BIN)
