@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"math"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
@@ -61,4 +63,26 @@ func DeadlineAt(field, v string, arrived time.Time) (time.Duration, error) {
 			"beyond the largest deadline", field, quote(v), strconv.FormatFloat(ms(left), 'f', 0, 64))
 	}
 	return left, nil
+}
+
+// deadlineAtHeader applies the raw route's Hyper-Deadline-At to d, the
+// relative deadline its Hyper-Deadline-Ms gave (0: none), for a call that
+// arrived at arrived: the rules of /call's deadline_at, the header given
+// at most once, and never beside a non-zero Hyper-Deadline-Ms.
+func deadlineAtHeader(h http.Header, d time.Duration, arrived time.Time) (time.Duration, error) {
+	vs := h.Values(HeaderDeadlineAt)
+	switch {
+	case len(vs) == 0:
+		return d, nil
+	case len(vs) > 1:
+		return 0, errorf(apierr.BadRequest, "header %s is given %d times; send it once", HeaderDeadlineAt, len(vs))
+	case d != 0:
+		return 0, errorf(apierr.InvalidParams, "%s and %s are both given: send one, the relative deadline in ms "+
+			"or the absolute one in Unix ms", HeaderDeadline, HeaderDeadlineAt)
+	}
+	v := strings.TrimSpace(vs[0])
+	if len(v) > maxQuoted {
+		return 0, errorf(apierr.InvalidParams, "header %s is %d bytes: send Unix time in milliseconds, e.g. 1764000000035", HeaderDeadlineAt, len(v))
+	}
+	return DeadlineAt(HeaderDeadlineAt, v, arrived)
 }

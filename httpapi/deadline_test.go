@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,39 @@ func FuzzDeadlineAt(f *testing.F) {
 			t.Fatalf("%q: got %v, want within [1µs, a day]", v, d)
 		}
 	})
+}
+
+// TestDeadlineAtHeader: the raw route's Hyper-Deadline-At, with /call's
+// rules, once, and not beside Hyper-Deadline-Ms.
+func TestDeadlineAtHeader(t *testing.T) {
+	arrived := time.UnixMilli(1_764_000_000_000)
+	for _, tt := range []struct {
+		name   string
+		header map[string][]string
+		rel    time.Duration // from Hyper-Deadline-Ms
+		want   time.Duration
+		code   string
+	}{
+		{"none", nil, 0, 0, ""},
+		{"none, relative kept", nil, 30 * time.Millisecond, 30 * time.Millisecond, ""},
+		{"absolute", map[string][]string{HeaderDeadlineAt: {" 1764000000035 "}}, 0, 35 * time.Millisecond, ""},
+		{"passed", map[string][]string{HeaderDeadlineAt: {"1763999999000"}}, 0, 0, "Error_Deadline_exceeded"},
+		{"both", map[string][]string{HeaderDeadlineAt: {"1764000000035"}}, 30 * time.Millisecond, 0, "Error_Invalid_params"},
+		{"twice", map[string][]string{HeaderDeadlineAt: {"1764000000035", "1764000000036"}}, 0, 0, "Error_Bad_request"},
+		{"long", map[string][]string{HeaderDeadlineAt: {strings.Repeat("1", 100)}}, 0, 0, "Error_Invalid_params"},
+		{"seconds", map[string][]string{HeaderDeadlineAt: {"1764000000"}}, 0, 0, "Error_Invalid_params"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := deadlineAtHeader(http.Header(tt.header), tt.rel, arrived)
+			if tt.code != "" {
+				if _, code := StatusOf(err); err == nil || code != tt.code {
+					t.Fatalf("got %v, %v; want %s", got, err, tt.code)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
 }

@@ -12,8 +12,9 @@ import (
 
 // TestDeadlineAt: on the real daemon, deadline_at makes the budget
 // absolute (what is left at arrival is the call's deadline), a passed one
-// is a 504 with nothing run, both deadlines or seconds are a 400, and
-// every answer names the node (Hyper-Node).
+// is a 504 with nothing run, both deadlines or seconds are a 400, the raw
+// route's Hyper-Deadline-At does the same, and every answer names the
+// node (Hyper-Node).
 func TestDeadlineAt(t *testing.T) {
 	d := start(t, t.TempDir(), "--node-name", "node-a", "--cgroup-name", "hs-i17-cluster-dlat", "--lanes", "1")
 	if a := d.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {
@@ -64,5 +65,26 @@ func TestDeadlineAt(t *testing.T) {
 	}
 	if resp, err := http.Get(d.url + "/healthz"); err != nil || resp.Header.Get("Hyper-Node") != "node-a" {
 		t.Errorf("GET /healthz: Hyper-Node missing (%v)", err)
+	}
+
+	// The raw route: Hyper-Deadline-At, the same rules.
+	run := func(at string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, d.url+"/run/fib.wasm/add?params=2,3", nil)
+		req.Header.Set("Hyper-Deadline-At", at)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := run(fmt.Sprint(now() + 2000)); resp.StatusCode != 200 || resp.Header.Get("Hyper-Deadline-Met") != "true" ||
+		resp.Header.Get("Hyper-Result") != "[I32(5)]" || resp.Header.Get("Hyper-Node") != "node-a" {
+		t.Errorf("/run with Hyper-Deadline-At 2 s ahead: got %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	if resp := run(fmt.Sprint(now() - 50)); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("/run with Hyper-Deadline-At passed: got %d, want 504", resp.StatusCode)
 	}
 }
