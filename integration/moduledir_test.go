@@ -15,7 +15,7 @@ import (
 // on the real daemon: loaded before /healthz says ready, files added,
 // changed and removed are followed, a bad file is shown in /status and
 // /metrics and logged once, HTTP cannot delete or replace the dir's
-// modules, a file removed while the daemon is stopped is unregistered at
+// modules, a directory gone for a while removes nothing, a file removed while the daemon is stopped is unregistered at
 // the next start, and SIGHUP rescans at once.
 func TestModuleDir(t *testing.T) {
 	dir := t.TempDir()
@@ -179,6 +179,36 @@ func TestModuleDir(t *testing.T) {
 	if n := strings.Count(d.logs(), "file not loaded; retried when it changes"); n != 2 {
 		t.Errorf("logged %d failures to load, want 2; log:\n%s", n, d.logs())
 	}
+
+	// A directory that cannot be read (an unmounted volume) removes
+	// nothing: it is an error of its own until it is back.
+	before := modules()
+	if err := os.Rename(mods, mods+".away"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the unreadable dir reported", func() bool {
+		for _, e := range dirState().Errors {
+			if e.File == "" && e.Error != "" {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(300 * time.Millisecond) // three more scans
+	if after := modules(); len(after) != len(before) {
+		t.Errorf("with the dir unreadable: got modules %v, want them all kept: %v", after, before)
+	}
+	if err := os.Rename(mods+".away", mods); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the dir back", func() bool {
+		for _, e := range dirState().Errors {
+			if e.File == "" {
+				return false
+			}
+		}
+		return true
+	})
 
 	// Removed while stopped: unregistered at the next start. SIGHUP
 	// rescans at once, with scans otherwise an hour apart.
