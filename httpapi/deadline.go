@@ -17,7 +17,7 @@ const HeaderDeadlineAt = "Hyper-Deadline-At"
 
 // minDeadlineAt is the smallest deadline_at taken, 10^12 ms
 // (2001-09-09): a smaller value is almost surely Unix time in seconds
-// (1.7·10^9 today), which read as milliseconds lies in January 1970 and
+// (about 1.8·10^9 now), which read as milliseconds lies in January 1970 and
 // would turn every call into a 504 without saying why.
 const minDeadlineAt = 1e12
 

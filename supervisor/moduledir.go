@@ -13,7 +13,8 @@ package supervisor
 // inotify: it sees every way a directory changes — a ConfigMap's atomic
 // symlink swap, rsync's rename, NFS and other network file systems where
 // inotify sees nothing — for a readdir and a stat per file per scan, and it
-// debounces by construction (docs/RATIONALE.md: Why does --module-dir poll?).
+// debounces by construction (docs/RATIONALE.md, "Why does --module-dir poll
+// instead of using inotify?").
 //
 // The names it registered are its own: POST /register and DELETE
 // /modules/NAME refuse them with a 409 that says to change the file, and
