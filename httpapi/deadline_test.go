@@ -68,6 +68,7 @@ func TestDecodeCallDeadlineAt(t *testing.T) {
 		{"both", `{"wasm_name":"m","export_func":"f","expected_deadline":"30","deadline_at":"1764000000035"}`, 0, "Error_Invalid_params"},
 		{"passed", `{"wasm_name":"m","export_func":"f","deadline_at":"1763999999000"}`, 0, "Error_Deadline_exceeded"},
 		{"a list", `{"wasm_name":"m","export_func":"f","deadline_at":[1]}`, 0, "Error_Bad_request"},
+		{"a chain under it", `{"wasm_name":"m","export_func":"f","deadline_at":"1764000000035","then":[{"export_func":"g"}]}`, 35 * time.Millisecond, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			spec, err := DecodeCall([]byte(tt.body), arrived)
