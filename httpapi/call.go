@@ -33,6 +33,7 @@ type callBody struct {
 	ResultsLength wasmval.Flex    `json:"results_length"`
 	Expected      wasmval.Flex    `json:"expected_execution_time"`
 	Deadline      wasmval.Flex    `json:"expected_deadline"`
+	DeadlineAt    wasmval.Flex    `json:"deadline_at"` // Unix ms, absolute (deadline.go)
 	CaptureOutput bool            `json:"capture_output"`
 	AllowLate     bool            `json:"allow_late"`
 
@@ -96,6 +97,18 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	if spec.Deadline, err = millis("expected_deadline", b.Deadline); err != nil {
 		return CallSpec{}, err
 	}
+	if b.DeadlineAt != "" {
+		// Two deadlines could only disagree: which one holds is not
+		// guessed.
+		if spec.Deadline != 0 {
+			return CallSpec{}, errorf(apierr.InvalidParams, "expected_deadline and deadline_at are both given: "+
+				"send one, the relative deadline in ms or the absolute one in Unix ms")
+		}
+		if spec.Deadline, err = DeadlineAt("deadline_at", string(b.DeadlineAt), arrived); err != nil {
+			return CallSpec{}, err
+		}
+	}
+	// The chain's stages must end within the deadline, absolute or not.
 	if b.Then != nil {
 		if spec.Then, err = decodeThen(b.Then, spec.Module, spec.Deadline); err != nil {
 			return CallSpec{}, err

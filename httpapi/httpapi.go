@@ -57,7 +57,11 @@ type Options struct {
 	// InitDir, when set, is the directory under which GET /init registers
 	// server-local files (init.go); default: /init is off.
 	InitDir string
-	Log     *slog.Logger // default: discard
+	// Node, when set, is sent as the Hyper-Node header of every answer, so
+	// that behind a proxy a client (and a test) can tell which node
+	// answered; default "": no header.
+	Node string
+	Log  *slog.Logger // default: discard
 }
 
 // DefaultMaxBody bounds a JSON body (/call, /test): many times what the
@@ -273,7 +277,13 @@ func newHandler(b Backend, o Options) (*handler, http.Handler) {
 		o.Log.Error("handler panic", "path", r.URL.Path, "err", v)
 		writeError(w, errorf(apierr.Internal, "internal error"))
 	}
-	return h, r
+	if o.Node == "" {
+		return h, r
+	}
+	return h, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Hyper-Node", o.Node)
+		r.ServeHTTP(w, req)
+	})
 }
 
 type handler struct {

@@ -58,8 +58,8 @@ type runHeaders struct {
 // rules of /call's fields: times as /call's milliseconds, names within
 // /call's limits. A header given twice is refused, never guessed at.
 //
-// A later absolute deadline (Hyper-Deadline-At, §5b) is parsed here beside
-// Hyper-Deadline-Ms.
+// The absolute deadline, Hyper-Deadline-At, depends on the arrival: the
+// handler applies it after (deadlineAtHeader).
 func parseRunHeaders(h http.Header, query string) (runHeaders, error) {
 	var rh runHeaders
 	var err error
@@ -144,6 +144,9 @@ func queryParams(query string) (json.RawMessage, error) {
 func (h *handler) run(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 	arrived := time.Now()
 	rh, err := parseRunHeaders(r.Header, r.URL.RawQuery)
+	if err == nil {
+		rh.Deadline, err = deadlineAtHeader(r.Header, rh.Deadline, arrived)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

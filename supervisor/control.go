@@ -663,6 +663,7 @@ func (s *Supervisor) Reload() ([]string, error) {
 // an error is logged once until it changes: a storm of SIGHUPs costs one
 // or two scans and one line.
 func (s *Supervisor) RequestReload() {
+	s.mdir.request()
 	r := &s.reload
 	r.mu.Lock()
 	defer r.mu.Unlock()

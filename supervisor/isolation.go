@@ -171,7 +171,8 @@ func (s *Supervisor) startNotify(ctx context.Context) (stop func()) {
 		}
 		for {
 			s.mu.Lock()
-			wake, up, running, benchd := s.wake, s.ready, s.runningWorkers(), s.benchd.state
+			// READY also waits for --module-dir's first load, as /healthz.
+			wake, up, running, benchd := s.wake, s.ready && s.mdir.ready(), s.runningWorkers(), s.benchd.state
 			s.mu.Unlock()
 			text := s.notifyStatus(running, benchd)
 			if ping {

@@ -31,6 +31,9 @@ func (s *Supervisor) Register(ctx context.Context, spec httpapi.RegisterSpec) ([
 	if len(spec.Modules) == 0 {
 		return nil, apierr.New(apierr.BadRequest, "no module file in the form: send one as -F \"name.wasm=@file.wasm\"")
 	}
+	if err := s.mdir.refuseForm(ctx, spec); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	shutting := s.shutting
 	s.mu.Unlock()
@@ -72,6 +75,9 @@ func apierrBadName(err error) error { return apierr.New(apierr.BadRequest, "%v",
 func (s *Supervisor) CheckUpload(name string) error {
 	if err := ValidName(name); err != nil {
 		return apierrBadName(err)
+	}
+	if err := s.mdir.refuse(name, "replaced"); err != nil {
+		return err
 	}
 	if _, ok := s.store.get(name); !ok && s.store.len() >= s.cfg.MaxModules {
 		return apierrFull(s.cfg.MaxModules)
@@ -642,7 +648,16 @@ func (s *Supervisor) seedEstimates(m *Module) {
 // a disk error the module stays registered and served, and the error says
 // why. A call already running finishes; one still queued is answered
 // Error_Invalid_wasm_name by its worker, which no longer has the module.
+// A module of --module-dir is a 409: its file decides.
 func (s *Supervisor) DeleteModule(name string) error {
+	if err := s.mdir.refuse(name, "deleted"); err != nil {
+		return err
+	}
+	return s.deleteModule(name)
+}
+
+// deleteModule is DeleteModule for any module, the module dir's too.
+func (s *Supervisor) deleteModule(name string) error {
 	if _, ok := s.store.get(name); !ok {
 		return apierrNoModule(name)
 	}

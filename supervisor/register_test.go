@@ -200,7 +200,8 @@ func (r *storeRig) workerModules() map[string]string { return r.lane.held() }
 // served is what GET /modules lists, name → sha256.
 func (r *storeRig) served() map[string]string {
 	out := map[string]string{}
-	for _, m := range r.s.Modules().([]*Module) {
+	for _, v := range r.s.Modules().([]moduleView) {
+		m := v.Module
 		out[m.Name] = m.SHA256
 	}
 	return out

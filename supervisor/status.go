@@ -80,6 +80,8 @@ type Status struct {
 	DispatchOverheadUs float64 `json:"dispatch_overhead_us"`
 	WakeCostUs         float64 `json:"wake_cost_us"`
 	OverheadSource     string  `json:"dispatch_overhead_source"`
+	// ModuleDir is --module-dir's state, with the files not loaded.
+	ModuleDir *ModuleDirStatus `json:"module_dir,omitempty"`
 	// Chains are the chains in flight, with where each stage is.
 	Chains []ChainStatus `json:"chains,omitempty"`
 }
@@ -112,6 +114,7 @@ func (s *Supervisor) Status() any {
 	}
 	out.Supervisor, out.Skipped = s.supervisorIsolation(), s.isolationSkipped()
 	out.CalibQueue = s.CalibrationQueue()
+	out.ModuleDir = s.mdir.status()
 	return out
 }
 
@@ -190,6 +193,9 @@ func (s *Supervisor) Healthy() (bool, string) {
 	if s.shutting {
 		return false, "shutting down"
 	}
+	if !s.mdir.ready() {
+		return false, "loading --module-dir " + s.cfg.ModuleDir
+	}
 	// A lane stopped on purpose (hyper-schedctl stop) does not count. A
 	// CPU serves while one of its lanes runs and none is FATAL: a lane
 	// killed at a deadline and being respawned does not make the node
@@ -224,9 +230,18 @@ func (s *Supervisor) Healthy() (bool, string) {
 
 // Modules lists the registered modules (GET /modules).
 func (s *Supervisor) Modules() any {
-	var out []*Module
-	out = append(out, s.store.all()...)
+	out := []moduleView{}
+	for _, m := range s.store.all() {
+		out = append(out, moduleView{m, s.mdir.source(m.Name)})
+	}
 	return out
+}
+
+// moduleView is a module in /modules: where it comes from, "http" or
+// "module-dir", beside its record.
+type moduleView struct {
+	*Module
+	Source string `json:"source"`
 }
 
 // Module describes one module (GET /modules/:name).
@@ -235,7 +250,7 @@ func (s *Supervisor) Module(name string) (any, error) {
 	if !ok {
 		return nil, apierrNoModule(name)
 	}
-	return m, nil
+	return moduleView{m, s.mdir.source(name)}, nil
 }
 
 // Timeline returns a task's timeline, in flight or recently finished

@@ -120,6 +120,14 @@ type Config struct {
 	// (httpapi.Options.InitDir); it must be an existing directory.
 	// Default "": /init is off.
 	InitDir string
+	// NodeName, when set, is sent as the Hyper-Node header of every HTTP
+	// answer (httpapi.Options.Node): which node of a fleet answered.
+	NodeName string
+	// ModuleDir, when set, is a read-only directory of .wasm files kept
+	// registered (moduledir.go); default "": none.
+	ModuleDir string
+	// ModuleDirInterval is how often ModuleDir is scanned; default 2s.
+	ModuleDirInterval time.Duration
 
 	// MaxConnections bounds the HTTP connections open at once; one more
 	// is answered 503 and closed (httpapi.LimitListener). Default 4096,
@@ -176,6 +184,10 @@ func (c Config) withDefaults() (Config, error) {
 	c.CacheDir = cmp.Or(c.CacheDir, d.CacheDir)
 	c.RuntimeDir = cmp.Or(c.RuntimeDir, d.RuntimeDir)
 	c.Exe = cmp.Or(c.Exe, d.Exe)
+	c.ModuleDirInterval = cmp.Or(c.ModuleDirInterval, 2*time.Second)
+	if c.ModuleDirInterval < 0 {
+		return c, fmt.Errorf("config: module dir interval %v is negative", c.ModuleDirInterval)
+	}
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
 	c.WorkerSpin = cmp.Or(c.WorkerSpin, d.WorkerSpin)
@@ -281,6 +293,9 @@ type Supervisor struct {
 	// an error it returns is the install's. Tests inject failures with
 	// it; nil in the daemon.
 	installHook func(m *Module) error
+	// mdir keeps Config.ModuleDir registered (moduledir.go); nil without
+	// one.
+	mdir *moduleDir
 }
 
 // New validates cfg, chooses CPUs and opens the state dir. Nothing is
@@ -346,6 +361,15 @@ func New(cfg Config) (*Supervisor, error) {
 	s.benchd = &child{name: "benchd", group: "benchd", role: RoleBenchd, cpu: -1, cpus: choice.Housekeeping, core: -1,
 		log: cfg.Log.With("proc", "benchd"), wanted: true}
 	s.met = newMetrics(s)
+	if cfg.ModuleDir != "" {
+		if fi, err := os.Stat(cfg.ModuleDir); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = errors.New("not a directory")
+			}
+			return nil, fmt.Errorf("config: module dir %s: %w", cfg.ModuleDir, cutPathErr(err))
+		}
+		s.mdir = newModuleDir(s)
+	}
 	for _, m := range st.all() {
 		s.seedEstimates(m)
 	}
@@ -388,6 +412,9 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.supervise(childCtx, c) }()
 	}
+	if s.mdir != nil {
+		go s.mdir.run(ctx) // ends with ctx, before the children stop
+	}
 	maxConns, nofile := connectionCap(s.cfg.MaxConnections, len(s.children()))
 	if maxConns < s.cfg.MaxConnections {
 		s.log.Warn("--max-connections lowered to what RLIMIT_NOFILE leaves; raise LimitNOFILE= (ulimit -n) for more",
@@ -400,7 +427,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
 			Metrics: s.met.handler(), Uploads: httpapi.NewUploads(s.store.uploads, httpapi.FormCap(s.cfg.MaxUpload)),
-			InitDir: s.cfg.InitDir, MaxInput: s.cfg.MaxInput}),
+			InitDir: s.cfg.InitDir, MaxInput: s.cfg.MaxInput, Node: s.cfg.NodeName}),
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,

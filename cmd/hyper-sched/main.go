@@ -156,6 +156,10 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	workerMem := fs.Int64("worker-memory-max", 0, "memory.max of each worker's cgroup in bytes (cgroup v2; default: none)")
 	memPages := fs.Uint("memory-pages", uint(d.MemoryLimitPages), "most linear memory of one instance, in 64 KiB pages; tables, globals and the call stack add at most about 190 MiB more (docs/RATIONALE.md: What bounds an instance's memory?)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token required by /register, /test and DELETE /modules/… (default: no token)")
+	host, _ := os.Hostname()
+	fs.StringVar(&cfg.NodeName, "node-name", host, "sent as the Hyper-Node header of every answer, naming the node behind a proxy (\"\": no header)")
+	fs.StringVar(&cfg.ModuleDir, "module-dir", "", "read-only directory of .wasm files kept registered under their file names, rescanned on change and SIGHUP (default: none)")
+	fs.DurationVar(&cfg.ModuleDirInterval, "module-dir-interval", 2*time.Second, "how often --module-dir is scanned for changes")
 	fs.StringVar(&cfg.InitDir, "init-dir", d.InitDir, "directory whose files GET /init may register, the prototype's way (default: /init off)")
 	isolation := fs.String("isolation", "cgroup2", "best isolation rung to try: cgroup2, cgroup1-cpuset or affinity")
 	realtime := fs.String("realtime", "auto", "SCHED_FIFO for workers: auto (on isolated CPUs), on, off")
@@ -214,6 +218,9 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 		return cfg, 0, fmt.Errorf("--idle-timeout %v, --read-timeout %v: both must be positive", *idleTimeout, *readTimeout)
 	}
 	cfg.MaxConnections, cfg.IdleTimeout, cfg.ReadTimeout = *maxConns, *idleTimeout, *readTimeout
+	if cfg.ModuleDirInterval <= 0 {
+		return cfg, 0, fmt.Errorf("--module-dir-interval: %v is not positive", cfg.ModuleDirInterval)
+	}
 	if *workerMem < 0 {
 		return cfg, 0, fmt.Errorf("--worker-memory-max: %d is negative", *workerMem)
 	}

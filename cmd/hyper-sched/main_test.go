@@ -35,6 +35,10 @@ func TestEnvFlags(t *testing.T) {
 		{"HYPER_SCHED_IDLE_TIMEOUT", "5s", nil, func(c supervisor.Config) any { return c.IdleTimeout }, 5 * time.Second},
 		{"HYPER_SCHED_READ_TIMEOUT", "2m", nil, func(c supervisor.Config) any { return c.ReadTimeout }, 2 * time.Minute},
 		{"HYPER_SCHED_READ_TIMEOUT", "2m", []string{"--read-timeout=3s"}, func(c supervisor.Config) any { return c.ReadTimeout }, 3 * time.Second},
+		{"HYPER_SCHED_MODULE_DIR", "/etc/hyper-sched/modules", nil, func(c supervisor.Config) any { return c.ModuleDir }, "/etc/hyper-sched/modules"},
+		{"HYPER_SCHED_MODULE_DIR_INTERVAL", "500ms", nil, func(c supervisor.Config) any { return c.ModuleDirInterval }, 500 * time.Millisecond},
+		{"HYPER_SCHED_NODE_NAME", "node-b", nil, func(c supervisor.Config) any { return c.NodeName }, "node-b"},
+		{"HYPER_SCHED_NODE_NAME", "node-b", []string{"--node-name="}, func(c supervisor.Config) any { return c.NodeName }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value+" "+strings.Join(tt.args, " "), func(t *testing.T) {
@@ -141,7 +145,8 @@ func TestTokenBlankRefused(t *testing.T) {
 }
 
 // TestHTTPLimitFlags: the HTTP server's limits are flags with defaults
-// (supervisor.Defaults), and none may be turned off with 0 or less.
+// (supervisor.Defaults), and none may be turned off with 0 or less; nor
+// may --module-dir-interval (a ticker of 0 panics).
 func TestHTTPLimitFlags(t *testing.T) {
 	cfg, _, err := parseFlags(nil, io.Discard)
 	d := supervisor.Defaults()
@@ -153,6 +158,7 @@ func TestHTTPLimitFlags(t *testing.T) {
 		{"--max-connections", "0"}, {"--max-connections", "-5"},
 		{"--idle-timeout", "0s"}, {"--idle-timeout", "-1s"},
 		{"--read-timeout", "0s"}, {"--read-timeout", "-1s"},
+		{"--module-dir-interval", "0s"}, {"--module-dir-interval", "-1s"},
 	} {
 		if _, _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("%v: got %v, want an error naming %s", args, err, args[0])
