@@ -193,8 +193,8 @@ static int skip(buf *b, scene *s) {
 			return fail("truncated header: a comment runs to the end of the input");
 		char line[128];
 		size_t len = b->off - start;
-		if (len >= sizeof line)
-			continue; /* longer than any scene line: some other comment */
+		if (len >= sizeof line || memchr(b->p + start, 0, len))
+			continue; /* longer than any scene line, or binary: another comment */
 		memcpy(line, b->p + start, len);
 		line[len] = 0;
 		char *tok[8];
