@@ -15,15 +15,21 @@ import (
 	"testing"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/examples/traffic/framegen"
 )
 
 // stages runs the checked-in .wasm files in wazero, as WASI commands with
 // stdin, stdout, stderr and args: the way the daemon runs a command module,
-// without the daemon.
+// without the daemon. Its runtime has the workers' settings (engine.Config's
+// defaults): the compiler, 256 MiB of memory at most, and linear memory in
+// an anonymous mapping that memory.grow lengthens without copying.
 type stages struct {
 	rt   wazero.Runtime
 	mods map[string]wazero.CompiledModule
@@ -39,7 +45,8 @@ func loadStages(t testing.TB) *stages {
 	t.Helper()
 	stagesOnce.Do(func() {
 		ctx := context.Background()
-		s := &stages{rt: wazero.NewRuntime(ctx), mods: map[string]wazero.CompiledModule{}}
+		rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(engine.DefaultMemoryLimitPages)
+		s := &stages{rt: wazero.NewRuntimeWithConfig(ctx, rc), mods: map[string]wazero.CompiledModule{}}
 		wasi_snapshot_preview1.MustInstantiate(ctx, s.rt)
 		for _, name := range []string{"decode", "detect", "count", "decide", "traffic"} {
 			b, err := os.ReadFile(filepath.Join("stages", name+".wasm"))
@@ -69,10 +76,13 @@ func (s *stages) run(t testing.TB, name string, stdin []byte, args ...string) (s
 	var out, errb bytes.Buffer
 	cfg := wazero.NewModuleConfig().WithName("").WithStdin(bytes.NewReader(stdin)).WithStdout(&out).
 		WithStderr(&errb).WithArgs(append([]string{name}, args...)...)
-	m, err := s.rt.InstantiateModule(context.Background(), s.mods[name], cfg)
+	var mem mappedMemory
+	ctx := experimental.WithMemoryAllocator(context.Background(), &mem)
+	m, err := s.rt.InstantiateModule(ctx, s.mods[name], cfg)
 	if m != nil {
-		m.Close(context.Background())
+		m.Close(ctx)
 	}
+	mem.Free()
 	var ee *sys.ExitError
 	switch {
 	case err == nil:
@@ -82,6 +92,35 @@ func (s *stages) run(t testing.TB, name string, stdin []byte, args ...string) (s
 		t.Fatalf("%s crashed: %v (stderr %q)", name, err, errb.String())
 	}
 	return out.Bytes(), errb.Bytes(), exit
+}
+
+// mappedMemory is the instance's linear memory as the engine makes it on
+// Linux (engine/memory_linux.go): one anonymous mapping of the maximum, so
+// that growing never copies. Without it wazero copies the memory at every
+// memory.grow, which is most of a small stage's time.
+type mappedMemory struct{ buf []byte }
+
+func (m *mappedMemory) Allocate(capacity, max uint64) experimental.LinearMemory {
+	b, err := unix.Mmap(-1, 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		panic("mmap linear memory: " + err.Error())
+	}
+	m.buf = b
+	return m
+}
+
+func (m *mappedMemory) Reallocate(size uint64) []byte {
+	if size > uint64(len(m.buf)) {
+		return nil
+	}
+	return m.buf[:size:size]
+}
+
+func (m *mappedMemory) Free() {
+	if m.buf != nil {
+		unix.Munmap(m.buf)
+		m.buf = nil
+	}
 }
 
 // ok runs a stage that must succeed.

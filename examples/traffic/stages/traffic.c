@@ -262,6 +262,12 @@ int pnm_read(buf *b, gray *g, scene *s) {
 	if (!g->px)
 		return fail("out of memory for a %dx%d image", w, h);
 	const unsigned char *r = b->p + b->off;
+	if (maxval == 255 && chans == 1) {
+		/* The common case, and what decode writes: the raster is the image. */
+		memcpy(g->px, r, need);
+		b->off += need;
+		return 0;
+	}
 	for (size_t i = 0; i < (size_t)w * h; i++) {
 		unsigned v[3];
 		for (int c = 0; c < chans; c++) {
