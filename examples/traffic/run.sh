@@ -35,7 +35,7 @@ while [ "$k" -lt "$N" ]; do
 	echo "frame $k truth:  $(cat "$tmp/truth")"
 	curl -sS -H "Content-Type: application/json" --data-binary @"$tmp/body" "$URL/call" >"$tmp/answer"
 	if command -v jq >/dev/null; then
-		jq -r '"frame '"$k"' answer: \(.output // .error) (\(.status), exec \(.timings_us.exec) µs, total \(.timings_us.total) µs)"' "$tmp/answer"
+		jq -r '"frame '"$k"' answer: \(.output // .error | rtrimstr("\n")) (\(.status), exec \(.timings_us.exec) µs, total \(.timings_us.total) µs)"' "$tmp/answer"
 	else
 		echo "frame $k answer: $(cat "$tmp/answer")"
 	fi
