@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,7 +343,9 @@ func TestDecodeInputs(t *testing.T) {
 				}
 				return
 			}
-			if exit != 1 || !bytes.HasPrefix(errb, []byte("decode: ")) || len(errb) < 12 || len(out) != 0 {
+			// The message says what was wrong, after the image it was in.
+			msg := regexp.MustCompile(`^decode: ((background|frame) image: )?[^:\s][^\n]*[^\s:]\n$`)
+			if exit != 1 || !msg.Match(errb) || bytes.HasSuffix(errb, []byte(": \n")) || len(out) != 0 {
 				t.Fatalf("decode: exit %d, stderr %q, stdout %d bytes; want exit 1, a message, no output", exit, errb, len(out))
 			}
 		})
@@ -368,6 +371,10 @@ func TestStageErrors(t *testing.T) {
 		{"count", "blobs 2 1\nlane N NS 0 0 2 1\nblob x\n", nil, "want blob AREA"},
 		{"count", "blobs 2 1\nblob 1 0 0 0 0 1 1\n", nil, "no lanes"},
 		{"count", "blobs 2 1\nlane N NS 0 0 3 1\n", nil, "outside"},
+		{"count", "blobs 2 1\nlane N NS 0 0 0 1\n", nil, "line 2: bad lane N: want 0 <= X0 < X1"},
+		{"decode", "P5 2 2 255\n\x00", nil, "decode: background image: truncated raster: 2x2 P5 needs 4 bytes, 1 left"},
+		{"decode", "P5 1 1 255\n\x00P5 1 1 0\n", nil, "decode: frame image: maxval 0: want 1..65535"},
+		{"decide", "counts\nphase A B\n", nil, "want count NAME GROUP N or phase NAME"},
 		{"count", "blobs 2 1\n" + strings.Repeat("x", 200) + "\n", nil, "line over"},
 		{"decide", "", nil, "not a count list"},
 		{"decide", "counts\n", nil, "no counts"},

@@ -18,6 +18,18 @@ int fail(const char *fmt, ...) {
 	return -1;
 }
 
+/* context puts what (formatted) before the message in err_msg. The message
+ * is copied first: vsnprintf must not read the buffer it writes. */
+static int context(const char *fmt, ...) {
+	char inner[sizeof err_msg], what[64];
+	va_list ap;
+	strcpy(inner, err_msg);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return fail("%s: %s", what, inner);
+}
+
 int die(const char *stage) {
 	fprintf(stderr, "%s: %s\n", stage, err_msg);
 	return 1;
@@ -286,11 +298,11 @@ int pnm_read(buf *b, gray *g, scene *s) {
 
 int pnm_read_pair(buf *b, gray *bg, gray *fr, scene *s) {
 	if (pnm_read(b, bg, s))
-		return fail("background image: %.200s", err_msg);
+		return context("background image");
 	if (b->off == b->n)
 		return fail("one image only: want two, the background then the frame");
 	if (pnm_read(b, fr, s))
-		return fail("frame image: %.200s", err_msg);
+		return context("frame image");
 	if (b->off != b->n)
 		return fail("%zu bytes after the second image", b->n - b->off);
 	if (bg->w != fr->w || bg->h != fr->h)
@@ -450,7 +462,7 @@ int blobs_read(buf *b, int *w, int *h, scene *s, blobs *bl) {
 			continue;
 		int k = n <= 8 ? scene_line(tok, n, s) : 0;
 		if (k < 0)
-			return fail("line %d: %.200s", ln, err_msg);
+			return context("line %d", ln);
 		if (k == 1)
 			continue;
 		long long v[7];
@@ -511,7 +523,7 @@ int counts_read(buf *b, scene *s, int counts[MAX_LANES]) {
 			continue;
 		if (n == 2 && strcmp(tok[0], "phase") == 0) {
 			if (scene_line(tok, n, s) < 0)
-				return fail("line %d: %.200s", ln, err_msg);
+				return context("line %d", ln);
 			continue;
 		}
 		if (n != 4 || strcmp(tok[0], "count") != 0)
