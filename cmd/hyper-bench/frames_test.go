@@ -74,6 +74,17 @@ func TestFrameBodies(t *testing.T) {
 			}
 		}
 	}
+	c.Fields["then"] = json.RawMessage(`[{"wasm_name":"detect.wasm","export_func":"_start"}]`)
+	if body := string(bodies[0]); strings.Contains(body, `"then"`) {
+		t.Errorf("bodies made before then was added have it: %.100s", body)
+	}
+	if more, _ := c.frameBodies(1); !strings.Contains(string(more[0]), `"then":[{"wasm_name":"detect.wasm"`) {
+		t.Errorf("a call body lacks then: %.200s", more[0])
+	}
+	if test := string(c.testBody()); strings.Contains(test, `"then"`) || !strings.Contains(test, `"args":["min_area=20"]`) ||
+		!strings.Contains(test, `"input_base64":"`) {
+		t.Errorf("testBody: want args and input but no then, got %.300s", test)
+	}
 	if got := string(withInput([]byte(`{}`), []byte("hi"))); got != `{"input_base64":"aGk="}` {
 		t.Errorf("withInput on {}: got %s", got)
 	}
