@@ -42,7 +42,7 @@ check-fixtures:
 # written, is a known flake of go test (golang/go#56238), not a finding:
 # it is run once more. A real failure writes its input and fails.
 FUZZTIME ?= 10s
-FUZZ_TARGETS := FuzzRead:./ipc/ FuzzCompile:./engine/ FuzzParams:./wasmval/ FuzzFlex:./wasmval/ FuzzDecodeCall:./httpapi/ FuzzDecodeRegister:./httpapi/
+FUZZ_TARGETS := FuzzRead:./ipc/ FuzzCompile:./engine/ FuzzParams:./wasmval/ FuzzFlex:./wasmval/ FuzzDecodeCall:./httpapi/ FuzzDecodeRegister:./httpapi/ FuzzRunHeaders:./httpapi/
 FUZZ_TARGETS += FuzzDecodePair:./examples/traffic/framegen/ FuzzStageDecode:./examples/traffic/
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \

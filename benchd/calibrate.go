@@ -13,6 +13,7 @@ import (
 	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
+	"github.com/hyper-sched/hyper-sched/session"
 )
 
 // Calibration defaults. A run is instantiate + call, what a worker spends on
@@ -32,6 +33,9 @@ const (
 // Calibrate measures req's call on m: warm-up runs, then runs until the
 // median is stable (and at least MinRuns), MaxRuns, or the budget is spent.
 // A trap or error ends it at once with the reason in the answer.
+// The runs get req's stdin, argv and environment, the representative input
+// its client gave, so that the run measured is the one the estimate stands
+// for; output is kept to the engine's limit and dropped.
 func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progress func(ipc.Progress)) *ipc.Calibrated {
 	budget := time.Duration(req.BudgetNs)
 	if budget <= 0 {
@@ -55,12 +59,13 @@ func Calibrate(ctx context.Context, m *engine.Module, req ipc.Calibrate, progres
 	isolate.SetThreadIdle() // a refusal was logged by idle already
 	clk := openRunClock()
 	defer clk.close()
+	io := session.CallIO([]byte(req.Module), []byte(req.Export), req.Stdin, req.Args, req.Env, 0)
 	run := func() (total, inst time.Duration, ok bool) {
 		t := clk.start()
-		r, err := m.Call(ctx, req.Export, req.Params)
+		r, err := m.CallIO(ctx, req.Export, req.Params, io)
 		d := clk.since(t)
-		if err != nil {
-			out.Trap, out.Err = engine.Failure(err)
+		// An exit with any code is a run: the guest's answer to the input.
+		if out.Trap, out.Err = engine.Failure(err); out.Trap != "" || out.Err != "" {
 			return 0, 0, false
 		}
 		out.Results = r.Results

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/ipc"
@@ -24,15 +25,20 @@ import (
 // Run serves the supervisor on conn until it closes. It returns the process
 // exit code: 0 when the supervisor closed the connection, 1 otherwise.
 func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
-	var w worker
+	w := worker{in: newSpinReader(conn)}
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{w.in, conn}
 	// No compile budget: a worker compiles only modules benchd compiled
 	// within its budget, and most often loads them from the cache.
-	return session.Run(ctx, conn, "coreworker", log, pin, w.handle, session.Budget{})
+	return session.Run(ctx, rw, "coreworker", log, w.setup, w.handle, session.Budget{})
 }
 
-// pin confines the worker to its CPU before any work: until the hello the
-// process has only waited.
-func pin(h ipc.Hello, _ *slog.Logger) error {
+// setup confines the worker to its CPU before any work (until the hello
+// the process has only waited) and takes its spin budget.
+func (w *worker) setup(h ipc.Hello, _ *slog.Logger) error {
+	w.in.spin = time.Duration(h.SpinNs)
 	if h.CPU < 0 {
 		return nil
 	}
@@ -44,9 +50,13 @@ func pin(h ipc.Hello, _ *slog.Logger) error {
 type worker struct {
 	job ipc.Job
 	res ipc.Result
+	in  *spinReader
 }
 
 func (w *worker) handle(ctx context.Context, s *session.Session, k ipc.Kind) error {
+	if k == ipc.KindPark {
+		return nil // reading it ended the spin: block for the next frame
+	}
 	if k != ipc.KindJob {
 		return fmt.Errorf("unexpected %v frame", k)
 	}
@@ -57,6 +67,7 @@ func (w *worker) handle(ctx context.Context, s *session.Session, k ipc.Kind) err
 	if err := s.Conn.Write(ipc.KindResult, &w.res); err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}
+	w.in.arm()
 	return nil
 }
 
@@ -69,10 +80,14 @@ func (w *worker) run(ctx context.Context, s *session.Session) {
 		res.Err = fmt.Sprintf("module %q is not loaded", job.Module)
 		return
 	}
-	r, err := m.Call(ctx, string(job.Export), job.Params)
+	r, err := m.CallIO(ctx, string(job.Export), job.Params, s.IO(job.Module, job.Export, job.Stdin, job.Args, job.Env))
 	res.InstNs, res.ExecNs = r.Instantiate.Nanoseconds(), r.Exec.Nanoseconds()
 	res.Stdout = append(res.Stdout, r.Stdout...)
 	res.Stderr = append(res.Stderr, r.Stderr...)
+	res.StdoutBytes, res.StderrBytes = r.StdoutBytes, r.StderrBytes
+	// An exit, whatever its code, is the guest's answer (Failure leaves
+	// it out); a trap after it cannot happen.
+	res.Exited, res.ExitCode = r.Exited, r.ExitCode
 	if err != nil {
 		res.Trap, res.Err = engine.Failure(err)
 		return

@@ -77,6 +77,10 @@ type Lane interface {
 	// the lane or waits in its socket: the job ended, and killing the lane
 	// now would lose the answer.
 	Finishing(id uint64) bool
+	// Park tells an idle lane that may still be spinning after its last
+	// job (Config.Spin) to block now, because another lane of its core is
+	// about to run.
+	Park()
 }
 
 // Kind says how a task ended.
@@ -171,6 +175,12 @@ type Config struct {
 	// Grace is added to a firm deadline (plus LateCap) before the kill:
 	// timer slack. sched.Config.Grace covers it and the kill itself.
 	Grace time.Duration
+	// Spin is how long a lane polls for its next job after answering one
+	// before it blocks (the coreworker's side of Hello.SpinNs). The
+	// dispatcher then gives a core's next job to the lane that may still
+	// spin, and parks that lane before any other lane of the core runs:
+	// on a CPU of its own a spinning lane would hold it from them.
+	Spin  time.Duration
 	Clock Clock // nil: RealClock
 }
 
@@ -180,6 +190,7 @@ type Dispatcher struct {
 	clock Clock
 	epoch time.Time
 	grace time.Duration
+	spin  time.Duration
 	cap   time.Duration
 	sc    *sched.Scheduler
 	cores []coreState
@@ -197,6 +208,10 @@ type coreState struct {
 	// (sched.Expiry), at expiryAt.
 	expiry   Timer
 	expiryAt int64
+	// warm is the lane that answered the core's last job and may still
+	// spin until warmUntil; -1 when none may.
+	warm      int
+	warmUntil time.Time
 }
 
 type laneState struct {
@@ -233,11 +248,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = RealClock{}
 	}
-	d := &Dispatcher{clock: cfg.Clock, grace: cfg.Grace, sc: sc, cores: make([]coreState, cfg.Cores),
+	d := &Dispatcher{clock: cfg.Clock, grace: cfg.Grace, spin: cfg.Spin, sc: sc, cores: make([]coreState, cfg.Cores),
 		tasks: map[uint64]*Task{}}
 	d.epoch = d.clock.Now()
 	d.cap = time.Duration(sc.Config().BestEffortCap)
 	for i := range d.cores {
+		d.cores[i].warm = -1
 		d.cores[i].lanes = make([]laneState, sc.Config().Lanes)
 		sc.SetLanes(i, 0)
 		sc.SetAvailable(i, false)
@@ -363,15 +379,25 @@ func (d *Dispatcher) Hold(core, li int, l Lane) <-chan struct{} {
 	ls.hold = ch
 	if ls.task == nil {
 		d.sc.LaneDown(core, d.now())
-		d.holdNow(ls)
+		d.holdNow(core, ls)
 	}
 	return ch
 }
 
-// holdNow marks ls held, its job being over; d.mu held, the scheduler told.
-func (d *Dispatcher) holdNow(ls *laneState) {
+// holdNow marks ls, a lane of core, held, its job being over; d.mu held,
+// the scheduler told.
+func (d *Dispatcher) holdNow(core int, ls *laneState) {
 	ls.held = true
 	d.count.Holds++
+	if d.spin > 0 {
+		// It may spin after its last job, and the holder's frame may
+		// come later: others of its core run meanwhile.
+		ls.l.Park()
+		if cs := &d.cores[core]; cs.warm >= 0 && &cs.lanes[cs.warm] == ls {
+			cs.warm = -1
+			d.sc.SetWarm(core, 0)
+		}
+	}
 	close(ls.hold)
 }
 
@@ -411,6 +437,10 @@ func (d *Dispatcher) laneDown(core, li int, why string) {
 		close(ls.hold) // whoever waits finds the lane gone
 	}
 	*ls = laneState{}
+	if cs := &d.cores[core]; cs.warm == li {
+		cs.warm = -1
+		d.sc.SetWarm(core, 0)
+	}
 	if dead {
 		return // our kill: the scheduler knows already
 	}
@@ -487,7 +517,7 @@ func (d *Dispatcher) Result(core, li int, l Lane, id uint64, res any) bool {
 		ls.stopped = false
 		d.sc.Remove(core, id, d.now())
 		if ls.hold != nil {
-			d.holdNow(ls)
+			d.holdNow(core, ls)
 		} else {
 			d.sc.LaneUp(core)
 		}
@@ -496,7 +526,11 @@ func (d *Dispatcher) Result(core, li int, l Lane, id uint64, res any) bool {
 		d.sc.Done(core, d.now())
 		if ls.hold != nil {
 			d.sc.LaneDown(core, d.now())
-			d.holdNow(ls)
+			d.holdNow(core, ls)
+		} else if d.spin > 0 {
+			cs := &d.cores[core]
+			cs.warm, cs.warmUntil = li, d.clock.Now().Add(d.spin)
+			d.sc.SetWarm(core, d.at(cs.warmUntil))
 		}
 	}
 	d.answer(t, Outcome{Kind: Finished, Result: res})
@@ -606,6 +640,7 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 	now := d.clock.Now()
 	lanes := d.cores[core].lanes
 	if a.Resume {
+		d.park(core, t.lane, now)
 		ls := &lanes[t.lane]
 		ls.stopped = false
 		t.resumed = now
@@ -616,15 +651,22 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 		return
 	}
 	li := -1
+	if w := d.cores[core].warm; w >= 0 && lanes[w].idle() && now.Before(d.cores[core].warmUntil) {
+		li = w // it polls for this job: no CPU to wake
+	}
 	for i := range lanes {
-		if lanes[i].l != nil && !lanes[i].dead && !lanes[i].held && lanes[i].task == nil {
+		if li < 0 && lanes[i].idle() {
 			li = i
-			break
 		}
 	}
 	if li < 0 {
 		panic(fmt.Sprintf("dispatch: core %d has no idle lane for job %d", core, t.ID))
 	}
+	// A warm lane not chosen is not idle: held (and parked then), or
+	// gone. The core is busy now; whatever ends its job says whether a
+	// lane spins after it.
+	d.cores[core].warm = -1
+	d.sc.SetWarm(core, 0)
 	ls := &lanes[li]
 	ls.task, ls.stopped = t, false
 	t.core, t.lane, t.started, t.resumed = core, li, now, now
@@ -640,6 +682,26 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 		what = fmt.Sprintf("%v past its deadline (allow_late)", t.LateCap)
 	}
 	t.timer = d.clock.AfterFunc(kill.Sub(now), func() { d.overrun(t, what) })
+}
+
+// idle reports whether a job can be started on the lane.
+func (ls *laneState) idle() bool {
+	return ls.l != nil && !ls.dead && !ls.held && ls.task == nil
+}
+
+// park tells core's warm lane to stop spinning unless it is lane li,
+// which is about to run; d.mu held.
+func (d *Dispatcher) park(core, li int, now time.Time) {
+	cs := &d.cores[core]
+	w := cs.warm
+	if w < 0 || w == li {
+		return
+	}
+	cs.warm = -1
+	d.sc.SetWarm(core, 0)
+	if ls := &cs.lanes[w]; ls.idle() && now.Before(cs.warmUntil) {
+		ls.l.Park()
+	}
 }
 
 // armCap arms a best-effort task's cap for the run time it has left; d.mu
@@ -792,6 +854,14 @@ func (d *Dispatcher) SetRestartCost(cost time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.sc.SetRestartCost(cost.Nanoseconds())
+}
+
+// SetWakeCost sets the measured time a sleeping lane takes to wake for a
+// job (sched.Config.WakeCost).
+func (d *Dispatcher) SetWakeCost(cost time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sc.SetWakeCost(cost.Nanoseconds())
 }
 
 // Config returns the scheduler's resolved configuration.

@@ -822,7 +822,11 @@ func randomRun(t *testing.T, seed uint64) {
 		sc.PreemptCost = int64(time.Duration(rng.IntN(200)) * time.Microsecond)
 	}
 	const cores = 2
-	h := newHarness(t, cores, sc, time.Duration(rng.IntN(3))*ms)
+	var spin time.Duration // half the runs with lanes that spin after each job
+	if seed%2 == 1 {
+		spin = time.Duration(rng.IntN(3000)) * time.Microsecond
+	}
+	h := newSpinHarness(t, cores, sc, time.Duration(rng.IntN(3))*ms, spin)
 	var admitted []*Task
 	next := uint64(1)
 	// results on their way: the lane, and the job it ended
@@ -882,9 +886,7 @@ func randomRun(t *testing.T, seed uint64) {
 	deliver := func(i int) {
 		p := inflight[i]
 		inflight = append(inflight[:i], inflight[i+1:]...)
-		if h.d.Result(p.core, p.li, p.l, p.id, p.id) {
-			p.l.delivered(p.id)
-		}
+		deliverTo(h.d, p.core, p.li, p.l, p.id, p.id)
 	}
 
 	abortAt := -1 // a quarter of the runs end in a shutdown
@@ -1245,4 +1247,43 @@ func TestHoldLaneGone(t *testing.T) {
 	wantEq(t, "lanes", h.lanesInfo(0), "idle idle")
 	// A hold on a lane that is not this one's returns closed, not held.
 	wantEq(t, "stale hold", closed(h.d.Hold(0, 0, l0)) && !h.d.Held(0, 0, l0), true)
+}
+
+// With spinning lanes (Config.Spin), a core's next job goes to the lane
+// that answered its last one while it may still spin, and that lane is
+// parked before another lane of the core resumes or is held; once its
+// spin is over, jobs go to the first idle lane again.
+func TestSpinWarmLane(t *testing.T) {
+	h := newSpinHarness(t, 1, cfg(3), ms, time.Millisecond)
+	l0 := h.lanes[0][0]
+	h.d.Hold(0, 0, l0)
+	x := h.task(1, 100*ms, 5*ms)
+	h.admit(x)
+	h.expectLog("c0/l0 park", "c0/l1 start 1")
+	h.result(1, nil)
+	h.d.Release(0, 0, l0)
+	h.expectLog("c0/l1 result 1")
+	// Within its spin, lane 1 takes the next job although lane 0 is idle.
+	h.clk.Advance(500 * time.Microsecond)
+	y := h.task(2, 100*ms, 50*ms)
+	h.admit(y)
+	h.expectLog("c0/l1 start 2")
+	// A more urgent job preempts it on lane 0, and ends: lane 0 spins, so
+	// it is parked before lane 1 resumes.
+	z := h.task(3, 20*ms, 5*ms)
+	h.admit(z)
+	h.expectLog("c0/l0 start 3", "c0/l1 stop")
+	h.result(3, nil)
+	h.expectLog("c0/l0 result 3", "c0/l0 park", "c0/l1 resume")
+	h.result(2, nil)
+	h.expectLog("c0/l1 result 2")
+	// Past its spin lane 1 is asleep: the first idle lane is used again.
+	h.clk.Advance(2 * time.Millisecond)
+	w := h.task(4, 100*ms, 5*ms)
+	h.admit(w)
+	h.expectLog("c0/l0 start 4")
+	h.result(4, nil)
+	for _, tk := range []*Task{x, y, z, w} {
+		wantEq(t, fmt.Sprint("task ", tk.ID), h.outcome(tk).Kind, Finished)
+	}
 }

@@ -20,6 +20,47 @@ type laneLog struct {
 	ev   []string
 	all  []string
 	errs []string
+
+	// The spin model (Config.Spin): a lane whose result is delivered
+	// spins until spinning[core][lane] on clk, unless parked or started;
+	// starting or resuming another lane of its core meanwhile is a
+	// violation.
+	clk      *ManualClock
+	spin     time.Duration
+	spinning map[[2]int]time.Time
+}
+
+// spinFrom marks lane li of core spinning from now, its job answered.
+func (g *laneLog) spinFrom(core, li int) {
+	if g.spin <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.spinning[[2]int{core, li}] = g.clk.Now().Add(g.spin)
+}
+
+// unspin marks lane li of core blocked (parked, started, or its result
+// dropped).
+func (g *laneLog) unspin(core, li int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.spinning, [2]int{core, li})
+}
+
+// checkAlone fails when a lane of core other than li still spins: li is
+// about to run.
+func (g *laneLog) checkAlone(core, li int, op string) {
+	if g.spin <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, until := range g.spinning {
+		if k[0] == core && k[1] != li && g.clk.Now().Before(until) {
+			g.errs = append(g.errs, fmt.Sprintf("c%d/l%d: %s while lane %d spins", core, li, op, k[1]))
+		}
+	}
 }
 
 func (g *laneLog) add(core, lane int, op string) {
@@ -73,6 +114,8 @@ func newFakeLane(log *laneLog, core, lane int) *fakeLane {
 
 func (l *fakeLane) Start(t *Task) {
 	l.log.add(l.core, l.lane, fmt.Sprintf("start %d", t.ID))
+	l.log.unspin(l.core, l.lane)
+	l.log.checkAlone(l.core, l.lane, fmt.Sprintf("start %d", t.ID))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.killed || l.stopped || (l.job != 0 && !l.ended) {
@@ -93,6 +136,7 @@ func (l *fakeLane) Stop() {
 
 func (l *fakeLane) Resume() {
 	l.log.add(l.core, l.lane, "resume")
+	l.log.checkAlone(l.core, l.lane, "resume")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.killed || !l.stopped {
@@ -109,6 +153,16 @@ func (l *fakeLane) Kill() {
 		l.log.fail("c%d/l%d: killed twice", l.core, l.lane)
 	}
 	l.killed = true
+}
+
+func (l *fakeLane) Park() {
+	l.log.add(l.core, l.lane, "park")
+	l.log.unspin(l.core, l.lane)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.killed || l.stopped || (l.job != 0 && !l.ended) {
+		l.log.fail("c%d/l%d: park of a lane that is killed=%v stopped=%v job=%d", l.core, l.lane, l.killed, l.stopped, l.job)
+	}
 }
 
 func (l *fakeLane) Finishing(id uint64) bool {
@@ -187,8 +241,16 @@ func cfg(n int) sched.Config {
 // newHarness returns a dispatcher with every lane of every core up.
 func newHarness(t *testing.T, cores int, sc sched.Config, grace time.Duration) *harness {
 	t.Helper()
-	h := &harness{t: t, clk: NewManualClock(t0), log: &laneLog{}}
-	d, err := New(Config{Cores: cores, Sched: sc, Grace: grace, Clock: h.clk})
+	return newSpinHarness(t, cores, sc, grace, 0)
+}
+
+// newSpinHarness is newHarness with lanes that spin for spin after each
+// answered job (Config.Spin), which the fakes check.
+func newSpinHarness(t *testing.T, cores int, sc sched.Config, grace, spin time.Duration) *harness {
+	t.Helper()
+	clk := NewManualClock(t0)
+	h := &harness{t: t, clk: clk, log: &laneLog{clk: clk, spin: spin, spinning: map[[2]int]time.Time{}}}
+	d, err := New(Config{Cores: cores, Sched: sc, Grace: grace, Spin: spin, Clock: h.clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +282,7 @@ func (h *harness) up(core, li int) *fakeLane {
 func (h *harness) down(core, li int, why string) {
 	l := h.lanes[core][li]
 	h.lanes[core][li] = nil
+	h.log.unspin(core, li) // a process gone spins no more
 	h.d.LaneDown(core, li, l, why)
 }
 
@@ -280,11 +343,21 @@ func (h *harness) result(id uint64, res any) bool {
 // deliver delivers job id's result from lane li of core, served by l.
 func (h *harness) deliver(c, li int, l *fakeLane, id uint64, res any) bool {
 	h.log.add(c, li, fmt.Sprintf("result %d", id))
-	ok := h.d.Result(c, li, l, id, res)
+	return deliverTo(h.d, c, li, l, id, res)
+}
+
+// deliverTo hands job id's result from lane li of core, served by l, to d;
+// the lane spins from then on if it is not stopped (Config.Spin).
+func deliverTo(d *Dispatcher, c, li int, l *fakeLane, id uint64, res any) bool {
+	if _, stopped, _ := l.state(); !stopped {
+		l.log.spinFrom(c, li)
+	}
+	ok := d.Result(c, li, l, id, res)
 	if ok {
 		l.delivered(id)
 	} else {
-		h.log.add(c, li, fmt.Sprintf("dropped %d", id))
+		l.log.unspin(c, li)
+		l.log.add(c, li, fmt.Sprintf("dropped %d", id))
 	}
 	return ok
 }

@@ -77,3 +77,30 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCallIO is the engine's share of a call's input and output cost:
+// 1 MiB through stdin and back out of stdout, against a no-op of the same
+// module (go test -bench CallIO -benchmem ./engine/).
+func BenchmarkCallIO(b *testing.B) {
+	ctx := context.Background()
+	e := newEngine(b, Config{})
+	m := compile(b, e, "echo.wasm")
+	mib := make([]byte, 1<<20)
+	for i := range mib {
+		mib[i] = byte(i)
+	}
+	for _, bb := range []struct {
+		name, export string
+		in           []byte
+	}{{"noop", "noop", nil}, {"echo-1MiB", "_start", mib}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bb.in)))
+			for b.Loop() {
+				res, err := m.CallIO(ctx, bb.export, nil, IO{Stdin: bb.in, OutputLimit: 1 << 20})
+				if err != nil || len(res.Stdout) != len(bb.in) {
+					b.Fatal(err, len(res.Stdout))
+				}
+			}
+		})
+	}
+}

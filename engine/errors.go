@@ -80,9 +80,12 @@ type TrapError struct {
 func (e *TrapError) Error() string { return "wasm trap: " + e.Msg }
 
 // Failure splits a [Module.Call] error the way the IPC answers report it:
-// a trap's text in trap, anything else's in msg; both "" for nil.
+// a trap's text in trap, anything else's in msg; both "" for nil and for an
+// [*ExitError], which is the guest's answer (Result.ExitCode), not a
+// failure.
 func Failure(err error) (trap, msg string) {
-	if err == nil {
+	var exit *ExitError
+	if err == nil || errors.As(err, &exit) {
 		return "", ""
 	}
 	var t *TrapError
@@ -114,6 +117,15 @@ const (
 func isTrap(err error) bool {
 	t := reflect.TypeOf(err)
 	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == trapPkg
+}
+
+// exitCode returns the code of a WASI proc_exit reported by wazero.
+func exitCode(err error) (uint32, bool) {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), true
+	}
+	return 0, false
 }
 
 // classify turns an error from wazero's Call or InstantiateModule into the

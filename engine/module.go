@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,9 +54,34 @@ type Result struct {
 	Instantiate time.Duration
 	// Exec is the time of the call itself.
 	Exec time.Duration
-	// Stdout and Stderr are the first Config.StdoutLimit bytes the call
-	// wrote to each; nil when it wrote none.
+	// Stdout and Stderr are the first IO.OutputLimit (by default
+	// Config.StdoutLimit) bytes the call wrote to each; nil when it wrote
+	// none.
 	Stdout, Stderr []byte
+	// StdoutBytes and StderrBytes count every byte the call wrote to each,
+	// kept or not: more than len(Stdout) means the output was cut.
+	StdoutBytes, StderrBytes int64
+	// Exited is set when the guest called WASI proc_exit, with ExitCode its
+	// code; a non-zero code also makes Call return an [*ExitError].
+	Exited   bool
+	ExitCode uint32
+}
+
+// IO is a call's WASI input: what it reads on stdin, its argv and its
+// environment. The zero value is empty stdin, an empty argv and no
+// environment, with Config.StdoutLimit as the output limit.
+type IO struct {
+	// Stdin is what the guest reads on fd 0, then EOF. Call does not
+	// modify it.
+	Stdin []byte
+	// Args is the whole argv, the program name first; nil is an empty argv.
+	Args []string
+	// Env holds "KEY=VALUE" entries; a KEY must not hold '=' and no entry
+	// may hold NUL.
+	Env []string
+	// OutputLimit is how many bytes of stdout, and separately of stderr,
+	// are kept; 0 means Config.StdoutLimit.
+	OutputLimit int
 }
 
 // CompileTime returns how long the first Compile of these bytes took in this
@@ -80,11 +108,20 @@ func (m *Module) Export(name string) (Export, bool) {
 
 // Call instantiates a fresh instance of the module, calls export with params
 // (raw bits, one per parameter; nil for none) and closes the instance, so no
-// state survives from one call to the next.
+// state survives from one call to the next. It is CallIO with an empty IO.
+func (m *Module) Call(ctx context.Context, export string, params []uint64) (Result, error) {
+	return m.CallIO(ctx, export, params, IO{})
+}
+
+// CallIO is Call with stdin, argv and environment from io.
 //
-// The instance gets WASI with no preopened directories, no environment
-// variables, empty argv, empty stdin, the real clocks, sleep and a
-// cryptographic random source; its stdout and stderr go to bounded buffers.
+// The instance gets WASI with no preopened directories, io's environment,
+// argv and stdin, the real clocks, sleep and a cryptographic random source;
+// its stdout and stderr go to buffers bounded by io.OutputLimit, and what
+// goes beyond is counted and dropped, without the guest seeing an error.
+// A WASI command is called through its export _start, which returns by
+// proc_exit: exit code 0 is a success, another is an [*ExitError]; both
+// set Result.Exited.
 //
 // Errors: ErrNoExport for a name [Module.Export] does not know,
 // ErrParamCount for a wrong number of params, ctx's error if it is already
@@ -101,7 +138,7 @@ func (m *Module) Export(name string) (Export, bool) {
 //     instantiation.
 //   - A call blocks its goroutine's OS thread, and while wasm runs the Go
 //     runtime cannot stop that thread for garbage collection.
-func (m *Module) Call(ctx context.Context, export string, params []uint64) (Result, error) {
+func (m *Module) CallIO(ctx context.Context, export string, params []uint64, io IO) (Result, error) {
 	i, ok := m.byName[export]
 	if !ok {
 		return Result{}, fmt.Errorf("%w: %q", ErrNoExport, export)
@@ -119,9 +156,23 @@ func (m *Module) Call(ctx context.Context, export string, params []uint64) (Resu
 	defer m.release()
 
 	var out output
-	out.stdout.limit = m.e.cfg.StdoutLimit
-	out.stderr.limit = m.e.cfg.StdoutLimit
+	limit := m.e.cfg.StdoutLimit
+	if io.OutputLimit > 0 {
+		limit = io.OutputLimit
+	}
+	out.stdout.limit, out.stderr.limit = limit, limit
 	cfg := m.e.inst.WithStdout(&out.stdout).WithStderr(&out.stderr)
+	// Each With clones the config: only what this call sets.
+	if len(io.Stdin) > 0 {
+		cfg = cfg.WithStdin(bytes.NewReader(io.Stdin))
+	}
+	if len(io.Args) > 0 {
+		cfg = cfg.WithArgs(io.Args...)
+	}
+	for _, kv := range io.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg = cfg.WithEnv(k, v)
+	}
 
 	// The instance's linear memory is freed when the call ends, also when
 	// instantiation fails, which wazero would leave to the collector.
@@ -134,7 +185,9 @@ func (m *Module) Call(ctx context.Context, export string, params []uint64) (Resu
 	if err != nil {
 		res.Instantiate = time.Since(t0)
 		out.fill(&res)
-		return res, fmt.Errorf("instantiate: %w", classify(err, false))
+		err = classify(err, false)
+		res.exited(err)
+		return res, fmt.Errorf("instantiate: %w", err)
 	}
 	fn := inst.ExportedFunction(export) // sets up the call stack
 	t1 := time.Now()
@@ -144,6 +197,9 @@ func (m *Module) Call(ctx context.Context, export string, params []uint64) (Resu
 	_ = inst.Close(ctx) // closing a finished instance only releases memory
 	out.fill(&res)
 	if err != nil {
+		if code, ok := exitCode(err); ok {
+			res.Exited, res.ExitCode = true, code
+		}
 		// A proc_exit(0) from a function with results leaves none to report.
 		return res, classify(err, len(x.Results) == 0)
 	}
@@ -217,18 +273,29 @@ func (m *Module) free(ctx context.Context) error {
 type output struct{ stdout, stderr bounded }
 
 func (o *output) fill(r *Result) {
-	r.Stdout = o.stdout.b
-	r.Stderr = o.stderr.b
+	r.Stdout, r.StdoutBytes = o.stdout.b, o.stdout.n
+	r.Stderr, r.StderrBytes = o.stderr.b, o.stderr.n
+}
+
+// exited records an exit reported as an error by classify.
+func (r *Result) exited(err error) {
+	var e *ExitError
+	if errors.As(err, &e) {
+		r.Exited, r.ExitCode = true, e.Code
+	}
 }
 
 // bounded keeps the first limit bytes written to it and drops the rest,
-// reporting success so that the guest does not fail on a full buffer.
+// reporting success so that the guest does not fail on a full buffer; n
+// counts them all.
 type bounded struct {
 	b     []byte
 	limit int
+	n     int64
 }
 
 func (w *bounded) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
 	if room := w.limit - len(w.b); room > 0 {
 		w.b = append(w.b, p[:min(room, len(p))]...)
 	}

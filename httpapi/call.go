@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,16 +26,20 @@ import (
 // callBody is the /call and /test JSON. Every number may arrive as a JSON
 // string (the seed's clients) or a JSON number.
 type callBody struct {
-	WasmName      string          `json:"wasm_name"`
-	TaskName      string          `json:"task_unique_name"`
-	ExportFunc    string          `json:"export_func"`
-	ParamType     json.RawMessage `json:"param_type"`
-	Params        json.RawMessage `json:"params"`
-	ResultsLength wasmval.Flex    `json:"results_length"`
-	Expected      wasmval.Flex    `json:"expected_execution_time"`
-	Deadline      wasmval.Flex    `json:"expected_deadline"`
-	CaptureOutput bool            `json:"capture_output"`
-	AllowLate     bool            `json:"allow_late"`
+	WasmName      string            `json:"wasm_name"`
+	TaskName      string            `json:"task_unique_name"`
+	ExportFunc    string            `json:"export_func"`
+	ParamType     json.RawMessage   `json:"param_type"`
+	Params        json.RawMessage   `json:"params"`
+	ResultsLength wasmval.Flex      `json:"results_length"`
+	Expected      wasmval.Flex      `json:"expected_execution_time"`
+	Deadline      wasmval.Flex      `json:"expected_deadline"`
+	CaptureOutput bool              `json:"capture_output"`
+	AllowLate     bool              `json:"allow_late"`
+	Input         *string           `json:"input"`
+	InputBase64   *string           `json:"input_base64"`
+	Args          []string          `json:"args"`
+	Env           map[string]string `json:"env"`
 }
 
 // DecodeCall decodes a /call or /test body. arrived is the request's
@@ -59,6 +65,9 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	spec := CallSpec{Arrived: arrived, Module: b.WasmName, Export: b.ExportFunc, TaskName: b.TaskName,
 		ParamTypes: b.ParamType, Params: b.Params, ResultsLength: -1, CaptureOutput: b.CaptureOutput,
 		AllowLate: b.AllowLate}
+	if err := decodeInput(&b, &spec); err != nil {
+		return CallSpec{}, err
+	}
 	if n, ok, err := b.ResultsLength.Int64(); err != nil || (ok && (n < 0 || n > 1<<16)) {
 		return CallSpec{}, errorf(apierr.InvalidParams, "results_length must be a small non-negative integer")
 	} else if ok {
@@ -132,6 +141,63 @@ func checkLimits(b *callBody) error {
 	return nil
 }
 
+// MaxArgsLen bounds args and env, each: the bytes of their entries plus
+// one per entry, the form they travel in to the worker (ipc.Job), far
+// beyond any command line.
+const MaxArgsLen = 60 << 10
+
+// decodeInput checks and copies b's input, args and env into spec. The
+// input's size is checked by the handler against --max-input (413).
+func decodeInput(b *callBody, spec *CallSpec) error {
+	switch {
+	case b.Input != nil && b.InputBase64 != nil:
+		return errorf(apierr.BadRequest, "input and input_base64 are both given; send one: input for UTF-8 text, input_base64 for any bytes")
+	case b.Input != nil:
+		spec.Input = []byte(*b.Input)
+	case b.InputBase64 != nil:
+		in, err := base64.StdEncoding.DecodeString(*b.InputBase64)
+		if err != nil {
+			return errorf(apierr.BadRequest, "input_base64 is not standard base64 (RFC 4648, with padding): %v", err)
+		}
+		spec.Input = in
+	}
+	n := 0
+	for i, a := range b.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return errorf(apierr.BadRequest, "args[%d] holds a NUL character, which no argument can", i)
+		}
+		n += len(a) + 1
+	}
+	if n > MaxArgsLen {
+		return errorf(apierr.BadRequest, "args take %d bytes, over the limit of %d", n, MaxArgsLen)
+	}
+	spec.Args = b.Args
+	n = 0
+	for k, v := range b.Env {
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			return errorf(apierr.BadRequest, "env name %s is empty or holds '=' or NUL", quote(k))
+		case strings.IndexByte(v, 0) >= 0:
+			return errorf(apierr.BadRequest, "env %s holds a NUL character, which no value can", quote(k))
+		}
+		n += len(k) + len(v) + 2
+		spec.Env = append(spec.Env, k+"="+v)
+	}
+	if n > MaxArgsLen {
+		return errorf(apierr.BadRequest, "env takes %d bytes, over the limit of %d", n, MaxArgsLen)
+	}
+	slices.Sort(spec.Env) // one order, so one input digest
+	return nil
+}
+
+// checkInput refuses an input over max, the daemon's --max-input.
+func checkInput(in []byte, max int) error {
+	if max > 0 && len(in) > max {
+		return errorf(apierr.TooLarge, "input is %d bytes, over the limit of %d (the daemon's --max-input)", len(in), max)
+	}
+	return nil
+}
+
 // invisible reports a control (Cc) or format (Cf) character: line breaks,
 // escapes, bidi overrides, zero-width joiners and spaces.
 func invisible(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
@@ -150,7 +216,7 @@ const minMillis = 0.001
 // once became 0, turning a deadline call into best effort without a word.
 func millis(field string, f wasmval.Flex) (time.Duration, error) {
 	none := "none"
-	if field == "expected_deadline" {
+	if field == "expected_deadline" || field == HeaderDeadline {
 		none = "best effort"
 	}
 	v, ok, err := f.Float64()
@@ -192,10 +258,26 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if errors.As(err, &ne) && ne.Timeout() {
 		return nil, errorf(apierr.BadRequest, "read request body: it did not arrive within the server's read timeout (--read-timeout)")
 	}
+	var ae *apierr.Error
+	if errors.As(err, &ae) {
+		return nil, err // the input budget's refusal
+	}
 	if err != nil {
 		return nil, errorf(apierr.BadRequest, "read request body: %v", err)
 	}
 	return b, nil
+}
+
+// budget puts r's body, of at most limit bytes, under the input budget;
+// release gives back what it took. A declared length over limit takes
+// only limit: reading it ends in a 413, not in a refusal for budget.
+func (h *handler) budget(r *http.Request, limit int64) (release func(), err error) {
+	bb, err := h.inputs.wrap(r.Body, min(r.ContentLength, limit))
+	if err != nil {
+		return nil, err
+	}
+	r.Body = bb
+	return bb.release, nil
 }
 
 type timings struct {
@@ -206,6 +288,45 @@ type timings struct {
 	Stopped     int64 `json:"stopped,omitempty"` // preempted by more urgent calls
 	Start       int64 `json:"start,omitempty"`   // arrival → its lane began it
 }
+
+// output is a call's stdout and stderr as /call answers them: stdout in
+// output, or output_base64 when it is not UTF-8; stderr as text (invalid
+// bytes replaced by U+FFFD). A stream cut at --max-output says so in
+// output_truncated or stderr_truncated, with the bytes the guest wrote in
+// output_bytes or stderr_bytes (output_kept_bytes: what the answer holds).
+type output struct {
+	Output          *string `json:"output,omitempty"`
+	OutputBase64    *string `json:"output_base64,omitempty"`
+	OutputTruncated bool    `json:"output_truncated,omitempty"`
+	OutputBytes     int64   `json:"output_bytes,omitempty"`
+	OutputKept      int64   `json:"output_kept_bytes,omitempty"`
+	StderrTruncated bool    `json:"stderr_truncated,omitempty"`
+	StderrBytes     int64   `json:"stderr_bytes,omitempty"`
+	ExitCode        *int    `json:"exit_code,omitempty"`
+}
+
+func outputOf(res *CallResult) output {
+	var o output
+	if utf8.Valid(res.Stdout) {
+		s := string(res.Stdout)
+		o.Output = &s
+	} else {
+		s := base64.StdEncoding.EncodeToString(res.Stdout)
+		o.OutputBase64 = &s
+	}
+	if res.StdoutBytes > int64(len(res.Stdout)) {
+		o.OutputTruncated, o.OutputBytes, o.OutputKept = true, res.StdoutBytes, int64(len(res.Stdout))
+	}
+	if res.StderrBytes > int64(len(res.Stderr)) {
+		o.StderrTruncated, o.StderrBytes = true, res.StderrBytes
+	}
+	o.ExitCode = res.ExitCode
+	return o
+}
+
+// captureLimit is how much of each stream capture_output's stdout and
+// stderr fields hold: what they held before calls had output of their own.
+const captureLimit = 4096
 
 type callAnswer struct {
 	Status         string          `json:"status"`
@@ -223,21 +344,32 @@ type callAnswer struct {
 	EstimateSource string          `json:"estimate_source,omitempty"`
 	TimingsUs      timings         `json:"timings_us"`
 	Stdout         *string         `json:"stdout,omitempty"` // with capture_output
-	Stderr         *string         `json:"stderr,omitempty"`
+	Stderr         *string         `json:"stderr,omitempty"` // with capture_output, or when not empty
+	output
 }
 
 func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	arrived := time.Now()
+	release, err := h.budget(r, h.o.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release() // the input is held until the answer
 	body, err := readBody(w, r, h.o.MaxBody)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	spec, err := DecodeCall(body, arrived)
+	if err == nil {
+		err = checkInput(spec.Input, h.o.MaxInput)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	body = nil // the input is in spec now; the body can go
 	res, err := h.b.Call(r.Context(), spec)
 	if err != nil {
 		writeError(w, err)
@@ -251,11 +383,18 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		TimingsUs: timings{Queue: res.Queue.Microseconds(), Instantiate: res.Instantiate.Microseconds(),
 			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds(), Stopped: res.Stopped.Microseconds(),
 			Start: res.Begin.Microseconds()},
-		Lane: res.Lane, Preempted: res.Preempted,
+		Lane: res.Lane, Preempted: res.Preempted, output: outputOf(res),
 	}
-	if spec.CaptureOutput {
-		out, errOut := strings.ToValidUTF8(string(res.Stdout), "\uFFFD"), strings.ToValidUTF8(string(res.Stderr), "\uFFFD")
+	switch {
+	case spec.CaptureOutput:
+		// The fields capture_output has always given, as they were: the
+		// first 4 KiB of each stream. output has all of stdout.
+		out := strings.ToValidUTF8(string(res.Stdout[:min(len(res.Stdout), captureLimit)]), "\uFFFD")
+		errOut := strings.ToValidUTF8(string(res.Stderr[:min(len(res.Stderr), captureLimit)]), "\uFFFD")
 		a.Stdout, a.Stderr = &out, &errOut
+	case len(res.Stderr) > 0:
+		errOut := strings.ToValidUTF8(string(res.Stderr), "\uFFFD")
+		a.Stderr = &errOut
 	}
 	writeJSON(w, http.StatusOK, a)
 }
@@ -268,12 +407,21 @@ type testAnswer struct {
 }
 
 func (h *handler) test(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	release, err := h.budget(r, h.o.MaxBody)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer release()
 	body, err := readBody(w, r, h.o.MaxBody)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	spec, err := DecodeCall(body, time.Now())
+	if err == nil {
+		err = checkInput(spec.Input, h.o.MaxInput)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

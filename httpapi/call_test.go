@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,6 +122,10 @@ func FuzzDecodeCall(f *testing.F) {
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e-300}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","results_length":[1]}`))
 	f.Add([]byte(`[[[[[[`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"_start","input":"h\u00e9","args":["a","b"],"env":{"K":"v"}}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"_start","input_base64":"AAEC/w=="}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","input":"a","input_base64":"YQ=="}`))
+	f.Add([]byte(`{"wasm_name":"m","export_func":"f","env":{"A=B":"\u0000"},"args":[null]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		spec, err := DecodeCall(body, time.Time{})
 		if err != nil {
@@ -132,6 +137,16 @@ func FuzzDecodeCall(f *testing.F) {
 		if spec.Declared < 0 || spec.Deadline < 0 || spec.Module == "" || spec.Export == "" ||
 			(spec.Declared > 0 && spec.Declared < time.Microsecond) || (spec.Deadline > 0 && spec.Deadline < time.Microsecond) {
 			t.Fatalf("body %q: got invalid spec %+v", body, spec)
+		}
+		for _, a := range append(slices.Clone(spec.Args), spec.Env...) {
+			if strings.IndexByte(a, 0) >= 0 {
+				t.Fatalf("body %q: got a NUL in args or env %q", body, a)
+			}
+		}
+		for _, kv := range spec.Env {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				t.Fatalf("body %q: got env entry %q without a name", body, kv)
+			}
 		}
 	})
 }

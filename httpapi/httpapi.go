@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -35,9 +36,19 @@ type Backend interface {
 
 // Options configures the handler. Zero values mean defaults.
 type Options struct {
-	MaxUpload int64  // bytes of one module; default 64 MiB
-	MaxBody   int64  // bytes of a JSON body; default DefaultMaxBody
-	URL       string // this server's base URL, for the register answer
+	MaxUpload int64 // bytes of one module; default 64 MiB
+	// MaxInput bounds a call's input (stdin), bytes; default 1 MiB
+	// (ipc.DefaultMaxIO). Over it is a 413.
+	MaxInput int
+	// MaxBody bounds a JSON body (/call, /test); default DefaultMaxBody
+	// plus twice MaxInput, room for the input as base64 (4/3 of it) or as
+	// a JSON string with some escapes.
+	MaxBody int64
+	// MaxInputInFlight bounds the bytes of call bodies held at once, read
+	// or waiting for their answer (budget.go); default
+	// DefaultInputInFlight(MaxInput).
+	MaxInputInFlight int64
+	URL              string // this server's base URL, for the register answer
 	// Token, when set, is required as a bearer token by the endpoints that
 	// change what the daemon runs: /register, /test, DELETE /modules/…
 	Token string
@@ -70,6 +81,10 @@ type CallSpec struct {
 	Deadline      time.Duration // expected_deadline; 0: best effort
 	CaptureOutput bool          // answer with the call's stdout and stderr
 	AllowLate     bool          // finish late (deadline_met false) rather than be killed
+	// Input is the call's WASI stdin (input or input_base64); nil: empty.
+	Input []byte
+	// Args is argv after the program name; Env "KEY=VALUE" entries, sorted.
+	Args, Env []string
 }
 
 // CallResult is a successful call.
@@ -93,6 +108,11 @@ type CallResult struct {
 	Begin          time.Duration // arrival → its lane began it (0: unknown)
 	Preempted      bool          // it stopped a less urgent call to start
 	Stdout, Stderr []byte        // the call's WASI output, bounded
+	// StdoutBytes and StderrBytes count what the call wrote, kept or not.
+	StdoutBytes, StderrBytes int64
+	// ExitCode is a command's exit code (proc_exit, or 0 when _start
+	// returned); nil for a function that did not exit.
+	ExitCode *int
 }
 
 // Upload is one module file of a register form, spooled to disk (Uploads).
@@ -113,7 +133,14 @@ type RegisterSpec struct {
 	ParamTypes json.RawMessage // param_type, as JSON
 	Params     json.RawMessage // params, as a JSON list
 	Replace    bool            // replace=true: other bytes may take a registered name
+	// Input, Args and Env are the representative input the calls are
+	// calibrated with (-F input=@file, args, env): stdin, argv after the
+	// program name, "KEY=VALUE" entries sorted. nil: none.
+	Input     []byte
+	Args, Env []string
 
+	input   *Upload           // the spooled input part, read by loadInput
+	env     map[string]string // the env field, checked by loadInput
 	release func()
 }
 
@@ -147,11 +174,20 @@ type Tested struct {
 
 // New returns the API handler on b.
 func New(b Backend, o Options) http.Handler {
+	_, r := newHandler(b, o)
+	return r
+}
+
+// newHandler returns the handler state and its router.
+func newHandler(b Backend, o Options) (*handler, http.Handler) {
 	if o.MaxUpload <= 0 {
 		o.MaxUpload = 64 << 20
 	}
+	if o.MaxInput <= 0 {
+		o.MaxInput = ipc.DefaultMaxIO
+	}
 	if o.MaxBody <= 0 {
-		o.MaxBody = DefaultMaxBody
+		o.MaxBody = DefaultMaxBody + 2*int64(o.MaxInput)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -159,12 +195,17 @@ func New(b Backend, o Options) http.Handler {
 	if o.Uploads == nil {
 		o.Uploads = NewUploads("", FormCap(o.MaxUpload))
 	}
-	h := &handler{b: b, o: o}
+	if o.MaxInputInFlight <= 0 {
+		o.MaxInputInFlight = DefaultInputInFlight(o.MaxInput)
+	}
+	h := &handler{b: b, o: o, inputs: &inputBudget{max: o.MaxInputInFlight}}
 	r := httprouter.New()
 	r.POST("/register", h.requireToken(h.register))
 	r.GET("/init", h.requireToken(h.initModule)) // the seed's verb; POST too, which curl -d sends
 	r.POST("/init", h.requireToken(h.initModule))
 	r.POST("/call", h.call)
+	r.POST("/run/:module", h.run) // a command: export _start
+	r.POST("/run/:module/:export", h.run)
 	r.POST("/test", h.requireToken(h.test))
 	r.GET("/status", h.status)
 	r.GET("/uname", h.uname)
@@ -186,12 +227,13 @@ func New(b Backend, o Options) http.Handler {
 		o.Log.Error("handler panic", "path", r.URL.Path, "err", v)
 		writeError(w, errorf(apierr.Internal, "internal error"))
 	}
-	return r
+	return h, r
 }
 
 type handler struct {
-	b Backend
-	o Options
+	b      Backend
+	o      Options
+	inputs *inputBudget
 }
 
 // writeJSON writes v with status code.

@@ -8,17 +8,22 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeBackend answers every call with no results and records the specs.
 type fakeBackend struct {
 	Backend // nil: the methods a test does not use panic
 	calls   []CallSpec
-	names   []string // looked up by Module, DeleteModule, Timeline
+	names   []string    // looked up by Module, DeleteModule, Timeline
+	res     *CallResult // Call's answer, if not nil
 }
 
 func (f *fakeBackend) Call(_ context.Context, spec CallSpec) (*CallResult, error) {
 	f.calls = append(f.calls, spec)
+	if f.res != nil {
+		return f.res, nil
+	}
 	return &CallResult{TaskName: spec.TaskName}, nil
 }
 
@@ -27,7 +32,9 @@ func (f *fakeBackend) Call(_ context.Context, spec CallSpec) (*CallResult, error
 // decoding any of it.
 func TestCallBodyLimit(t *testing.T) {
 	b := &fakeBackend{}
-	h := New(b, Options{})
+	// The body's limit leaves room for an input of --max-input as base64.
+	h := New(b, Options{MaxInput: 1000})
+	limit := DefaultMaxBody + 2000
 	call := func(body string) (int, map[string]any) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/call", strings.NewReader(body)))
@@ -41,12 +48,12 @@ func TestCallBodyLimit(t *testing.T) {
 	if code, a := call(small); code != http.StatusOK || len(b.calls) != 1 {
 		t.Fatalf("small body: got %d %v, want 200", code, a)
 	}
-	pad := DefaultMaxBody - len(small) + 1
+	pad := limit - len(small) + 1
 	big := `{"wasm_name":"m","export_func":"f","pad":"` + strings.Repeat("x", pad) + `"}`
 	code, a := call(big)
 	if code != http.StatusRequestEntityTooLarge || a["status"] != "Error_Too_large" ||
-		!strings.Contains(a["error"].(string), strconv.Itoa(DefaultMaxBody)) {
-		t.Errorf("body of %d bytes: got %d %v, want 413 Error_Too_large naming %d", len(big), code, a, DefaultMaxBody)
+		!strings.Contains(a["error"].(string), strconv.Itoa(limit)) {
+		t.Errorf("body of %d bytes: got %d %v, want 413 Error_Too_large naming %d", len(big), code, a, limit)
 	}
 	if len(b.calls) != 1 {
 		t.Errorf("got %d calls, want the large body refused before the backend", len(b.calls))
@@ -89,4 +96,9 @@ func TestUnameLimit(t *testing.T) {
 	if w.Code != http.StatusBadRequest || len(b.names) != 0 || !strings.Contains(w.Body.String(), strconv.Itoa(MaxTaskNameLen)) {
 		t.Errorf("got %d %s (lookups %d), want 400 naming the limit, no lookup", w.Code, w.Body, len(b.names))
 	}
+}
+
+func (f *fakeBackend) Test(_ context.Context, spec CallSpec) (*Tested, error) {
+	f.calls = append(f.calls, spec)
+	return &Tested{Estimate: time.Millisecond}, nil
 }

@@ -279,6 +279,20 @@ func (u *Uploads) DecodeRegister(r *http.Request, maxUpload int64, check func(na
 			return spec, errorf(apierr.TooLarge, "a register form has at most %d parts: %d module files and their fields", maxFormParts, MaxModulesPerForm)
 		}
 		name := p.FormName()
+		if name == InputField {
+			// The representative input, spooled like a module (the
+			// budget counts it); its size is checked against
+			// --max-input once the form is read (loadInput).
+			if spec.input != nil {
+				return spec, errorf(apierr.BadRequest, "form field input comes twice; send one, -F input=@file")
+			}
+			up, err := u.spool(h, name, p, maxUpload)
+			if err != nil {
+				return spec, err
+			}
+			spec.input = &up
+			continue
+		}
 		if p.FileName() == "" {
 			if err := spec.field(name, p); err != nil {
 				return spec, err
@@ -322,10 +336,50 @@ func (spec *RegisterSpec) field(name string, p *multipart.Part) error {
 		spec.Params = jsonList(v)
 	case "replace":
 		spec.Replace = v == "true" || v == "1" || v == "yes"
+	case "args":
+		b := callBody{}
+		if err := json.Unmarshal(jsonList(v), &b.Args); err != nil {
+			return errorf(apierr.BadRequest, "form field args must be a JSON list of strings or a comma-separated list: %v", err)
+		}
+		spec.Args = b.Args
+	case "env":
+		var env map[string]string
+		if err := json.Unmarshal([]byte(v), &env); err != nil {
+			return errorf(apierr.BadRequest, `form field env must be a JSON object of strings, e.g. {"KEY":"value"}: %v`, err)
+		}
+		spec.env = env
 	default:
 		return errorf(apierr.BadRequest,
-			"form field %q is neither a module file (send it as %s=@file.wasm) nor one of export_func, param_type, params, replace", name, name)
+			"form field %q is neither a module file (send it as %s=@file.wasm) nor one of export_func, param_type, params, args, env, input, replace", name, name)
 	}
+	return nil
+}
+
+// InputField is the register form's field of the representative input, a
+// file (-F input=@request.json): no module can be named so.
+const InputField = "input"
+
+// loadInput checks spec's args, env and input (--max-input: limit) and
+// reads the input into spec.Input: calibrations need it in memory, to send
+// it to benchd.
+func (spec *RegisterSpec) loadInput(limit int) error {
+	b := callBody{Args: spec.Args, Env: spec.env}
+	var cs CallSpec
+	if err := decodeInput(&b, &cs); err != nil {
+		return err
+	}
+	spec.Args, spec.Env = cs.Args, cs.Env
+	if spec.input == nil {
+		return nil
+	}
+	if spec.input.Size > int64(limit) {
+		return errorf(apierr.TooLarge, "input is %d bytes, over the limit of %d (the daemon's --max-input)", spec.input.Size, limit)
+	}
+	in, err := os.ReadFile(spec.input.File)
+	if err != nil {
+		return errorf(apierr.Internal, "read the spooled input: %v", err)
+	}
+	spec.Input = in
 	return nil
 }
 
@@ -392,6 +446,10 @@ func (h *handler) register(w http.ResponseWriter, r *http.Request, _ httprouter.
 		return
 	}
 	defer spec.Release()
+	if err := spec.loadInput(h.o.MaxInput); err != nil {
+		writeError(w, err)
+		return
+	}
 	h.registerSpec(w, r, spec)
 }
 

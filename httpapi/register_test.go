@@ -272,6 +272,7 @@ func FuzzDecodeRegister(f *testing.F) {
 	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"fib.wasm\"; filename=\"fib.wasm\"\n\n\x00asm\x01\x00\x00\x00\n--xYzZY--\n"))
 	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"params\"\n\n30,31\n--xYzZY--\n"))
 	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"../../etc\"; filename=\"x\"\n\nAAAA\n--xYzZY"))
+	f.Add(seed("--xYzZY\nContent-Disposition: form-data; name=\"input\"; filename=\"in\"\n\n{\"a\":1}\n--xYzZY\nContent-Disposition: form-data; name=\"args\"\n\n[\"a\"]\n--xYzZY\nContent-Disposition: form-data; name=\"env\"\n\n{\"K\":\"v\"}\n--xYzZY--\n"))
 	u := NewUploads(f.TempDir(), 1<<20)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, _ := http.NewRequest(http.MethodPost, "/register", bytes.NewReader(body))

@@ -36,3 +36,18 @@ func BenchmarkResultFrame(b *testing.B) {
 		c.Decode(&r)
 	}
 }
+
+// BenchmarkJobFrameInput is a job frame carrying 64 KiB of stdin.
+func BenchmarkJobFrameInput(b *testing.B) {
+	var p pipe
+	c := NewConn(&p, 0)
+	job := &Job{ID: 1, Module: []byte("echo.wasm"), Export: []byte("_start"), Stdin: make([]byte, 64<<10)}
+	var j Job
+	b.SetBytes(int64(len(job.Stdin)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Write(KindJob, job)
+		c.Read()
+		c.Decode(&j)
+	}
+}

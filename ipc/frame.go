@@ -34,6 +34,7 @@ type Conn struct {
 	r   *bufio.Reader
 	w   io.Writer
 	max int
+	lim Limits // bounds of Job and Result fields (SetLimits)
 
 	// Read side: owned by the single reading goroutine.
 	hdr   [4]byte
@@ -130,9 +131,9 @@ func (c *Conn) Decode(v any) error {
 	var err error
 	switch m := v.(type) {
 	case *Job:
-		err = m.DecodeMsgpack(c.dec)
+		err = m.decode(c.dec, c.lim)
 	case *Result:
-		err = m.DecodeMsgpack(c.dec)
+		err = m.decode(c.dec, c.lim)
 	default:
 		// The reflection decoder trusts declared lengths: check them
 		// against the frame first (the fast paths above bound theirs).

@@ -26,6 +26,12 @@ func TestRoundTrip(t *testing.T) {
 		{"loaded", KindLoaded, &Loaded{Name: "fib.wasm", CompileNs: 5, Exports: []Export{{Name: "fib", Params: []uint8{1}, Results: []uint8{1}}}}, &Loaded{}},
 		{"job", KindJob, &Job{ID: 7, Module: []byte("fib.wasm"), Export: []byte("fib_r"), Params: []uint64{30, 1 << 63}}, &Job{}},
 		{"job without params", KindJob, &Job{ID: 1, Module: []byte("m"), Export: []byte("noop")}, &Job{}},
+		{"job with input", KindJob, &Job{ID: 2, Module: []byte("m"), Export: []byte("_start"), Stdin: []byte{0, 1, 255},
+			Args: []byte("a\x00b c\x00"), Env: []byte("K=v\x00")}, &Job{}},
+		{"result of a command", KindResult, &Result{ID: 9, Stdout: []byte{0, 255}, StdoutBytes: 5000, StderrBytes: 1,
+			Stderr: []byte("x"), Exited: true, ExitCode: 1<<32 - 1, StartMono: 12}, &Result{}},
+		{"hello with limits", KindHello, &Hello{Version: Version, Role: "supervisor", Limits: Limits{MaxInput: 5, MaxOutput: 6}}, &Hello{}},
+		{"calibrate with input", KindCalibrate, &Calibrate{ID: 5, Module: "m", Export: "_start", Stdin: []byte{1}, Args: []byte("x\x00")}, &Calibrate{}},
 		{"result", KindResult, &Result{ID: 7, Results: []uint64{832040}, InstNs: 10, ExecNs: -1, Trap: "unreachable"}, &Result{}},
 		{"result with output", KindResult, &Result{ID: 8, Stdout: []byte("hello\n"), Stderr: []byte("oops")}, &Result{}},
 		{"load with id", KindLoad, &Load{ID: 3, Name: "fib.wasm", Wasm: []byte{0}}, &Load{}},
@@ -104,7 +110,7 @@ func TestBadFrames(t *testing.T) {
 
 func TestHostileLengths(t *testing.T) {
 	// A job whose module name claims 4 GiB, inside a small frame.
-	body := []byte{0x92, byte(KindJob), 0x94, 0x01, 0xc6, 0xff, 0xff, 0xff, 0xff}
+	body := []byte{0x92, byte(KindJob), 0x97, 0x01, 0xc6, 0xff, 0xff, 0xff, 0xff}
 	raw := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
 	c := NewConn(&pipe{*bytes.NewBuffer(append(raw, body...))}, 0)
 	if _, err := c.Read(); err != nil {
@@ -113,6 +119,65 @@ func TestHostileLengths(t *testing.T) {
 	var j Job
 	if err := c.Decode(&j); err == nil {
 		t.Fatalf("got nil error decoding a 4 GiB name, want one")
+	}
+}
+
+// TestLimits checks that a connection's Limits bound Job.Stdin and
+// Result.Stdout and Stderr, and that SetLimits raises the frame cap to
+// hold them.
+func TestLimits(t *testing.T) {
+	lim := Limits{MaxInput: 100, MaxOutput: 50}
+	for _, tt := range []struct {
+		name string
+		kind Kind
+		in   any
+		out  any
+		ok   bool
+	}{
+		{"stdin at the limit", KindJob, &Job{Stdin: make([]byte, 100)}, &Job{}, true},
+		{"stdin over", KindJob, &Job{Stdin: make([]byte, 101)}, &Job{}, false},
+		{"stdout at the limit", KindResult, &Result{Stdout: make([]byte, 50), Stderr: make([]byte, 50)}, &Result{}, true},
+		{"stdout over", KindResult, &Result{Stdout: make([]byte, 51)}, &Result{}, false},
+		{"stderr over", KindResult, &Result{Stderr: make([]byte, 51)}, &Result{}, false},
+		{"args over", KindJob, &Job{Args: make([]byte, maxList+1)}, &Job{}, false},
+		{"env over", KindJob, &Job{Env: make([]byte, maxList+1)}, &Job{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var p pipe
+			c := NewConn(&p, 0)
+			c.SetLimits(lim)
+			if err := c.Write(tt.kind, tt.in); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if _, err := c.Read(); err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			err := c.Decode(tt.out)
+			if (err == nil) != tt.ok {
+				t.Errorf("Decode: got %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+	// Limits above the default frame cap raise it, both ways.
+	var p pipe
+	c := NewConn(&p, 0)
+	c.SetLimits(Limits{MaxInput: MaxIO, MaxOutput: MaxIO})
+	big := &Result{Stdout: make([]byte, MaxIO), Stderr: make([]byte, MaxIO)}
+	if err := c.Write(KindResult, big); err != nil {
+		t.Fatalf("Write of two %d-byte streams: %v", MaxIO, err)
+	}
+	if _, err := c.Read(); err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	var r Result
+	if err := c.Decode(&r); err != nil || len(r.Stdout) != MaxIO {
+		t.Errorf("Decode: got %v, %d bytes, want nil, %d", err, len(r.Stdout), MaxIO)
+	}
+	for _, l := range []Limits{{}, {MaxInput: MaxIO}, {MaxInput: -1}, {MaxOutput: MaxIO + 1}} {
+		ok := l.MaxInput >= 0 && l.MaxInput <= MaxIO && l.MaxOutput >= 0 && l.MaxOutput <= MaxIO
+		if err := l.Check(); (err == nil) != ok {
+			t.Errorf("%+v.Check(): got %v, want ok %v", l, err, ok)
+		}
 	}
 }
 
@@ -150,5 +215,12 @@ func TestNoAllocs(t *testing.T) {
 	roundTrip() // warm the buffers
 	if n := testing.AllocsPerRun(100, roundTrip); n != 0 {
 		t.Errorf("got %v allocs per job+result, want 0", n)
+	}
+	// With input and output, once the reused slices have grown.
+	job.Stdin, job.Args, job.Env = make([]byte, 4096), []byte("a\x00"), []byte("K=v\x00")
+	res.Stdout, res.Stderr, res.StdoutBytes, res.Exited = make([]byte, 4096), []byte("e"), 4096, true
+	roundTrip()
+	if n := testing.AllocsPerRun(100, roundTrip); n != 0 {
+		t.Errorf("with input and output: got %v allocs per job+result, want 0", n)
 	}
 }

@@ -15,6 +15,8 @@ func FuzzRead(f *testing.F) {
 		{KindHello, &Hello{Version: Version, Role: "benchd"}},
 		{KindJob, &Job{ID: 1, Module: []byte("fib.wasm"), Export: []byte("fib"), Params: []uint64{30}}},
 		{KindResult, &Result{ID: 1, Results: []uint64{5}, Trap: "x"}},
+		{KindJob, &Job{ID: 2, Module: []byte("m"), Export: []byte("_start"), Stdin: []byte{0, 255}, Args: []byte("a\x00"), Env: []byte("K=v\x00")}},
+		{KindResult, &Result{ID: 2, Stdout: []byte{0, 255}, StdoutBytes: 9, Exited: true, ExitCode: 3}},
 		{KindLoad, &Load{ID: 1, Name: "a", Wasm: []byte("\x00asm")}},
 		{KindLoaded, &Loaded{ID: 1, Exports: []Export{{Name: "f"}}}},
 		{KindCalibrate, &Calibrate{ID: 2, Module: "a", Export: "f", Params: []uint64{30}}},

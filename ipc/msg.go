@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -18,7 +19,14 @@ import (
 // its lane began the job. The id fields alone would decode either way, but
 // a version-1 benchd answers with id 0, every one of which a version-2
 // supervisor would drop: refusing it at the hello says why.
-const Version = 2
+//
+// Version 3: a Job carries the call's stdin, argv and environment, a
+// Result the bytes of output produced (kept or not) and the guest's exit
+// code, and the supervisor's Hello the Limits of both. Job and Result are
+// positional arrays, so their new fields change their length. A
+// coreworker spins for Hello.SpinNs after each result, and takes Park
+// frames.
+const Version = 3
 
 // Kind says what a frame's payload is.
 type Kind uint8
@@ -36,10 +44,11 @@ const (
 	KindProgress   Kind = 9  // benchd → supervisor: Progress
 	KindRequest    Kind = 10 // hyper-schedctl → supervisor: Request
 	KindResponse   Kind = 11 // supervisor → hyper-schedctl: Response
+	KindPark       Kind = 12 // supervisor → coreworker: Park (stop spinning)
 )
 
 var kindNames = [...]string{"", "hello", "load", "loaded", "unload", "job", "result",
-	"calibrate", "calibrated", "progress", "request", "response"}
+	"calibrate", "calibrated", "progress", "request", "response", "park"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k != 0 {
@@ -68,7 +77,77 @@ type Hello struct {
 	Pid     int          `msgpack:"pid"`
 	CPU     int          `msgpack:"cpu"` // worker CPU; -1 for benchd
 	Engine  EngineConfig `msgpack:"engine"`
+	// SpinNs is how long a coreworker polls its socket for the next job
+	// after answering one before it blocks; 0: it blocks at once.
+	SpinNs int64 `msgpack:"spin_ns"`
+	// Limits bound a call's input and output; the child applies them to
+	// its connection (Conn.SetLimits) and to the output it keeps.
+	Limits Limits `msgpack:"limits"`
 }
+
+// Limits bound the bytes of one call on the wire: the supervisor's
+// --max-input and --max-output. A decoder refuses a longer field before
+// allocating it. Zero fields mean DefaultMaxIO.
+type Limits struct {
+	MaxInput  int `msgpack:"max_input"`  // Job.Stdin, bytes
+	MaxOutput int `msgpack:"max_output"` // Result.Stdout and Result.Stderr, bytes each
+}
+
+// DefaultMaxIO is the default of both Limits: 1 MiB.
+const DefaultMaxIO = 1 << 20
+
+// MaxIO is the largest limit SetLimits takes: a Result holding two
+// streams of it stays within DefaultMaxFrame.
+const MaxIO = 30 << 20
+
+// maxList bounds a Job's encoded argv and environment, each: far beyond
+// any command line (Linux allows 128 KiB per string, 2 MiB in all).
+const maxList = 64 << 10
+
+func (l Limits) Input() int {
+	if l.MaxInput > 0 {
+		return l.MaxInput
+	}
+	return DefaultMaxIO
+}
+
+func (l Limits) Output() int {
+	if l.MaxOutput > 0 {
+		return l.MaxOutput
+	}
+	return DefaultMaxIO
+}
+
+// Check returns an error naming the first limit out of (0, MaxIO].
+func (l Limits) Check() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max input", l.MaxInput}, {"max output", l.MaxOutput}} {
+		if f.v < 0 || f.v > MaxIO {
+			return fmt.Errorf("ipc: %s %d not in [0, %d]", f.name, f.v, MaxIO)
+		}
+	}
+	return nil
+}
+
+// frame returns the largest Job or Result frame under l, with room for
+// names, values and headers.
+func (l Limits) frame() int {
+	return max(l.Input()+2*maxList, 2*l.Output()) + 2*maxName + 64<<10
+}
+
+// SetLimits makes c's Job and Result decoders apply l, and raises c's
+// frame cap, if it must, to hold the largest Job or Result under l.
+// Call it before c is used from more than one goroutine.
+func (c *Conn) SetLimits(l Limits) {
+	c.lim = l
+	c.max = max(c.max, l.frame())
+}
+
+// Park tells a coreworker that spins after its last job to block now: it
+// carries nothing, since reading any frame ends the spin.
+type Park struct{}
 
 // Load hands a module to a child, which compiles it (a cache hit when benchd
 // compiled it first) and answers Loaded with the same ID. The supervisor
@@ -124,12 +203,17 @@ func ReadHello(c *Conn) (Hello, error) {
 
 // Job is one call for a coreworker. Module and Export are byte slices so that
 // decoding into a reused Job does not allocate; the worker looks them up with
-// map[string(b)], which Go does without allocating either.
+// map[string(b)], which Go does without allocating either. For the same
+// reason argv and environment travel as one byte slice each, entries ended
+// by NUL (as in /proc/<pid>/cmdline), which no C string can hold.
 type Job struct {
 	ID     uint64
 	Module []byte
 	Export []byte
 	Params []uint64
+	Stdin  []byte // the call's WASI stdin; at most Limits.MaxInput bytes
+	Args   []byte // argv after the program name, each entry NUL-ended
+	Env    []byte // "KEY=VALUE" entries, each NUL-ended
 }
 
 // Result answers a Job. Trap is empty on success; Err is set for failures
@@ -147,11 +231,24 @@ type Result struct {
 	// instantiating: the supervisor derives dispatch and preemption latency
 	// from it. 0 if unknown.
 	StartMono int64
+	// StdoutBytes and StderrBytes count what the call wrote, kept or not:
+	// more than len(Stdout) means the limit cut it.
+	StdoutBytes, StderrBytes int64
+	// Exited is set when the guest called WASI proc_exit, ExitCode its
+	// code. A non-zero code is an answer, not an Err.
+	Exited   bool
+	ExitCode uint32
 }
+
+// jobFields and resultFields are the lengths of the Job and Result arrays.
+const (
+	jobFields    = 7
+	resultFields = 13
+)
 
 // EncodeMsgpack writes j as a fixed array, without reflection.
 func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(4); err != nil {
+	if err := enc.EncodeArrayLen(jobFields); err != nil {
 		return err
 	}
 	if err := enc.EncodeUint64(j.ID); err != nil {
@@ -163,12 +260,23 @@ func (j *Job) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeBytes(j.Export); err != nil {
 		return err
 	}
-	return encodeUints(enc, j.Params)
+	if err := encodeUints(enc, j.Params); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(j.Stdin); err != nil {
+		return err
+	}
+	if err := enc.EncodeBytes(j.Args); err != nil {
+		return err
+	}
+	return enc.EncodeBytes(j.Env)
 }
 
-// DecodeMsgpack reads j, reusing its slices.
-func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
-	if err := expectArray(dec, 4); err != nil {
+// DecodeMsgpack reads j under the default Limits, reusing its slices.
+func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error { return j.decode(dec, Limits{}) }
+
+func (j *Job) decode(dec *msgpack.Decoder, l Limits) error {
+	if err := expectArray(dec, jobFields); err != nil {
 		return err
 	}
 	var err error
@@ -181,13 +289,22 @@ func (j *Job) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if j.Export, err = decodeBytesInto(dec, j.Export, maxName); err != nil {
 		return err
 	}
-	j.Params, err = decodeUints(dec, j.Params)
+	if j.Params, err = decodeUints(dec, j.Params); err != nil {
+		return err
+	}
+	if j.Stdin, err = decodeBytesInto(dec, j.Stdin, l.Input()); err != nil {
+		return err
+	}
+	if j.Args, err = decodeBytesInto(dec, j.Args, maxList); err != nil {
+		return err
+	}
+	j.Env, err = decodeBytesInto(dec, j.Env, maxList)
 	return err
 }
 
 // EncodeMsgpack writes r as a fixed array, without reflection.
 func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(9); err != nil {
+	if err := enc.EncodeArrayLen(resultFields); err != nil {
 		return err
 	}
 	if err := enc.EncodeUint64(r.ID); err != nil {
@@ -214,12 +331,26 @@ func (r *Result) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeBytes(r.Stderr); err != nil {
 		return err
 	}
-	return enc.EncodeInt(r.StartMono)
+	if err := enc.EncodeInt(r.StartMono); err != nil {
+		return err
+	}
+	if err := enc.EncodeInt(r.StdoutBytes); err != nil {
+		return err
+	}
+	if err := enc.EncodeInt(r.StderrBytes); err != nil {
+		return err
+	}
+	if err := enc.EncodeBool(r.Exited); err != nil {
+		return err
+	}
+	return enc.EncodeUint32(r.ExitCode)
 }
 
-// DecodeMsgpack reads r, reusing its Results slice.
-func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
-	if err := expectArray(dec, 9); err != nil {
+// DecodeMsgpack reads r under the default Limits, reusing its slices.
+func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error { return r.decode(dec, Limits{}) }
+
+func (r *Result) decode(dec *msgpack.Decoder, l Limits) error {
+	if err := expectArray(dec, resultFields); err != nil {
 		return err
 	}
 	var err error
@@ -241,13 +372,25 @@ func (r *Result) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if r.Err, err = dec.DecodeString(); err != nil {
 		return err
 	}
-	if r.Stdout, err = decodeBytesInto(dec, r.Stdout, maxOutput); err != nil {
+	if r.Stdout, err = decodeBytesInto(dec, r.Stdout, l.Output()); err != nil {
 		return err
 	}
-	if r.Stderr, err = decodeBytesInto(dec, r.Stderr, maxOutput); err != nil {
+	if r.Stderr, err = decodeBytesInto(dec, r.Stderr, l.Output()); err != nil {
 		return err
 	}
-	r.StartMono, err = dec.DecodeInt64()
+	if r.StartMono, err = dec.DecodeInt64(); err != nil {
+		return err
+	}
+	if r.StdoutBytes, err = dec.DecodeInt64(); err != nil {
+		return err
+	}
+	if r.StderrBytes, err = dec.DecodeInt64(); err != nil {
+		return err
+	}
+	if r.Exited, err = dec.DecodeBool(); err != nil {
+		return err
+	}
+	r.ExitCode, err = dec.DecodeUint32()
 	return err
 }
 
@@ -309,13 +452,10 @@ func decodeUints(dec *msgpack.Decoder, buf []uint64) ([]uint64, error) {
 	return buf, nil
 }
 
-// maxName bounds a module or export name on the wire, and maxOutput a
-// call's captured stdout or stderr, so a hostile length prefix cannot make
-// the reader allocate more than this.
-const (
-	maxName   = 4096
-	maxOutput = 1 << 20
-)
+// maxName bounds a module or export name on the wire, so a hostile length
+// prefix cannot make the reader allocate more than this. A call's input and
+// output are bounded by the connection's Limits.
+const maxName = 4096
 
 // decodeBytesInto reads a msgpack bin or str of at most limit bytes into
 // buf's storage.
@@ -341,13 +481,18 @@ func decodeBytesInto(dec *msgpack.Decoder, buf []byte, limit int) ([]byte, error
 // warm-up, then runs until the median is stable or a budget is spent.
 // Its Progress frames and its Calibrated answer carry its ID.
 type Calibrate struct {
-	ID       uint64   `msgpack:"id"`
-	Module   string   `msgpack:"module"`
-	Export   string   `msgpack:"export"`
-	Params   []uint64 `msgpack:"params"`
-	BudgetNs int64    `msgpack:"budget_ns"` // stop measuring after this long
-	MinRuns  int      `msgpack:"min_runs"`
-	MaxRuns  int      `msgpack:"max_runs"`
+	ID     uint64   `msgpack:"id"`
+	Module string   `msgpack:"module"`
+	Export string   `msgpack:"export"`
+	Params []uint64 `msgpack:"params"`
+	// Stdin, Args and Env are the representative input the call is
+	// measured with, in Job's form (Args and Env NUL-ended entries).
+	Stdin    []byte `msgpack:"stdin,omitempty"`
+	Args     []byte `msgpack:"args,omitempty"`
+	Env      []byte `msgpack:"env,omitempty"`
+	BudgetNs int64  `msgpack:"budget_ns"` // stop measuring after this long
+	MinRuns  int    `msgpack:"min_runs"`
+	MaxRuns  int    `msgpack:"max_runs"`
 }
 
 // Progress is sent by benchd while a calibration runs.
@@ -392,3 +537,31 @@ const (
 	// it also counts the time other threads held benchd's CPU.
 	ClockWall = "wall"
 )
+
+// AppendList appends each of list to b ended by a NUL byte: the form of
+// Job.Args and Job.Env. Entries must not hold NUL.
+func AppendList(b []byte, list []string) []byte {
+	for _, x := range list {
+		b = append(b, x...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// SplitList returns the entries of a list in AppendList's form; a last
+// entry without its NUL counts too. nil for an empty list.
+func SplitList(b []byte) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	out := make([]string, 0, bytes.Count(b, []byte{0})+1)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			i = len(b)
+		}
+		out = append(out, string(b[:i]))
+		b = b[min(i+1, len(b)):]
+	}
+	return out
+}

@@ -34,7 +34,8 @@ func (s *Scheduler) runEnd(c *core, now, from int64) (end int64, kill bool) {
 // replacement lane's RestartCost is added; likewise an idle core that a
 // kill left without a free lane is blocked until its replacement; one
 // whose replacement is overdue (a restart slower than RestartCost) is
-// assumed a whole RestartCost from now, not ready now.
+// assumed a whole RestartCost from now, not ready now. An idle core whose
+// lanes sleep is free once its CPU is woken: WakeCost from now.
 func (s *Scheduler) free(c *core, now int64) int64 {
 	if !c.busy {
 		if c.free() <= 0 {
@@ -42,6 +43,9 @@ func (s *Scheduler) free(c *core, now int64) int64 {
 				return c.blocked
 			}
 			return now + s.cfg.RestartCost
+		}
+		if now >= c.warmUntil {
+			return now + s.cfg.WakeCost
 		}
 		return now
 	}

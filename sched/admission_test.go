@@ -161,6 +161,8 @@ func run(t *testing.T, s *Scheduler, steps []step) {
 			if c := &s.cores[st.core]; c.pinned != st.want {
 				t.Fatalf("step %d: core %d pinned %v, want %v", i, st.core, c.pinned, st.want)
 			}
+		case "warm":
+			s.SetWarm(st.core, st.now)
 		case "lanesAre":
 			if c := &s.cores[st.core]; c.lanes != st.n {
 				t.Fatalf("step %d: core %d has %d lanes, want %d", i, st.core, c.lanes, st.n)
@@ -189,6 +191,21 @@ func TestAdmit(t *testing.T) {
 			next(0, 0, 3),
 			done(50, 0, 3),
 			next(50, 0, 5),
+		}},
+		{"an idle core whose lanes sleep is charged its wake-up, a warm one is not", 2, Config{BestEffortCap: 100, Grace: -1, RestartCost: -1, PreemptCost: -1, WakeCost: 4}, []step{
+			refuse(0, 1, 13, 10, errUnsched), // either core: 0+4+10 > 13
+			{op: "warm", core: 1, now: 3},    // core 1's last lane polls until 3
+			admit(2, 2, 13, 10, 1),           // core 1, warm at 2: ends at 12
+			next(2, 1, 2),
+			refuse(2, 3, 15, 10, errUnsched), // core 0 sleeps: 2+4+10 > 15
+			admit(2, 4, 16, 10, 0),
+			done(12, 1, 2),
+			{op: "warm", core: 1, now: 15},
+			admit(14, 5, 25, 10, 1), // warm until 15: no wake-up, ends at 24 (28 with one)
+			next(14, 1, 5),
+			done(24, 1, 5),
+			refuse(24, 6, 37, 10, errUnsched), // warm no more: 24+4+10 > 37 on core 1, 28+4... on core 0
+			admit(24, 7, 38, 10, 1),
 		}},
 		{"zero slack is on time", 1, exact, []step{
 			refuse(0, 1, 10, 10, ErrInvalidDeadline), // C >= D-now even on an idle core

@@ -28,6 +28,7 @@ type coreSnap struct {
 	lanes   int
 	pinned  bool
 	blocked int64
+	warm    int64 // warmUntil
 	busy    bool
 	run     startedJob   // used is its run time at now
 	stack   []startedJob // stopped deadline jobs, bottom first
@@ -54,7 +55,7 @@ func snapshot(s *Scheduler, now int64) []coreSnap {
 	out := make([]coreSnap, len(s.cores))
 	for i := range s.cores {
 		c := &s.cores[i]
-		cs := coreSnap{now: now, off: c.off, lanes: c.lanes, pinned: c.pinned, blocked: c.blocked, busy: c.busy}
+		cs := coreSnap{now: now, off: c.off, lanes: c.lanes, pinned: c.pinned, blocked: c.blocked, warm: c.warmUntil, busy: c.busy}
 		if c.busy {
 			cs.run = startedJob{job: c.run, used: c.used + now - c.runAt}
 		}
@@ -304,6 +305,8 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 			f.t += cfg.RestartCost // overdue: assumed a restart away still
 		}
 		f.lanes++
+	} else if !cs.busy && cs.now >= cs.warm {
+		f.t += cfg.WakeCost // its lanes sleep: the CPU is woken first
 	}
 	switch {
 	case j != nil && preempt:

@@ -102,6 +102,11 @@ type Config struct {
 	// DefaultQuantum; negative turns round-robin off (a best-effort job
 	// then runs until it ends, is preempted by deadline work, or is killed).
 	Quantum int64
+	// WakeCost is charged once to the work that starts on an idle core
+	// whose lanes sleep: waking its CPU. A core whose last job's lane
+	// still polls for the next (SetWarm) is not charged. Zero or negative
+	// means none.
+	WakeCost int64
 }
 
 // resolve applies the defaults and validates c. Grace, RestartCost,
@@ -131,6 +136,7 @@ func (c Config) resolve() (Config, error) {
 	c.RestartCost = def(c.RestartCost, DefaultRestartCost)
 	c.PreemptCost = def(c.PreemptCost, DefaultPreemptCost)
 	c.Quantum = def(c.Quantum, DefaultQuantum)
+	c.WakeCost = max(c.WakeCost, 0)
 	if c.MaxBestEffort == 0 {
 		c.MaxBestEffort = DefaultMaxBestEffort
 	}
@@ -172,7 +178,10 @@ type core struct {
 	// blocked is when a kill or a lost lane that left no lane free is
 	// assumed replaced (now + RestartCost at the time), else 0.
 	blocked int64
-	st      CoreStats
+	// warmUntil is until when a lane of the idle core polls for its next
+	// job (SetWarm): before it, starting one costs no WakeCost.
+	warmUntil int64
+	st        CoreStats
 }
 
 // started returns how many of c's lanes hold a job.
@@ -627,6 +636,11 @@ func (s *Scheduler) Drain(core int) (queued, started []Job) {
 	c.stack, c.be = c.stack[:0], c.be[:0]
 	return queued, started
 }
+
+// SetWarm records that a lane of core polls for its next job until until
+// (ns, the scheduler's clock): work starting on the idle core before then
+// is not charged WakeCost.
+func (s *Scheduler) SetWarm(core int, until int64) { s.cores[core].warmUntil = until }
 
 // SetAvailable takes core into (ok) or out of admission. An unavailable
 // core admits no new deadline job and starts no new best-effort job, but

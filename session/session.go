@@ -29,6 +29,7 @@ type Session struct {
 	Log    *slog.Logger
 	mods   map[string]*engine.Module
 	budget Budget
+	limits ipc.Limits // from the hello
 }
 
 // Handler serves one frame of a kind the session does not know; it returns
@@ -70,9 +71,14 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 	// background work compete with the job for the CPU. benchd and workers
 	// share the setting, so calibrations see what workers see.
 	runtime.GOMAXPROCS(1)
+	if err := h.Limits.Check(); err != nil {
+		return nil, err
+	}
+	c.SetLimits(h.Limits)
 	eng, err := engine.New(ctx, engine.Config{
 		CacheDir:         h.Engine.CacheDir,
 		MemoryLimitPages: h.Engine.MemoryLimitPages,
+		StdoutLimit:      h.Limits.Output(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)
@@ -82,7 +88,7 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 		eng.Close(ctx)
 		return nil, fmt.Errorf("write hello: %w", err)
 	}
-	return &Session{Conn: c, Engine: eng, Log: log, mods: map[string]*engine.Module{}}, nil
+	return &Session{Conn: c, Engine: eng, Log: log, mods: map[string]*engine.Module{}, limits: h.Limits}, nil
 }
 
 func (s *Session) serve(ctx context.Context, handle Handler) error {
@@ -127,6 +133,28 @@ func (s *Session) serve(ctx context.Context, handle Handler) error {
 func (s *Session) Module(name []byte) (*engine.Module, bool) {
 	m, ok := s.mods[string(name)]
 	return m, ok
+}
+
+// IO is CallIO with the session's output limit (the hello's Limits).
+func (s *Session) IO(module, export, stdin, args, env []byte) engine.IO {
+	return CallIO(module, export, stdin, args, env, s.limits.Output())
+}
+
+// CallIO returns the WASI input of a call of module's export, from the Job
+// form of its stdin, argv and environment (ipc.Job), keeping outputLimit
+// bytes of each output (0: the engine's). A command (export _start) or a
+// call given arguments gets the module's name as argv[0], as a program run
+// from a shell does; any other call gets an empty argv, so that a call
+// without input allocates nothing here.
+func CallIO(module, export, stdin, args, env []byte, outputLimit int) engine.IO {
+	io := engine.IO{Stdin: stdin, OutputLimit: outputLimit}
+	if len(args) > 0 || string(export) == "_start" {
+		io.Args = append([]string{string(module)}, ipc.SplitList(args)...)
+	}
+	if len(env) > 0 {
+		io.Env = ipc.SplitList(env)
+	}
+	return io
 }
 
 // compile compiles l's module within the session's budget. A compile over

@@ -34,8 +34,8 @@ func fakeBenchd(t *testing.T, s *Supervisor) *ipc.Conn {
 	}
 	s.bench.s = s // as New does
 	sup := ipc.NewConn(conns[0], 0)
-	out := newOutbox()
-	go out.run(sup)
+	out := newOutbox(sup, func() { conns[0].Close() })
+	go out.run()
 	s.mu.Lock()
 	c := s.benchd
 	c.state, c.out, c.nc, c.gen = Running, out, conns[0], 1

@@ -2,6 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -23,13 +26,44 @@ import (
 // maxParams bounds the parameters of one call.
 const maxParams = 64
 
-// call is a decoded call: module, export, typed params.
+// call is a decoded call: module, export, typed params, input.
 type call struct {
 	module  *Module
 	export  ExportInfo
 	params  []uint64
 	results []wasmval.Type
+	in      callInput
 	key     string
+}
+
+// callInput is a call's WASI input in the Job form (ipc.Job): stdin, and
+// argv after the program name and environment as NUL-ended entries. The
+// zero value is no input.
+type callInput struct{ stdin, args, env []byte }
+
+// setInput gives cl its input, and with it an estimator key of its own:
+// the same export with another input may take another time. A call
+// without input keeps the key it had, and the calibrations stored under
+// it.
+func (cl *call) setInput(stdin []byte, args, env []string) {
+	cl.in = callInput{stdin: stdin, args: ipc.AppendList(nil, args), env: ipc.AppendList(nil, env)}
+	cl.key = estimateKey(cl.module, cl.export.Name, cl.params, cl.in.digest())
+}
+
+// digest identifies the input in estimator keys and stored calibrations:
+// the first 16 hex digits of a SHA-256 over the three fields, each
+// preceded by its length so that bytes cannot move from one to the next;
+// "" when there is no input.
+func (in callInput) digest() string {
+	if len(in.stdin) == 0 && len(in.args) == 0 && len(in.env) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, f := range [][]byte{in.stdin, in.args, in.env} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(f))))
+		h.Write(f)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // resolve checks a call's module, export and params against the
@@ -42,9 +76,11 @@ func (s *Supervisor) resolve(module, export string, rawTypes, rawParams []byte, 
 	return resolveIn(m, export, rawTypes, rawParams, resultsLen)
 }
 
-// estimateKey identifies a (module contents, export, params) triple.
-func estimateKey(m *Module, export string, params []uint64) string {
-	b := make([]byte, 0, 16+2+len(export)+17*len(params))
+// estimateKey identifies a (module contents, export, params, input)
+// quadruple; input is a callInput digest, "" for none, which leaves the
+// key as it was before calls had input.
+func estimateKey(m *Module, export string, params []uint64, input string) string {
+	b := make([]byte, 0, 16+3+len(export)+17*len(params)+len(input))
 	b = append(b, m.SHA256[:min(16, len(m.SHA256))]...)
 	b = append(b, '/')
 	b = append(b, export...)
@@ -54,6 +90,10 @@ func estimateKey(m *Module, export string, params []uint64) string {
 			b = append(b, ',')
 		}
 		b = strconv.AppendUint(b, p, 16)
+	}
+	if input != "" {
+		b = append(b, '/')
+		b = append(b, input...)
 	}
 	return string(b)
 }
@@ -78,6 +118,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	if err != nil {
 		return nil, err
 	}
+	cl.setInput(spec.Input, spec.Args, spec.Env)
 	var e estimate
 	if spec.Deadline > 0 {
 		if spec.Declared >= spec.Deadline {
@@ -127,11 +168,11 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	}
 	s.nextID++
 	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,
-		results: cl.results, key: cl.key, arrived: spec.Arrived, estimate: e.c, source: e.source, core: -1}
+		results: cl.results, in: cl.in, key: cl.key, arrived: spec.Arrived, estimate: e.c, source: e.source, core: -1}
 	t.events = append(t.events, Step{At: spec.Arrived, What: "arrived"})
 	dt := dispatch.NewTask(t.id)
 	dt.Payload, t.dt = t, dt
-	overhead := s.cfg.DispatchOverhead
+	overhead := time.Duration(s.overhead.Load())
 	if spec.Deadline > 0 {
 		t.deadline = spec.Arrived.Add(spec.Deadline)
 		dt.Deadline, dt.Estimate, dt.Unverified = t.deadline, e.c+overhead, !e.learned
@@ -203,7 +244,11 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	res := &httpapi.CallResult{TaskID: t.id, TaskName: name, CPU: o.cpu, Worker: o.worker,
 		Types: t.results, Results: o.results, Estimate: e.c, EstimateSource: e.source,
 		Queue: o.started.Sub(t.arrived), Exec: time.Duration(o.execNs), Instantiate: time.Duration(o.instNs),
-		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr, Lane: do.Lane, Stopped: o.stopped, Begin: o.begin, Preempted: do.Preempted}
+		Total: o.finished.Sub(t.arrived), Stdout: o.stdout, Stderr: o.stderr, Lane: do.Lane, Stopped: o.stopped, Begin: o.begin, Preempted: do.Preempted,
+		StdoutBytes: o.stdoutBytes, StderrBytes: o.stderrBytes, ExitCode: o.exitCode}
+	if o.exitCode != nil && len(o.results) < len(res.Types) {
+		res.Types = nil // it exited before returning its results
+	}
 	if !t.deadline.IsZero() {
 		met := !o.finished.After(t.deadline)
 		res.DeadlineMet = &met
@@ -298,6 +343,13 @@ func (s *Supervisor) outcomeOf(t *task, do dispatch.Outcome) outcome {
 			o.err = apierr.New(apierr.InvalidWasmName, "%s", r.Err)
 		default:
 			o.results, o.stdout, o.stderr = r.Results, r.Stdout, r.Stderr
+			o.stdoutBytes, o.stderrBytes = r.StdoutBytes, r.StderrBytes
+			if r.Exited || t.export == "_start" {
+				// A command's answer: an exit code, 0 when _start
+				// returned without proc_exit.
+				code := int(r.ExitCode)
+				o.exitCode = &code
+			}
 			run := r.InstNs + r.ExecNs
 			if o.stopped > 0 {
 				// The lane's clock ran on while it was stopped.

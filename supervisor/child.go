@@ -126,14 +126,32 @@ type laneProc struct {
 	proc *os.Process
 	out  *outbox
 	nc   net.Conn
+	pc   *pollConn // nil in tests without a socket of ours
 }
+
+// directFrame is the most input bytes a job frame carries to be written
+// by the dispatcher's caller (outbox.send); a larger one goes through the
+// outbox goroutine.
+const directFrame = 16 << 10
 
 // Start sends t's job frame.
 func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
 	l.c.tookJob.Store(true)
-	l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params})
+	job := &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params, Stdin: tk.in.stdin, Args: tk.in.args, Env: tk.in.env}
+	if len(job.Stdin)+len(job.Args)+len(job.Env) <= directFrame {
+		l.out.send(ipc.KindJob, job)
+	} else {
+		// Its write would hold the dispatcher while the lane reads it.
+		l.out.push(ipc.KindJob, job)
+	}
+	if l.pc != nil {
+		l.pc.kick() // its reader polls for the answer
+	}
 }
+
+// Park tells the lane to stop polling for a job and block.
+func (l *laneProc) Park() { l.out.send(ipc.KindPark, &ipc.Park{}) }
 
 // Stop stops the lane's process.
 func (l *laneProc) Stop() { l.signal(syscall.SIGSTOP) }
@@ -176,6 +194,7 @@ func (l *laneProc) Finishing(id uint64) bool {
 type spawned struct {
 	conn *ipc.Conn
 	nc   net.Conn
+	pc   *pollConn // nc, as conn reads it
 	proc *os.Process
 	wait chan error // receives cmd.Wait's result once
 	// stderr is closed once the child's stderr is read to its end: its
@@ -259,8 +278,12 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 		c.log.Warn("place child", "pid", sp.proc.Pid, "err", err)
 	}
 	sp.nc.SetDeadline(time.Now().Add(helloTimeout))
+	var spin time.Duration
+	if c.core >= 0 {
+		spin = max(s.cfg.WorkerSpin, 0)
+	}
 	if err := sp.conn.Write(ipc.KindHello, &ipc.Hello{Version: ipc.Version, Role: "supervisor",
-		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig()}); err != nil {
+		Proc: c.name, Pid: os.Getpid(), CPU: cpu, Engine: s.engineConfig(), Limits: s.limits(), SpinNs: spin.Nanoseconds()}); err != nil {
 		return fail(err)
 	}
 	if _, err := ipc.ReadHello(sp.conn); err != nil {
@@ -328,8 +351,14 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 		errR.Close()
 		return nil, err
 	}
-	sp := &spawned{conn: ipc.NewConn(nc, 0), nc: nc, proc: cmd.Process, wait: make(chan error, 1),
+	var spin time.Duration
+	if c.core >= 0 {
+		spin = min(max(s.cfg.WorkerSpin, 0), resultSpin)
+	}
+	pc := newPollConn(nc, spin)
+	sp := &spawned{conn: ipc.NewConn(pc, 0), nc: nc, pc: pc, proc: cmd.Process, wait: make(chan error, 1),
 		stderr: make(chan struct{}), offCore: offCore}
+	sp.conn.SetLimits(s.limits())
 	go forward(c, errR, sp.stderr)
 	go func() { sp.wait <- cmd.Wait() }()
 	return sp, nil

@@ -379,7 +379,15 @@ func TestStopLaneWithCall(t *testing.T) {
 	go func() { waited <- sleeper.Wait() }()
 	mine, theirs := net.Pipe()
 	defer theirs.Close()
-	out := newOutbox()
+	out := newOutbox(ipc.NewConn(mine, 0), func() { mine.Close() })
+	frames := make(chan ipc.Kind, 1)
+	go func() { // the lane's end: it takes the job frame, then whatever comes
+		k, err := ipc.NewConn(theirs, 0).Read()
+		if err == nil {
+			frames <- k
+		}
+		io.Copy(io.Discard, theirs)
+	}()
 	s.mu.Lock()
 	w.state, w.nc, w.pid, w.gen, w.proc, w.out = Running, mine, sleeper.Process.Pid, 1, sleeper.Process, out
 	w.lp = &laneProc{c: w, proc: sleeper.Process, out: out, nc: mine}
@@ -391,11 +399,13 @@ func TestStopLaneWithCall(t *testing.T) {
 	if _, err := s.disp.Admit(dt); err != nil {
 		t.Fatal(err)
 	}
-	out.mu.Lock()
-	sent := len(out.q)
-	out.mu.Unlock()
-	if sent != 1 {
-		t.Fatalf("job frames sent to the lane: got %d, want 1", sent)
+	select {
+	case k := <-frames:
+		if k != ipc.KindJob {
+			t.Fatalf("the lane got a %v frame, want a job", k)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no job frame reached the lane")
 	}
 
 	done := make(chan struct{})

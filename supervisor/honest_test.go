@@ -92,6 +92,7 @@ func (l *honLane) Kill() {
 }
 
 func (l *honLane) Finishing(uint64) bool { return false }
+func (l *honLane) Park()                 {}
 
 func (l *honLane) log() string {
 	l.mu.Lock()

@@ -41,8 +41,8 @@ func laneSupervisor(t *testing.T, lanes int) *Supervisor {
 func fakeLaneUp(t *testing.T, s *Supervisor, c *child) *ipc.Conn {
 	sup, lane := net.Pipe()
 	t.Cleanup(func() { sup.Close(); lane.Close() })
-	out := newOutbox()
-	go out.run(ipc.NewConn(sup, 0))
+	out := newOutbox(ipc.NewConn(sup, 0), func() { sup.Close() })
+	go out.run()
 	t.Cleanup(out.close)
 	lp := &laneProc{c: c, out: out, nc: sup}
 	s.mu.Lock()

@@ -65,12 +65,10 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 		return startError{err}
 	}
 	// s.mu held (bringUp).
-	out := newOutbox()
-	go func() {
-		if err := out.run(sp.conn); err != nil {
-			sp.nc.Close() // the reader sees it and the exit path runs
-		}
-	}()
+	// A failed write closes the socket: the reader sees it and the exit
+	// path runs.
+	out := newOutbox(sp.conn, func() { sp.nc.Close() })
+	go out.run()
 	defer out.close()
 	if !c.wanted || c.state == Stopping || c.gen != gen {
 		s.mu.Unlock()
@@ -80,7 +78,7 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 	c.upAt = time.Now()
 	var lp *laneProc
 	if c.core >= 0 {
-		lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc}
+		lp = &laneProc{c: c, proc: sp.proc, out: out, nc: sp.nc, pc: sp.pc}
 		c.lp = lp
 	}
 	s.transition(c, EvUp)
@@ -89,6 +87,7 @@ func (s *Supervisor) serve(c *child, gen int, sp *spawned) error {
 	}
 	s.mu.Unlock()
 	c.log.Info("running", "pid", sp.proc.Pid)
+	sp.pc.live.Store(true)
 	return s.serveChild(c, lp, sp.conn)
 }
 
@@ -110,12 +109,27 @@ func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 		s.mu.Lock()
 		return loaded, nil
 	}
-	placed := !sp.offCore
+	placed, probed := !sp.offCore, false
 	for {
 		s.mu.Lock()
 		missing := s.missing(loaded)
 		if len(missing) == 0 && placed {
-			return loaded, nil
+			if probed || !s.claimProbe(c) {
+				return loaded, nil
+			}
+			s.mu.Unlock()
+			pc, err := probe(sp, max(s.cfg.WorkerSpin, 0))
+			if err != nil {
+				s.mu.Lock()
+				s.probed[c.core] = false // another lane measures it
+				s.mu.Unlock()
+				return nil, fmt.Errorf("measure the dispatch overhead: %w", err)
+			}
+			s.mu.Lock()
+			s.probedCore(c, pc)
+			s.mu.Unlock()
+			probed = true
+			continue
 		}
 		s.mu.Unlock()
 		for _, m := range missing {

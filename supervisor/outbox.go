@@ -6,15 +6,24 @@ import (
 	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
-// outbox serialises the frames to one child generation on its own
-// goroutine. Pushing never blocks, so the supervisor can queue frames while
-// holding its lock, and frames leave in push order: a module's Load always
-// precedes the first Job that uses it.
+// outbox serialises the frames to one child generation. Frames leave in
+// the order they are given, so a module's Load always precedes the first
+// Job that uses it. push never blocks: the supervisor queues frames while
+// holding its lock, and the outbox's goroutine (run) writes them. send,
+// for the small frames of the call path, writes in the caller's goroutine
+// when nothing is queued or being written: handing a job to another
+// goroutine costs a wake-up on every call.
 type outbox struct {
-	mu     sync.Mutex
-	q      []frame
-	sig    chan struct{}
-	closed bool
+	conn    *ipc.Conn
+	mu      sync.Mutex
+	q       []frame
+	writing bool // a writer (run or send) owns conn
+	sig     chan struct{}
+	closed  bool
+	// failed is called once, outside mu, when a write fails: the
+	// connection is out of sync and must be closed.
+	failed func()
+	once   sync.Once
 }
 
 type frame struct {
@@ -22,15 +31,53 @@ type frame struct {
 	v any
 }
 
-func newOutbox() *outbox { return &outbox{sig: make(chan struct{}, 1)} }
+func newOutbox(conn *ipc.Conn, failed func()) *outbox {
+	return &outbox{conn: conn, sig: make(chan struct{}, 1), failed: failed}
+}
 
-// push queues a frame; after close it is dropped.
+// push queues a frame for run; after close it is dropped.
 func (o *outbox) push(k ipc.Kind, v any) {
 	o.mu.Lock()
 	if !o.closed {
 		o.q = append(o.q, frame{k, v})
 	}
 	o.mu.Unlock()
+	o.wake()
+}
+
+// send writes a small frame at once when nothing is queued or being
+// written, else queues it behind the others. It may block only as long as
+// the peer takes to make room in the socket buffer for it, which a lane
+// that is sent a job (idle, not stopped) does at once.
+func (o *outbox) send(k ipc.Kind, v any) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	if o.writing || len(o.q) > 0 {
+		o.q = append(o.q, frame{k, v})
+		o.mu.Unlock()
+		o.wake()
+		return
+	}
+	o.writing = true
+	o.mu.Unlock()
+	err := o.conn.Write(k, v)
+	o.mu.Lock()
+	o.writing = false
+	more := len(o.q) > 0
+	o.mu.Unlock()
+	if err != nil {
+		o.fail()
+		return
+	}
+	if more {
+		o.wake() // queued while we wrote
+	}
+}
+
+func (o *outbox) wake() {
 	select {
 	case o.sig <- struct{}{}:
 	default:
@@ -43,28 +90,40 @@ func (o *outbox) close() {
 	o.closed = true
 	o.q = nil
 	o.mu.Unlock()
-	select {
-	case o.sig <- struct{}{}:
-	default:
-	}
+	o.wake()
 }
 
-// run writes queued frames to conn until close or a write error.
-func (o *outbox) run(conn *ipc.Conn) error {
+// fail closes the outbox after a write error and reports it once.
+func (o *outbox) fail() {
+	o.close()
+	o.once.Do(o.failed)
+}
+
+// run writes queued frames until close or a write error.
+func (o *outbox) run() {
 	for range o.sig {
-		o.mu.Lock()
-		q, closed := o.q, o.closed
-		o.q = nil
-		o.mu.Unlock()
-		if closed {
-			return nil
-		}
-		for _, f := range q {
-			if err := conn.Write(f.k, f.v); err != nil {
-				o.close()
-				return err
+		for {
+			o.mu.Lock()
+			if o.closed {
+				o.mu.Unlock()
+				return
 			}
+			if o.writing || len(o.q) == 0 {
+				o.mu.Unlock()
+				break // send wakes us again when it is done
+			}
+			q := o.q
+			o.q, o.writing = nil, true
+			o.mu.Unlock()
+			for _, f := range q {
+				if err := o.conn.Write(f.k, f.v); err != nil {
+					o.fail()
+					return
+				}
+			}
+			o.mu.Lock()
+			o.writing = false
+			o.mu.Unlock()
 		}
 	}
-	return nil
 }

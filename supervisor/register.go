@@ -188,17 +188,21 @@ func (s *Supervisor) compile(ctx context.Context, spec httpapi.RegisterSpec, up 
 		m.Exports = append(m.Exports, ExportInfo{Name: e.Name, Params: wasmTypes(e.Params), Results: wasmTypes(e.Results)})
 	}
 	u := &upload{m: m}
+	// The form's input, if any, is every calibrated call's: it is the
+	// input the client will send, so the one worth measuring.
 	if spec.Export != "" {
 		cl, err := resolveIn(m, spec.Export, spec.ParamTypes, spec.Params, -1)
 		if err != nil {
 			return nil, err
 		}
+		cl.setInput(spec.Input, spec.Args, spec.Env)
 		u.calls = append(u.calls, cl)
 		return u, nil
 	}
 	names, n := registerExports(m.Exports)
 	for _, name := range names {
 		if cl, err := resolveIn(m, name, nil, nil, -1); err == nil {
+			cl.setInput(spec.Input, spec.Args, spec.Env)
 			u.calls = append(u.calls, cl)
 		}
 	}
@@ -373,7 +377,7 @@ func resolveIn(m *Module, export string, rawTypes, rawParams []byte, resultsLen 
 	if resultsLen >= 0 && resultsLen != len(results) {
 		return nil, apierr.New(apierr.InvalidParams, "results_length is %d but %s returns %d values", resultsLen, export, len(results))
 	}
-	return &call{module: m, export: exp, params: bits, results: results, key: estimateKey(m, export, bits)}, nil
+	return &call{module: m, export: exp, params: bits, results: results, key: estimateKey(m, export, bits, "")}, nil
 }
 
 // registerExports returns the parameterless exports that a register
@@ -427,7 +431,7 @@ func estimateKeyFor(m *Module, c Calibration) string {
 	for i, p := range c.Params {
 		params[i], _ = strconv.ParseUint(p, 10, 64)
 	}
-	return estimateKey(m, c.Export, params)
+	return estimateKey(m, c.Export, params, c.Input)
 }
 
 // calibrateAs measures cl in benchd, seeds the estimator with the result
@@ -503,7 +507,8 @@ func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Cal
 		// meanwhile: it seeds no estimate.
 		return nil, ctx.Err()
 	}
-	cal := Calibration{Export: cl.export.Name, Source: source, Params: paramStrings(cl.params), At: time.Now().UTC()}
+	cal := Calibration{Export: cl.export.Name, Source: source, Params: paramStrings(cl.params), At: time.Now().UTC(),
+		Input: cl.in.digest()}
 	if err != nil {
 		cal.Err = err.Error()
 	} else {
@@ -537,7 +542,8 @@ func (s *Supervisor) measure(ctx context.Context, cl *call, source string) (*Cal
 // benchMeasure has benchd measure cl.
 func (s *Supervisor) benchMeasure(ctx context.Context, cl *call) (*ipc.Calibrated, error) {
 	budget := s.cfg.CalibrationBudget
-	req := &ipc.Calibrate{Module: cl.module.Name, Export: cl.export.Name, Params: cl.params, BudgetNs: budget.Nanoseconds()}
+	req := &ipc.Calibrate{Module: cl.module.Name, Export: cl.export.Name, Params: cl.params, BudgetNs: budget.Nanoseconds(),
+		Stdin: cl.in.stdin, Args: cl.in.args, Env: cl.in.env}
 	// Twice at most: a benchd restarted between the load and the
 	// calibration has lost the module and says so (Missing).
 	for try := 0; try < 2; try++ {
@@ -583,6 +589,7 @@ func (s *Supervisor) Test(ctx context.Context, spec httpapi.CallSpec) (*httpapi.
 	if err != nil {
 		return nil, err
 	}
+	cl.setInput(spec.Input, spec.Args, spec.Env)
 	// A /test that finds the same call being calibrated gets that
 	// calibration's outcome, error included.
 	cal, err := s.calibrateAs(ctx, cl, calTest)

@@ -71,6 +71,13 @@ type Status struct {
 	Lanes         int               `json:"lanes_per_cpu"`
 	RestartCostMs float64           `json:"restart_cost_ms"`
 	PreemptCostMs float64           `json:"preempt_cost_ms"`
+	// DispatchOverheadUs is charged to every deadline job, WakeCostUs to
+	// work starting on a core whose lanes sleep; OverheadSource says
+	// whether they were "measured" at start, set by "flag", or are the
+	// "default" until a core is measured.
+	DispatchOverheadUs float64 `json:"dispatch_overhead_us"`
+	WakeCostUs         float64 `json:"wake_cost_us"`
+	OverheadSource     string  `json:"dispatch_overhead_source"`
 }
 
 // Status snapshots the daemon for GET /status. The kernel's view of each
@@ -98,7 +105,14 @@ func (s *Supervisor) status() (Status, []int) {
 	out := Status{Status: "Success", Ready: s.ready, Uptime: up.Round(time.Millisecond).String(),
 		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
 		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count,
-		Dispatch: dc, Lanes: s.cfg.Lanes, RestartCostMs: ms(time.Duration(cfg.RestartCost)), PreemptCostMs: ms(time.Duration(cfg.PreemptCost))}
+		Dispatch: dc, Lanes: s.cfg.Lanes, RestartCostMs: ms(time.Duration(cfg.RestartCost)), PreemptCostMs: ms(time.Duration(cfg.PreemptCost)),
+		DispatchOverheadUs: us(time.Duration(s.overhead.Load())), WakeCostUs: us(time.Duration(cfg.WakeCost)), OverheadSource: "flag"}
+	switch {
+	case s.probing && len(s.probes) > 0:
+		out.OverheadSource = "measured"
+	case s.probing:
+		out.OverheadSource = "default"
+	}
 	for _, c := range s.children() {
 		p := s.procStatus(c)
 		pids = append(pids, c.pid)

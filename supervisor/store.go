@@ -81,6 +81,10 @@ type Calibration struct {
 	// calBackground; "" in records written before it existed. Last, so
 	// the fields before it keep their order in JSON.
 	Source string `json:"source,omitempty"`
+	// Input is the digest of the input it was measured with (callInput
+	// digest: stdin, argv, environment); "" for a call without input, as
+	// in records written before it existed.
+	Input string `json:"input_digest,omitempty"`
 }
 
 // What asked for a calibration (Calibration.Source).
@@ -91,9 +95,9 @@ const (
 	calBackground = "background" // the background queue (calibqueue.go)
 )
 
-// sameCall reports whether c measured export with params.
-func (c Calibration) sameCall(export string, params []string) bool {
-	return c.Export == export && slices.Equal(c.Params, params)
+// sameCall reports whether c measured export with params and input.
+func (c Calibration) sameCall(export string, params []string, input string) bool {
+	return c.Export == export && slices.Equal(c.Params, params) && c.Input == input
 }
 
 // pinned reports whether c was asked for by an operator (register, /test,
@@ -125,7 +129,7 @@ func addCalibration(list []Calibration, cal Calibration) []Calibration {
 	}
 	out := make([]Calibration, 0, min(len(list)+1, maxCalibrations+1))
 	for _, c := range list {
-		if !c.sameCall(cal.Export, cal.Params) {
+		if !c.sameCall(cal.Export, cal.Params, cal.Input) {
 			out = append(out, c)
 		}
 	}

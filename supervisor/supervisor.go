@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/dispatch"
@@ -46,10 +47,17 @@ type Config struct {
 	// lane. Default 2ms (docs/benchmarks.md: deadline kill → next job).
 	KillCost time.Duration
 	// DispatchOverhead is added to every deadline job's estimate in the
-	// admission test: the supervisor→worker→supervisor round trip and the
-	// answer, which the worker's measured run time does not contain.
-	// Default 150µs (docs/benchmarks.md: /call overhead over the engine).
+	// admission test: the supervisor→worker→supervisor round trip, which
+	// the worker's measured run time does not contain. Zero, the default:
+	// measured on each core when the daemon starts (probe.go), with
+	// fallbackOverhead until then, and the wake-up of a core whose lanes
+	// sleep measured and charged with it.
 	DispatchOverhead time.Duration
+	// WorkerSpin is how long a lane polls its socket for the next job
+	// after answering one before it sleeps: on its own CPU, a lane that
+	// sleeps makes the next job wait for the CPU to wake (DESIGN.md §2a).
+	// Negative: never. Default 300µs.
+	WorkerSpin time.Duration
 	// BestEffortCap bounds a call without a deadline (run time). Default 1s.
 	BestEffortCap time.Duration
 	// Lanes is the number of lane processes per worker CPU: the depth of
@@ -67,6 +75,10 @@ type Config struct {
 	// MaxUpload bounds a module upload. Default 32 MiB; it must stay below
 	// the IPC frame cap, since modules travel to children in one frame.
 	MaxUpload int64
+	// MaxInput bounds a call's stdin (input, input_base64, the body of
+	// /run), and MaxOutput what is kept of its stdout and, separately, of
+	// its stderr. Default 1 MiB each; at most ipc.MaxIO (30 MiB).
+	MaxInput, MaxOutput int
 	// CalibrationBudget bounds the measuring of one call in benchd; a call
 	// still running at twice this (plus a second) gets benchd killed.
 	// Default 2s.
@@ -137,13 +149,15 @@ func Defaults() Config {
 		Exe:               "/proc/self/exe",
 		Grace:             2 * time.Millisecond,
 		KillCost:          2 * time.Millisecond,
-		DispatchOverhead:  150 * time.Microsecond,
+		WorkerSpin:        300 * time.Microsecond,
 		BestEffortCap:     time.Second,
 		Lanes:             3,
 		Quantum:           10 * time.Millisecond,
 		PreemptCost:       500 * time.Microsecond,
 		MemoryLimitPages:  4096,
 		MaxUpload:         32 << 20,
+		MaxInput:          ipc.DefaultMaxIO,
+		MaxOutput:         ipc.DefaultMaxIO,
 		CalibrationBudget: 2 * time.Second,
 		MaxModules:        1000,
 		MaxInFlight:       10000,
@@ -164,13 +178,15 @@ func (c Config) withDefaults() (Config, error) {
 	c.Exe = cmp.Or(c.Exe, d.Exe)
 	c.Grace = cmp.Or(c.Grace, d.Grace)
 	c.KillCost = cmp.Or(c.KillCost, d.KillCost)
-	c.DispatchOverhead = cmp.Or(c.DispatchOverhead, d.DispatchOverhead)
+	c.WorkerSpin = cmp.Or(c.WorkerSpin, d.WorkerSpin)
 	c.BestEffortCap = cmp.Or(c.BestEffortCap, d.BestEffortCap)
 	c.Lanes = cmp.Or(c.Lanes, d.Lanes)
 	c.Quantum = cmp.Or(c.Quantum, d.Quantum)
 	c.PreemptCost = cmp.Or(c.PreemptCost, d.PreemptCost)
 	c.MemoryLimitPages = cmp.Or(c.MemoryLimitPages, d.MemoryLimitPages)
 	c.MaxUpload = cmp.Or(c.MaxUpload, d.MaxUpload)
+	c.MaxInput = cmp.Or(c.MaxInput, d.MaxInput)
+	c.MaxOutput = cmp.Or(c.MaxOutput, d.MaxOutput)
 	c.CalibrationBudget = cmp.Or(c.CalibrationBudget, d.CalibrationBudget)
 	c.MaxModules = cmp.Or(c.MaxModules, d.MaxModules)
 	c.MaxInFlight = cmp.Or(c.MaxInFlight, d.MaxInFlight)
@@ -190,6 +206,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Lanes < 1 || c.Lanes > sched.MaxLanes {
 		return c, fmt.Errorf("config: lanes %d not in [1, %d]", c.Lanes, sched.MaxLanes)
 	}
+	if c.MaxInput < 0 || c.MaxOutput < 0 || c.MaxInput > ipc.MaxIO || c.MaxOutput > ipc.MaxIO {
+		return c, fmt.Errorf("config: max input %d and max output %d must be from 1 to %d bytes", c.MaxInput, c.MaxOutput, ipc.MaxIO)
+	}
 	if c.MaxUpload > ipc.DefaultMaxFrame-4096 {
 		return c, fmt.Errorf("config: max upload %d exceeds the IPC frame cap", c.MaxUpload)
 	}
@@ -197,6 +216,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// limits are the bounds of a call's input and output on the wire, sent to
+// every child in its hello.
+func (s *Supervisor) limits() ipc.Limits {
+	return ipc.Limits{MaxInput: s.cfg.MaxInput, MaxOutput: s.cfg.MaxOutput}
 }
 
 // Supervisor is the running daemon. Create it with New, run it with Run.
@@ -228,6 +253,13 @@ type Supervisor struct {
 	// starts are the last lane start times; their maximum is what
 	// admission charges a kill that leaves a core without a lane.
 	starts []time.Duration
+	// overhead is the dispatch overhead charged to every deadline job
+	// (Config.DispatchOverhead, or measured: probing), ns.
+	overhead atomic.Int64
+	probing  bool
+	probed   []bool       // by core: its hop is measured, or being measured
+	probes   []probeCosts // every core's measurement
+
 	// remeasured holds when a refused shape was last sent to be measured
 	// again (remeasure).
 	remeasured map[string]time.Time
@@ -274,7 +306,7 @@ func New(cfg Config) (*Supervisor, error) {
 	for _, e := range errs {
 		cfg.Log.Error("module store", "err", e)
 	}
-	disp, err := dispatch.New(dispatch.Config{Cores: len(choice.Workers), Grace: cfg.Grace, Sched: sched.Config{
+	disp, err := dispatch.New(dispatch.Config{Cores: len(choice.Workers), Grace: cfg.Grace, Spin: max(cfg.WorkerSpin, 0), Sched: sched.Config{
 		BestEffortCap: cfg.BestEffortCap.Nanoseconds(),
 		// From a deadline until the core runs something else: the timer's
 		// grace, then the kill itself.
@@ -299,6 +331,8 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s.bench.s = s
 	s.recent.init(recentKeep)
+	s.overhead.Store(int64(cmp.Or(cfg.DispatchOverhead, fallbackOverhead)))
+	s.probing, s.probed = cfg.DispatchOverhead == 0, make([]bool, len(choice.Workers))
 	for i, cpu := range choice.Workers {
 		group := fmt.Sprintf("worker-%d", cpu)
 		for lane := range cfg.Lanes {
@@ -364,7 +398,7 @@ func (s *Supervisor) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler: httpapi.New(s, httpapi.Options{MaxUpload: s.cfg.MaxUpload, Log: s.log, URL: "http://" + ln.Addr().String(), Token: s.cfg.Token,
 			Metrics: s.met.handler(), Uploads: httpapi.NewUploads(s.store.uploads, httpapi.FormCap(s.cfg.MaxUpload)),
-			InitDir: s.cfg.InitDir}),
+			InitDir: s.cfg.InitDir, MaxInput: s.cfg.MaxInput}),
 		ReadHeaderTimeout: min(10*time.Second, s.cfg.ReadTimeout),
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,

@@ -16,7 +16,8 @@ type task struct {
 	export   string
 	params   []uint64
 	results  []wasmval.Type
-	key      string // estimator key
+	in       callInput // stdin, argv, environment
+	key      string    // estimator key
 	arrived  time.Time
 	deadline time.Time     // zero: best effort
 	lateCap  time.Duration // how long past its deadline it may run (allow_late)
@@ -50,8 +51,12 @@ type outcome struct {
 	execNs   int64
 	stdout   []byte
 	stderr   []byte
-	stopped  time.Duration // time its lane was stopped (preempted)
-	begin    time.Duration // arrival → its lane began the job; 0 if unknown
+	// stdoutBytes and stderrBytes count what the call wrote, kept or not;
+	// exitCode is a command's exit code, nil for a call that did not exit.
+	stdoutBytes, stderrBytes int64
+	exitCode                 *int
+	stopped                  time.Duration // time its lane was stopped (preempted)
+	begin                    time.Duration // arrival → its lane began the job; 0 if unknown
 }
 
 // recentKeep is how many finished tasks /uname remembers.
@@ -133,6 +138,8 @@ func (s *Supervisor) timelineOf(t *task, state string) Timeline {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 // counters are the supervisor's lifetime totals, shown by /status.
 type counters struct {

@@ -138,13 +138,16 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	cpus := fs.String("cpus", "", "worker CPUs, e.g. 2-3 (default: isolated CPUs, else all but the first)")
 	grace := fs.Duration("grace", d.Grace, "how long past its deadline a job may run before its lane is killed")
 	killCost := fs.Duration("kill-cost", d.KillCost, "how long after a deadline kill admission counts the core as still taken")
-	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip and the answer")
+	overhead := fs.Duration("dispatch-overhead", d.DispatchOverhead, "added to every deadline job's estimate for the IPC round trip (0: measured on each worker CPU at start)")
+	spin := fs.Duration("worker-spin", d.WorkerSpin, "how long a lane polls for its next job before it sleeps (0: never)")
 	beCap := fs.Duration("best-effort-cap", d.BestEffortCap, "runtime cap of a call without a deadline")
 	lanes := fs.Int("lanes", d.Lanes, "lane processes per worker CPU: how deep calls can preempt each other (1: never)")
 	quantum := fs.Duration("quantum", d.Quantum, "round-robin time slice of best-effort calls")
 	preemptCost := fs.Duration("preempt-cost", d.PreemptCost, "charged by admission to a call that preempts another")
 	calib := fs.Duration("calibration-budget", d.CalibrationBudget, "time spent measuring one call in benchd")
 	maxUpload := fs.Int64("max-upload", d.MaxUpload, "largest module accepted, bytes")
+	fs.IntVar(&cfg.MaxInput, "max-input", d.MaxInput, "largest stdin of a call (input, input_base64, the body of /run), bytes; a larger one is answered 413")
+	fs.IntVar(&cfg.MaxOutput, "max-output", d.MaxOutput, "bytes of a call's stdout, and separately of its stderr, kept for the answer; the rest is cut and the answer says so")
 	maxModules := fs.Int("max-modules", d.MaxModules, "most modules registered at once")
 	maxInFlight := fs.Int("max-in-flight", d.MaxInFlight, "most calls admitted and not yet answered")
 	maxConns := fs.Int("max-connections", d.MaxConnections, "most HTTP connections open at once, one more is answered 503 (lowered to what RLIMIT_NOFILE allows)")
@@ -199,6 +202,10 @@ func parseFlags(args []string, stderr io.Writer) (supervisor.Config, slog.Level,
 	}
 	cfg.DispatchOverhead = *overhead
 	cfg.Lanes, cfg.Quantum, cfg.PreemptCost = *lanes, *quantum, *preemptCost
+	cfg.WorkerSpin = *spin
+	if cfg.WorkerSpin == 0 {
+		cfg.WorkerSpin = -1 // off; the Config's zero means its default
+	}
 	cfg.MaxModules, cfg.MaxInFlight = *maxModules, *maxInFlight
 	if *maxConns < 1 {
 		return cfg, 0, fmt.Errorf("--max-connections: %d is not positive", *maxConns)

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Per-call latency of a no-op export, hyper-sched against a baseline,
+interleaved in one run (issue 15).
+
+    overhead.py [-n CALLS] [-b BATCH] NAME=URL [NAME=URL ...]
+
+One keep-alive http.client connection per server. Calls alternate between
+the servers in batches of BATCH, so both see the same moments of a shared
+machine. Prints, per server, the client-observed p50/p90/p99 in µs and, when
+the answer carries them (hyper-sched), the daemon's own timings_us.total
+p50/p99; then each server's p50 as a ratio of the last one named (the
+baseline). Pin it off the worker CPUs: taskset -c 0 bench/overhead.py ...
+"""
+import argparse
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+
+BODY = json.dumps({"wasm_name": "fib.wasm", "export_func": "noop",
+                   "params": [], "results_length": "0"}).encode()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+class Target:
+    def __init__(self, name, url):
+        self.name = name
+        u = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port)
+        self.client, self.inside = [], []
+
+    def call(self, keep):
+        t0 = time.perf_counter_ns()
+        self.conn.request("POST", "/call", BODY, {"Content-Type": "application/json"})
+        r = self.conn.getresponse()
+        data = r.read()
+        dt = (time.perf_counter_ns() - t0) / 1000
+        if r.status != 200:
+            sys.exit(f"{self.name}: HTTP {r.status}: {data[:200]!r}")
+        if keep:
+            self.client.append(dt)
+            tot = json.loads(data).get("timings_us", {}).get("total")
+            if tot is not None:
+                self.inside.append(float(tot))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=20000, help="measured calls per server")
+    ap.add_argument("-b", type=int, default=100, help="calls per batch before switching server")
+    ap.add_argument("-w", type=int, default=2000, help="warm-up calls per server, not counted")
+    ap.add_argument("targets", nargs="+", metavar="NAME=URL")
+    a = ap.parse_args()
+    ts = [Target(*t.split("=", 1)) for t in a.targets]
+    for t in ts:
+        for _ in range(a.w):
+            t.call(False)
+    done = 0
+    while done < a.n:
+        for t in ts:
+            for _ in range(min(a.b, a.n - done)):
+                t.call(True)
+        done += a.b
+    base = pct(ts[-1].client, 50)
+    for t in ts:
+        line = (f"{t.name:14s} client p50 {pct(t.client, 50):7.1f} p90 {pct(t.client, 90):7.1f} "
+                f"p99 {pct(t.client, 99):7.1f} µs  ratio p50 {pct(t.client, 50) / base:.3f}")
+        if t.inside:
+            line += f"  | daemon total p50 {pct(t.inside, 50):6.1f} p99 {pct(t.inside, 99):6.1f} µs"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

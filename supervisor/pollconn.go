@@ -1,0 +1,85 @@
+package supervisor
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hyper-sched/hyper-sched/ipc"
+)
+
+// resultSpin bounds how long the supervisor polls a lane's socket for the
+// result of a job it just sent: the round trip of a short job. Past it the
+// reader blocks as usual.
+const resultSpin = 100 * time.Microsecond
+
+// pollConn is the supervisor's end of a lane's socket. Its reader (the
+// lane's serveChild) is parked in the runtime's poller while the lane is
+// idle; when a job is sent, kick wakes it to poll the socket for up to
+// spin, yielding to the supervisor's other goroutines between tries, so
+// that the housekeeping CPU is still awake when the answer comes: a
+// thread asleep in epoll_wait makes every short job pay for waking its
+// CPU (DESIGN.md §2a).
+type pollConn struct {
+	net.Conn
+	rc    syscall.RawConn // nil: no polling
+	spin  time.Duration
+	armed atomic.Bool
+	// live is set once the lane is up and its frames are served: from
+	// then on the read deadline is kick's alone (start-up sets its own).
+	live atomic.Bool
+}
+
+func newPollConn(nc net.Conn, spin time.Duration) *pollConn {
+	pc := &pollConn{Conn: nc, spin: spin}
+	if sc, ok := nc.(syscall.Conn); ok && spin > 0 {
+		if rc, err := sc.SyscallConn(); err == nil {
+			pc.rc = rc
+		}
+	}
+	return pc
+}
+
+// kick makes the reader poll for the answer to a job just sent: a read in
+// progress is cut short by a deadline in the past, and Read starts over
+// polling.
+func (pc *pollConn) kick() {
+	if pc.rc == nil || !pc.live.Load() {
+		return
+	}
+	pc.armed.Store(true)
+	pc.Conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// Read polls first when kicked, then reads as the socket does. Once live,
+// a deadline error is a kick's: no one else sets read deadlines on a
+// lane's socket once it is up.
+func (pc *pollConn) Read(p []byte) (int, error) {
+	for {
+		if pc.armed.Swap(false) {
+			pc.Conn.SetReadDeadline(time.Time{})
+			var n int
+			var err error
+			var got bool
+			if rerr := pc.rc.Read(func(fd uintptr) bool {
+				n, err, got = ipc.Poll(int(fd), p, pc.spin, runtime.Gosched)
+				return true
+			}); rerr != nil {
+				return 0, rerr
+			}
+			if got {
+				return n, err
+			}
+		}
+		n, err := pc.Conn.Read(p)
+		if pc.rc != nil && pc.live.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			pc.Conn.SetReadDeadline(time.Time{})
+			continue
+		}
+		return n, err
+	}
+}
