@@ -8,9 +8,9 @@ import (
 )
 
 // BenchmarkStages times each stage and the fused module on one generated
-// frame, instance included (a fresh instance per call, as the daemon runs
-// it), in wazero's compiler: the work a worker does per frame, without the
-// daemon. The figures are in docs/benchmarks.md.
+// frame, on the workers' engine, instance included (a fresh one per call, as
+// the daemon runs it): the work a worker does per frame, without the daemon.
+// The figures are in docs/benchmarks.md.
 //
 //	go test -run XXX -bench Stages -benchtime 200x ./examples/traffic/
 func BenchmarkStages(b *testing.B) {

@@ -9,7 +9,7 @@
 // so they can run as one call each, as a chain, or fused. The frames come
 // from framegen, which knows what it drew, so the tests of this package
 // check every stage's answer against that ground truth by running the
-// stages in wazero. See README.md for running the example against a daemon.
+// stages on the workers' engine (package engine). See README.md for running the example against a daemon.
 //
 // This package has no code of its own: only the stages' tests.
 package traffic

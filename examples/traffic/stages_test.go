@@ -15,25 +15,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
-
-	"golang.org/x/sys/unix"
-
 	"github.com/hyper-sched/hyper-sched/engine"
 	"github.com/hyper-sched/hyper-sched/examples/traffic/framegen"
 )
 
-// stages runs the checked-in .wasm files in wazero, as WASI commands with
-// stdin, stdout, stderr and args: the way the daemon runs a command module,
-// without the daemon. Its runtime has the workers' settings (engine.Config's
-// defaults): the compiler, 256 MiB of memory at most, and linear memory in
-// an anonymous mapping that memory.grow lengthens without copying.
+// stages runs the checked-in .wasm files on the engine the workers run
+// (engine.CallIO: a fresh instance per call, stdin, argv), the way the
+// daemon runs a command module, without the daemon.
 type stages struct {
-	rt   wazero.Runtime
-	mods map[string]wazero.CompiledModule
+	e    *engine.Engine
+	mods map[string]*engine.Module
 }
 
 var (
@@ -46,16 +37,21 @@ func loadStages(t testing.TB) *stages {
 	t.Helper()
 	stagesOnce.Do(func() {
 		ctx := context.Background()
-		rc := wazero.NewRuntimeConfig().WithMemoryLimitPages(engine.DefaultMemoryLimitPages)
-		s := &stages{rt: wazero.NewRuntimeWithConfig(ctx, rc), mods: map[string]wazero.CompiledModule{}}
-		wasi_snapshot_preview1.MustInstantiate(ctx, s.rt)
+		// Outputs are kept whole: a blob list can be longer than the
+		// engine's default 4 KiB.
+		e, err := engine.New(ctx, engine.Config{StdoutLimit: 64 << 20})
+		if err != nil {
+			stagesErr = err
+			return
+		}
+		s := &stages{e: e, mods: map[string]*engine.Module{}}
 		for _, name := range []string{"decode", "detect", "count", "decide", "traffic"} {
 			b, err := os.ReadFile(filepath.Join("stages", name+".wasm"))
 			if err != nil {
 				stagesErr = err
 				return
 			}
-			m, err := s.rt.CompileModule(ctx, b)
+			m, err := e.Compile(ctx, b)
 			if err != nil {
 				stagesErr = fmt.Errorf("compile %s.wasm: %w", name, err)
 				return
@@ -74,54 +70,20 @@ func loadStages(t testing.TB) *stages {
 // than an exit fails the test: a stage must never crash.
 func (s *stages) run(t testing.TB, name string, stdin []byte, args ...string) (stdout, stderr []byte, exit uint32) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	cfg := wazero.NewModuleConfig().WithName("").WithStdin(bytes.NewReader(stdin)).WithStdout(&out).
-		WithStderr(&errb).WithArgs(append([]string{name}, args...)...)
-	var mem mappedMemory
-	ctx := experimental.WithMemoryAllocator(context.Background(), &mem)
-	m, err := s.rt.InstantiateModule(ctx, s.mods[name], cfg)
-	if m != nil {
-		m.Close(ctx)
-	}
-	mem.Free()
-	var ee *sys.ExitError
+	res, err := s.mods[name].CallIO(context.Background(), "_start", nil,
+		engine.IO{Stdin: stdin, Args: append([]string{name}, args...)})
+	var ee *engine.ExitError
 	switch {
 	case err == nil:
 	case errors.As(err, &ee):
-		exit = ee.ExitCode()
+		exit = ee.Code
 	default:
-		t.Fatalf("%s crashed: %v (stderr %q)", name, err, errb.String())
+		t.Fatalf("%s crashed: %v (stderr %q)", name, err, res.Stderr)
 	}
-	return out.Bytes(), errb.Bytes(), exit
-}
-
-// mappedMemory is the instance's linear memory as the engine makes it on
-// Linux (engine/memory_linux.go): one anonymous mapping of the maximum, so
-// that growing never copies. Without it wazero copies the memory at every
-// memory.grow, which is most of a small stage's time.
-type mappedMemory struct{ buf []byte }
-
-func (m *mappedMemory) Allocate(capacity, max uint64) experimental.LinearMemory {
-	b, err := unix.Mmap(-1, 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		panic("mmap linear memory: " + err.Error())
+	if res.StdoutBytes > int64(len(res.Stdout)) {
+		t.Fatalf("%s: %d bytes of output, over the limit", name, res.StdoutBytes)
 	}
-	m.buf = b
-	return m
-}
-
-func (m *mappedMemory) Reallocate(size uint64) []byte {
-	if size > uint64(len(m.buf)) {
-		return nil
-	}
-	return m.buf[:size:size]
-}
-
-func (m *mappedMemory) Free() {
-	if m.buf != nil {
-		unix.Munmap(m.buf)
-		m.buf = nil
-	}
+	return res.Stdout, res.Stderr, exit
 }
 
 // ok runs a stage that must succeed.
