@@ -80,7 +80,7 @@ check-traffic:
 	else echo "check-traffic: clang-16 not installed, skipped"; fi
 
 bench:
-	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/
+	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/ ./coreworker/
 
 clean:
 	rm -rf $(BIN)

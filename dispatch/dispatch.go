@@ -158,7 +158,9 @@ type Task struct {
 
 // NewTask returns a task with its Done channel.
 func NewTask(id uint64) *Task {
-	return &Task{ID: id, Done: make(chan Outcome, 1), core: -1, lane: -1}
+	// Room for the usual steps (admitted, started, finished, …) in one
+	// allocation, rather than three as the slice grows.
+	return &Task{ID: id, Done: make(chan Outcome, 1), core: -1, lane: -1, steps: make([]Step, 0, 4)}
 }
 
 // Step is one dispatcher event of a task.

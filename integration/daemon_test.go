@@ -292,9 +292,12 @@ type statusDoc struct {
 		Lost        uint64 `json:"lost"`
 		LanesLost   uint64 `json:"laneslost"`
 	} `json:"dispatch"`
-	Lanes         int     `json:"lanes_per_cpu"`
-	RestartCostMs float64 `json:"restart_cost_ms"`
-	PreemptCostMs float64 `json:"preempt_cost_ms"`
+	Lanes              int     `json:"lanes_per_cpu"`
+	RestartCostMs      float64 `json:"restart_cost_ms"`
+	PreemptCostMs      float64 `json:"preempt_cost_ms"`
+	DispatchOverheadUs float64 `json:"dispatch_overhead_us"`
+	WakeCostUs         float64 `json:"wake_cost_us"`
+	OverheadSource     string  `json:"dispatch_overhead_source"`
 }
 
 func (d *daemon) status() statusDoc {

@@ -8,6 +8,9 @@ import (
 	"net"
 	"reflect"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pipe is an in-memory stream: what is written can be read back.
@@ -222,5 +225,35 @@ func TestNoAllocs(t *testing.T) {
 	roundTrip()
 	if n := testing.AllocsPerRun(100, roundTrip); n != 0 {
 		t.Errorf("with input and output: got %v allocs per job+result, want 0", n)
+	}
+}
+
+// Polling a socket allocates nothing, however many times it finds it
+// empty: a lane polls thousands of times between jobs.
+func TestPollAllocs(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	buf := make([]byte, 16)
+	if n := testing.AllocsPerRun(20, func() {
+		if _, _, ok := Poll(fds[0], buf, 10*time.Microsecond, nil); ok {
+			t.Fatal("Poll found data in an empty socket")
+		}
+	}); n != 0 {
+		t.Errorf("Poll of an empty socket: %v allocations, want 0", n)
+	}
+	if _, err := unix.Write(fds[1], []byte("frame")); err != nil {
+		t.Fatal(err)
+	}
+	n, err, ok := Poll(fds[0], buf, time.Second, nil)
+	if !ok || err != nil || string(buf[:n]) != "frame" {
+		t.Fatalf("Poll: %q, %v, %v", buf[:n], err, ok)
+	}
+	unix.Close(fds[1])
+	if _, err, ok := Poll(fds[0], buf, time.Second, nil); !ok || err != io.EOF {
+		t.Fatalf("Poll after the peer closed: %v, %v; want io.EOF", err, ok)
 	}
 }

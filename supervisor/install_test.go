@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hyper-sched/hyper-sched/dispatch"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/sched"
@@ -34,12 +36,13 @@ func laneSupervisor(t *testing.T, lanes int) *Supervisor {
 	return s
 }
 
-// fakeLaneUp brings lane c up as serve does, on one end of a pipe whose
-// other end, returned, stands for the lane process: it reads the frames
+// fakeLaneUp brings lane c up as serve does, on one end of a socketpair
+// (buffered, as a lane's is: job frames are written by the dispatcher's
+// caller) whose other end, returned, stands for the lane process: it reads the frames
 // the supervisor sends. Its answers go to the supervisor as serveChild
 // would hand them over. There is no process: policies are not touched.
 func fakeLaneUp(t *testing.T, s *Supervisor, c *child) *ipc.Conn {
-	sup, lane := net.Pipe()
+	sup, lane := socketPair(t)
 	t.Cleanup(func() { sup.Close(); lane.Close() })
 	out := newOutbox(ipc.NewConn(sup, 0), func() { sup.Close() })
 	go out.run()
@@ -147,10 +150,32 @@ func (f *fakeModules) held() map[string]string {
 	return maps.Clone(f.mods)
 }
 
-// nextFrame reads the next frame a fake lane receives.
+// socketPair returns both ends of a Unix stream socketpair.
+func socketPair(t *testing.T) (net.Conn, net.Conn) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		ends[i], err = net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ends[0], ends[1]
+}
+
+// nextFrame reads the next frame a fake lane receives, past the Park
+// frames a lane ignores once it is not spinning.
 func nextFrame(t *testing.T, c *ipc.Conn, want ipc.Kind, v any) {
 	t.Helper()
 	k, err := c.Read()
+	for err == nil && k == ipc.KindPark && want != ipc.KindPark {
+		k, err = c.Read()
+	}
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}

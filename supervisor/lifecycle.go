@@ -114,22 +114,27 @@ func (s *Supervisor) bringUp(c *child, sp *spawned) (map[string]string, error) {
 		s.mu.Lock()
 		missing := s.missing(loaded)
 		if len(missing) == 0 && placed {
-			if probed || !s.claimProbe(c) {
-				return loaded, nil
-			}
-			s.mu.Unlock()
-			pc, err := probe(sp, max(s.cfg.WorkerSpin, 0))
-			if err != nil {
-				s.mu.Lock()
-				s.probed[c.core] = false // another lane measures it
+			if !probed && s.claimProbe(c) {
 				s.mu.Unlock()
-				return nil, fmt.Errorf("measure the dispatch overhead: %w", err)
+				pc, err := probe(sp, max(s.cfg.WorkerSpin, 0))
+				s.mu.Lock()
+				s.probedCore(c, pc, err)
+				s.mu.Unlock()
+				if err != nil {
+					return nil, fmt.Errorf("measure the dispatch overhead: %w", err)
+				}
+				probed = true
+				continue
 			}
-			s.mu.Lock()
-			s.probedCore(c, pc)
-			s.mu.Unlock()
-			probed = true
-			continue
+			if s.probingCore(c) {
+				// Another lane of its CPU measures the hop: it takes no
+				// call before that is done, which would time them both.
+				ch := s.wake
+				s.mu.Unlock()
+				<-ch
+				continue
+			}
+			return loaded, nil
 		}
 		s.mu.Unlock()
 		for _, m := range missing {

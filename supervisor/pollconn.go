@@ -55,13 +55,23 @@ func (pc *pollConn) kick() {
 	pc.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
+// arm makes the next Read poll first, for a caller that reads the answer
+// itself (the start-up probe).
+func (pc *pollConn) arm() {
+	if pc.rc != nil {
+		pc.armed.Store(true)
+	}
+}
+
 // Read polls first when kicked, then reads as the socket does. Once live,
 // a deadline error is a kick's: no one else sets read deadlines on a
 // lane's socket once it is up.
 func (pc *pollConn) Read(p []byte) (int, error) {
 	for {
 		if pc.armed.Swap(false) {
-			pc.Conn.SetReadDeadline(time.Time{})
+			if pc.live.Load() {
+				pc.Conn.SetReadDeadline(time.Time{}) // kick's
+			}
 			var n int
 			var err error
 			var got bool

@@ -20,14 +20,16 @@ const (
 	fallbackOverhead = 150 * time.Microsecond
 	probeRounds      = 3
 	probeWarm        = 200 // a round's, back to back: the lane polls for each (Config.WorkerSpin)
-	probeCold        = 8   // a round's, each after the lane has gone to sleep
+	probeCold        = 12  // a round's, each after the lane has gone to sleep
 	// probeModule is a module name no lane can hold: names are NFC and
 	// valid UTF-8 (httpapi), this is neither.
 	probeModule = "\xff probe"
 )
 
 // probeCosts are one core's measured hop: Overhead, the p99 of the warm
-// round trips; Wake, what a sleeping lane adds at the p99 of the cold ones.
+// round trips; Wake, what a sleeping lane adds to the median round trip.
+// The wake-up's tail is not charged: with a dozen cold samples it is the
+// slowest one, which on a shared host is another process's time slice.
 type probeCosts struct {
 	Overhead time.Duration
 	Wake     time.Duration
@@ -45,6 +47,7 @@ func probe(sp *spawned, spin time.Duration) (probeCosts, error) {
 	one := func(id uint64) (time.Duration, error) {
 		job.ID = id
 		t0 := time.Now()
+		sp.pc.arm() // as a call's reader is kicked to poll
 		if err := sp.conn.Write(ipc.KindJob, &job); err != nil {
 			return 0, err
 		}
@@ -95,7 +98,7 @@ func probe(sp *spawned, spin time.Duration) (probeCosts, error) {
 			cold = append(cold, d)
 		}
 		c := probeCosts{Overhead: q(warm, 0.99), WarmP50: q(warm, 0.5), ColdP50: q(cold, 0.5)}
-		c.Wake = max(q(cold, 0.99)-c.Overhead, 0)
+		c.Wake = max(c.ColdP50-c.WarmP50, 0)
 		if best.Overhead < 0 {
 			best = c
 			continue
@@ -119,13 +122,25 @@ func (s *Supervisor) claimProbe(c *child) bool {
 			return false
 		}
 	}
-	s.probed[c.core] = true
+	s.probed[c.core], s.probingNow[c.core] = true, true
 	return true
 }
 
-// probed records core's measured hop, and charges the worst of every
-// core's from now on; s.mu held.
-func (s *Supervisor) probedCore(c *child, pc probeCosts) {
+// probingCore reports whether a lane of c's core measures its hop now;
+// s.mu held.
+func (s *Supervisor) probingCore(c *child) bool {
+	return c.core >= 0 && s.probingNow[c.core]
+}
+
+// probedCore ends c's measure of its core's hop, which failed with err or
+// gave pc: the worst of every core's is charged from now on; s.mu held.
+func (s *Supervisor) probedCore(c *child, pc probeCosts, err error) {
+	s.probingNow[c.core] = false
+	s.broadcast() // the core's other lanes may come up
+	if err != nil {
+		s.probed[c.core] = false // its next lane measures it
+		return
+	}
 	s.probes = append(s.probes, pc)
 	var worst probeCosts
 	for _, p := range s.probes {

@@ -255,10 +255,11 @@ type Supervisor struct {
 	starts []time.Duration
 	// overhead is the dispatch overhead charged to every deadline job
 	// (Config.DispatchOverhead, or measured: probing), ns.
-	overhead atomic.Int64
-	probing  bool
-	probed   []bool       // by core: its hop is measured, or being measured
-	probes   []probeCosts // every core's measurement
+	overhead   atomic.Int64
+	probing    bool
+	probed     []bool       // by core: its hop is measured, or being measured
+	probingNow []bool       // by core: a lane measures its hop now
+	probes     []probeCosts // every core's measurement
 
 	// remeasured holds when a refused shape was last sent to be measured
 	// again (remeasure).
@@ -333,6 +334,7 @@ func New(cfg Config) (*Supervisor, error) {
 	s.recent.init(recentKeep)
 	s.overhead.Store(int64(cmp.Or(cfg.DispatchOverhead, fallbackOverhead)))
 	s.probing, s.probed = cfg.DispatchOverhead == 0, make([]bool, len(choice.Workers))
+	s.probingNow = make([]bool, len(choice.Workers))
 	for i, cpu := range choice.Workers {
 		group := fmt.Sprintf("worker-%d", cpu)
 		for lane := range cfg.Lanes {
