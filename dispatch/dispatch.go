@@ -141,6 +141,14 @@ type Task struct {
 	Estimate   time.Duration // the execution time admission assumes
 	Unverified bool          // Estimate is nobody's measurement (sched.Job.Unverified)
 	Payload    any           // the caller's, for Lane.Start
+	// Feed, for a stage of a chain after the first (AdmitChain), is
+	// called with the Result of the stage before it when that one
+	// finished, before this one can start, with the dispatcher's lock
+	// held: it must not call the Dispatcher. It sets up the stage's input
+	// (in Payload) and returns false when that result is a failure (a
+	// trap, a non-zero exit), which ends the chain there. Nil: every
+	// result is fed on.
+	Feed func(prev any) bool
 
 	Done chan Outcome // buffered 1; receives exactly one Outcome
 
@@ -154,6 +162,8 @@ type Task struct {
 	answered   bool
 	preempting bool // it stopped another job when it started
 	stops      int
+	chain      *chain // nil: not a stage of a chain
+	stage      int    // its index in chain
 }
 
 // NewTask returns a task with its Done channel.
@@ -201,6 +211,12 @@ type Dispatcher struct {
 	// aborted: every task was answered (Abort); nothing starts or resumes
 	// any more, and Admit refuses.
 	aborted bool
+	// names are the steps' details, made once: formatting them for every
+	// job was a third of the dispatcher's allocations.
+	names struct {
+		core, lane []string
+		coreLane   [][]string
+	}
 }
 
 type coreState struct {
@@ -238,6 +254,7 @@ type Counters struct {
 	Lost        uint64 `json:"lost"`              // jobs whose lane or core went away
 	LanesLost   uint64 `json:"lanes_lost"`        // lanes that died without being killed
 	Holds       uint64 `json:"holds"`             // lanes taken out of service for a while (module loads)
+	Chains      uint64 `json:"chains"`            // chains admitted (AdmitChain); each stage counts in Admitted
 }
 
 // New returns a dispatcher with no lane up: every core is unavailable
@@ -254,7 +271,16 @@ func New(cfg Config) (*Dispatcher, error) {
 		tasks: map[uint64]*Task{}}
 	d.epoch = d.clock.Now()
 	d.cap = time.Duration(sc.Config().BestEffortCap)
+	lanes := sc.Config().Lanes
+	for li := range lanes {
+		d.names.lane = append(d.names.lane, fmt.Sprintf("lane %d", li))
+	}
 	for i := range d.cores {
+		d.names.core = append(d.names.core, fmt.Sprintf("core %d", i))
+		d.names.coreLane = append(d.names.coreLane, make([]string, lanes))
+		for li := range lanes {
+			d.names.coreLane[i][li] = fmt.Sprintf("core %d lane %d", i, li)
+		}
 		d.cores[i].warm = -1
 		d.cores[i].lanes = make([]laneState, sc.Config().Lanes)
 		sc.SetLanes(i, 0)
@@ -289,7 +315,7 @@ func (d *Dispatcher) Admit(t *Task) (int, error) {
 	d.count.Admitted++
 	t.core = core
 	if core >= 0 {
-		d.step(t, "admitted", fmt.Sprintf("core %d", core))
+		d.step(t, "admitted", d.names.core[core])
 	} else {
 		d.step(t, "queued", "best effort")
 	}
@@ -479,9 +505,18 @@ func (d *Dispatcher) CoreDown(core int, why string) {
 		}
 	}
 	now := d.now()
+	readmitted := map[*chain]bool{}
 	for _, j := range queued {
 		t := d.tasks[j.ID]
 		if t == nil {
+			continue
+		}
+		if t.chain != nil {
+			// The rest of a chain stays together (AdmitChain).
+			if !readmitted[t.chain] {
+				readmitted[t.chain] = true
+				d.readmitChain(t, why)
+			}
 			continue
 		}
 		c, err := d.sc.Admit(now, d.job(t))
@@ -647,7 +682,7 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 		ls.stopped = false
 		t.resumed = now
 		d.count.Resumes++
-		d.step(t, "resumed", fmt.Sprintf("lane %d", t.lane))
+		d.step(t, "resumed", d.names.lane[t.lane])
 		ls.l.Resume()
 		d.armCap(t, time.Duration(a.Used))
 		return
@@ -672,7 +707,7 @@ func (d *Dispatcher) run(core int, a sched.Action) {
 	ls := &lanes[li]
 	ls.task, ls.stopped = t, false
 	t.core, t.lane, t.started, t.resumed = core, li, now, now
-	d.step(t, "started", fmt.Sprintf("core %d lane %d", core, li))
+	d.step(t, "started", d.names.coreLane[core][li])
 	ls.l.Start(t)
 	if t.Deadline.IsZero() {
 		d.armCap(t, 0)
@@ -792,6 +827,9 @@ func (d *Dispatcher) answer(t *Task, o Outcome) {
 	d.step(t, o.Kind.String(), o.Why)
 	delete(d.tasks, t.ID)
 	t.Done <- o
+	if t.chain != nil {
+		d.chainAfter(t, o)
+	}
 }
 
 func (d *Dispatcher) step(t *Task, what, detail string) {

@@ -40,6 +40,20 @@ type callBody struct {
 	InputBase64   *string           `json:"input_base64"`
 	Args          []string          `json:"args"`
 	Env           map[string]string `json:"env"`
+	Then          []stageBody       `json:"then"`
+}
+
+// stageBody is one stage of "then": a call's fields that a stage may set,
+// but for its input: its stdin is the previous stage's stdout.
+type stageBody struct {
+	WasmName      string            `json:"wasm_name"`
+	ExportFunc    string            `json:"export_func"`
+	ParamType     json.RawMessage   `json:"param_type"`
+	Params        json.RawMessage   `json:"params"`
+	ResultsLength wasmval.Flex      `json:"results_length"`
+	Expected      wasmval.Flex      `json:"expected_execution_time"`
+	Args          []string          `json:"args"`
+	Env           map[string]string `json:"env"`
 }
 
 // DecodeCall decodes a /call or /test body. arrived is the request's
@@ -80,7 +94,66 @@ func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	if spec.Deadline, err = millis("expected_deadline", b.Deadline); err != nil {
 		return CallSpec{}, err
 	}
+	if b.Then != nil {
+		if spec.Then, err = decodeThen(b.Then, spec.Module, spec.Deadline); err != nil {
+			return CallSpec{}, err
+		}
+	}
 	return spec, nil
+}
+
+// MaxThen bounds the stages of "then": with the call itself, a chain has
+// at most 16 stages (sched.MaxChain, which a test keeps equal). Each stage
+// costs an admission test and a hop between lanes; 16 is far beyond any
+// pipeline written by hand.
+const MaxThen = 15
+
+// decodeThen checks and converts the stages of "then", for a chain whose
+// first stage calls module and which must end within deadline.
+func decodeThen(then []stageBody, module string, deadline time.Duration) ([]StageSpec, error) {
+	switch {
+	case len(then) == 0:
+		return nil, errorf(apierr.BadRequest, "then is an empty list: leave it out for a single call, or give the stages that run after this call")
+	case len(then) > MaxThen:
+		return nil, errorf(apierr.BadRequest, "then has %d stages, over the limit of %d (a chain is at most %d calls)", len(then), MaxThen, MaxThen+1)
+	case deadline == 0:
+		return nil, errorf(apierr.BadRequest, "then needs expected_deadline: a chain runs under one end-to-end deadline, admitted whole or refused whole")
+	}
+	out := make([]StageSpec, len(then))
+	for i, st := range then {
+		n := i + 2 // the call itself is stage 1
+		if st.WasmName == "" {
+			st.WasmName = module
+		}
+		if st.ExportFunc == "" {
+			return nil, errorf(apierr.BadRequest, "then: stage %d: export_func is missing", n)
+		}
+		b := callBody{WasmName: st.WasmName, ExportFunc: st.ExportFunc, ParamType: st.ParamType, Params: st.Params}
+		if err := checkLimits(&b); err != nil {
+			e := err.(*apierr.Error)
+			return nil, errorf(e.Code, "then: stage %d: %s", n, e.Msg)
+		}
+		module = b.WasmName
+		spec := StageSpec{Module: b.WasmName, Export: b.ExportFunc, ParamTypes: st.ParamType, Params: st.Params, ResultsLength: -1}
+		if v, ok, err := st.ResultsLength.Int64(); err != nil || (ok && (v < 0 || v > 1<<16)) {
+			return nil, errorf(apierr.InvalidParams, "then: stage %d: results_length must be a small non-negative integer", n)
+		} else if ok {
+			spec.ResultsLength = int(v)
+		}
+		var err error
+		if spec.Declared, err = millis("expected_execution_time", st.Expected); err != nil {
+			e := err.(*apierr.Error)
+			return nil, errorf(e.Code, "then: stage %d: %s", n, e.Msg)
+		}
+		var in CallSpec
+		if err := decodeInput(&callBody{Args: st.Args, Env: st.Env}, &in); err != nil {
+			e := err.(*apierr.Error)
+			return nil, errorf(e.Code, "then: stage %d: %s", n, e.Msg)
+		}
+		spec.Args, spec.Env = in.Args, in.Env
+		out[i] = spec
+	}
+	return out, nil
 }
 
 // Limits of the strings in a /call or /test body. /call is open to anyone
@@ -346,6 +419,47 @@ type callAnswer struct {
 	Stdout         *string         `json:"stdout,omitempty"` // with capture_output
 	Stderr         *string         `json:"stderr,omitempty"` // with capture_output, or when not empty
 	output
+	Stages []stageAnswer `json:"stages,omitempty"` // a chain's, in order
+}
+
+// stageAnswer is one stage of a chain in a /call answer.
+type stageAnswer struct {
+	Stage          int             `json:"stage"` // 1 is the call itself
+	WasmName       string          `json:"wasm_name"`
+	ExportFunc     string          `json:"export_func"`
+	TaskID         string          `json:"task_id"`
+	Worker         string          `json:"worker"`
+	CPU            int             `json:"cpu"`
+	Lane           int             `json:"lane"`
+	Result         string          `json:"result"`
+	Results        []wasmval.Value `json:"results"`
+	DeadlineMs     float64         `json:"deadline_ms"` // its own, from the chain's arrival
+	DeadlineMet    bool            `json:"deadline_met"`
+	EstimateMs     float64         `json:"estimate_ms"`
+	EstimateSource string          `json:"estimate_source"`
+	Preempted      bool            `json:"preempted,omitempty"`
+	OutputBytes    int64           `json:"output_bytes"` // its stdout: the next stage's stdin
+	ExitCode       *int            `json:"exit_code,omitempty"`
+	// TimingsUs: queue is from the previous stage's result (the first:
+	// the arrival) to this stage's start, total from the chain's arrival.
+	TimingsUs timings `json:"timings_us"`
+}
+
+// stagesAnswer converts a chain's stages for the answer.
+func stagesAnswer(rs []StageResult) []stageAnswer {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]stageAnswer, len(rs))
+	for i, r := range rs {
+		out[i] = stageAnswer{Stage: i + 1, WasmName: r.Module, ExportFunc: r.Export, TaskID: strconv.FormatUint(r.TaskID, 10),
+			Worker: r.Worker, CPU: r.CPU, Lane: r.Lane, Result: wasmval.Seed(r.Types, r.Results), Results: wasmval.JSON(r.Types, r.Results),
+			DeadlineMs: ms(r.Deadline), DeadlineMet: r.DeadlineMet, EstimateMs: ms(r.Estimate), EstimateSource: r.EstimateSource,
+			Preempted: r.Preempted, OutputBytes: r.OutputBytes, ExitCode: r.ExitCode,
+			TimingsUs: timings{Queue: r.Queue.Microseconds(), Instantiate: r.Instantiate.Microseconds(),
+				Exec: r.Exec.Microseconds(), Total: r.Total.Microseconds(), Stopped: r.Stopped.Microseconds()}}
+	}
+	return out
 }
 
 func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
@@ -383,7 +497,7 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		TimingsUs: timings{Queue: res.Queue.Microseconds(), Instantiate: res.Instantiate.Microseconds(),
 			Exec: res.Exec.Microseconds(), Total: res.Total.Microseconds(), Stopped: res.Stopped.Microseconds(),
 			Start: res.Begin.Microseconds()},
-		Lane: res.Lane, Preempted: res.Preempted, output: outputOf(res),
+		Lane: res.Lane, Preempted: res.Preempted, output: outputOf(res), Stages: stagesAnswer(res.Stages),
 	}
 	switch {
 	case spec.CaptureOutput:
@@ -419,6 +533,9 @@ func (h *handler) test(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		return
 	}
 	spec, err := DecodeCall(body, time.Now())
+	if err == nil && spec.Then != nil {
+		err = errorf(apierr.BadRequest, "then is for /call: /test measures one call")
+	}
 	if err == nil {
 		err = checkInput(spec.Input, h.o.MaxInput)
 	}

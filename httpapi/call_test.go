@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -122,6 +123,11 @@ func FuzzDecodeCall(f *testing.F) {
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","expected_deadline":1e-300}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","results_length":[1]}`))
 	f.Add([]byte(`[[[[[[`))
+	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":"50","then":[{"export_func":"g"},{"wasm_name":"b","export_func":"_start","expected_execution_time":2}]}`))
+	f.Add([]byte(`{"wasm_name":"a","export_func":"f","then":[{"export_func":"g"}]}`))
+	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":5,"then":[{}]}`))
+	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":5,"then":{}}`))
+	f.Add([]byte(`{"wasm_name":"a","export_func":"f","expected_deadline":5,"input":"x","then":[{"export_func":"_start","args":["-v"],"env":{"K":"v"}}]}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"_start","input":"h\u00e9","args":["a","b"],"env":{"K":"v"}}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"_start","input_base64":"AAEC/w=="}`))
 	f.Add([]byte(`{"wasm_name":"m","export_func":"f","input":"a","input_base64":"YQ=="}`))
@@ -138,6 +144,20 @@ func FuzzDecodeCall(f *testing.F) {
 			(spec.Declared > 0 && spec.Declared < time.Microsecond) || (spec.Deadline > 0 && spec.Deadline < time.Microsecond) {
 			t.Fatalf("body %q: got invalid spec %+v", body, spec)
 		}
+		if spec.Then != nil && (spec.Deadline == 0 || len(spec.Then) == 0 || len(spec.Then) > MaxThen) {
+			t.Fatalf("body %q: got invalid chain %+v", body, spec)
+		}
+		for i, st := range spec.Then {
+			if st.Module == "" || st.Export == "" || st.Declared < 0 || (st.Declared > 0 && st.Declared < time.Microsecond) ||
+				len(st.Module) > MaxNameLen || len(st.Export) > MaxExportLen {
+				t.Fatalf("body %q: got invalid stage %d %+v", body, i+2, st)
+			}
+			for _, a := range append(slices.Clone(st.Args), st.Env...) {
+				if strings.IndexByte(a, 0) >= 0 {
+					t.Fatalf("body %q: got a NUL in stage %d's args or env %q", body, i+2, a)
+				}
+			}
+		}
 		for _, a := range append(slices.Clone(spec.Args), spec.Env...) {
 			if strings.IndexByte(a, 0) >= 0 {
 				t.Fatalf("body %q: got a NUL in args or env %q", body, a)
@@ -149,6 +169,52 @@ func FuzzDecodeCall(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeThen: a chain's stages default to the module before them, are
+// bounded, need a deadline, and each error names its stage.
+func TestDecodeThen(t *testing.T) {
+	stage := `{"export_func":"g"}`
+	many := "[" + strings.TrimSuffix(strings.Repeat(stage+",", MaxThen+1), ",") + "]"
+	for _, tc := range []struct {
+		name, body string
+		code       apierr.Code
+		want       string // in the error, or the stages' modules
+	}{
+		{"defaults", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g"},{"wasm_name":"b","export_func":"h"},{"export_func":"i","expected_execution_time":"2"}]}`, 0, "[a b b]"},
+		{"no deadline", `{"wasm_name":"a","export_func":"f","then":[{"export_func":"g"}]}`, apierr.BadRequest, "then needs expected_deadline"},
+		{"empty", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[]}`, apierr.BadRequest, "then is an empty list"},
+		{"too many", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":` + many + `}`, apierr.BadRequest, "then has 16 stages, over the limit of 15"},
+		{"no export", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g"},{"wasm_name":"b"}]}`, apierr.BadRequest, "stage 3: export_func is missing"},
+		{"bad time", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g","expected_execution_time":-1}]}`, apierr.InvalidParams, "stage 2: expected_execution_time"},
+		{"bad results_length", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g","results_length":"x"}]}`, apierr.InvalidParams, "stage 2: results_length"},
+		{"long name", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"wasm_name":"` + strings.Repeat("m", MaxNameLen+1) + `","export_func":"g"}]}`, apierr.BadRequest, "stage 2: wasm_name is 129 bytes"},
+		{"stage env", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":[{"export_func":"g","env":{"A=B":"c"}}]}`, apierr.BadRequest, "then: stage 2: env name"},
+		{"not a list", `{"wasm_name":"a","export_func":"f","expected_deadline":9,"then":{}}`, apierr.BadRequest, "not the expected JSON"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := DecodeCall([]byte(tc.body), time.Time{})
+			if tc.code == 0 {
+				if err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				var mods []string
+				for _, st := range spec.Then {
+					mods = append(mods, st.Module)
+				}
+				if got := fmt.Sprint(mods); got != tc.want {
+					t.Fatalf("got modules %s, want %s", got, tc.want)
+				}
+				if spec.Then[2].Declared != 2*time.Millisecond || spec.Then[0].ResultsLength != -1 {
+					t.Fatalf("got stages %+v", spec.Then)
+				}
+				return
+			}
+			if got := apierr.CodeOf(err); got != tc.code || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Fatalf("got %v (code %d), want code %d with %q", err, got, tc.code, tc.want)
+			}
+		})
+	}
 }
 
 // TestDecodeCallLimits: every string a call carries is bounded, and going

@@ -85,6 +85,51 @@ type CallSpec struct {
 	Input []byte
 	// Args is argv after the program name; Env "KEY=VALUE" entries, sorted.
 	Args, Env []string
+	// Then, if not empty, makes the call the first stage of a chain: each
+	// stage of Then runs after the one before it, on its output, all under
+	// the one end-to-end Deadline (required), admitted whole or refused
+	// whole. At most MaxThen stages.
+	Then []StageSpec
+}
+
+// StageSpec is one stage of a chain after the first ("then").
+type StageSpec struct {
+	Module        string // the previous stage's if not given
+	Export        string
+	ParamTypes    json.RawMessage // absent: the export's signature
+	Params        json.RawMessage
+	ResultsLength int           // -1: not given
+	Declared      time.Duration // expected_execution_time; 0: none
+	// Args is argv after the program name; Env "KEY=VALUE" entries,
+	// sorted. Its stdin is the previous stage's stdout.
+	Args, Env []string
+}
+
+// StageResult is one stage of a chain that ran (CallResult.Stages).
+type StageResult struct {
+	Module, Export string
+	TaskID         uint64
+	CPU            int
+	Worker         string
+	Lane           int
+	Types          []wasmval.Type
+	Results        []uint64
+	// Deadline is the stage's own deadline, from the chain's arrival,
+	// derived so that the chain can meet its end-to-end deadline.
+	Deadline       time.Duration
+	DeadlineMet    bool
+	Estimate       time.Duration
+	EstimateSource string
+	Queue          time.Duration // the previous stage's end (the first: arrival) → start
+	Instantiate    time.Duration
+	Exec           time.Duration
+	Total          time.Duration // arrival → this stage's result
+	Stopped        time.Duration
+	Preempted      bool
+	// OutputBytes is what it wrote to stdout, the next stage's stdin;
+	// ExitCode a command's exit code (nil: it did not exit).
+	OutputBytes int64
+	ExitCode    *int
 }
 
 // CallResult is a successful call.
@@ -113,6 +158,10 @@ type CallResult struct {
 	// ExitCode is a command's exit code (proc_exit, or 0 when _start
 	// returned); nil for a function that did not exit.
 	ExitCode *int
+	// Stages, for a chain, are its stages in order; the fields above are
+	// then the chain's: the last stage's results and output, the first
+	// stage's task, the end-to-end deadline and times.
+	Stages []StageResult
 }
 
 // Upload is one module file of a register form, spooled to disk (Uploads).

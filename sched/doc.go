@@ -127,6 +127,19 @@
 // relative deadline and estimate) would fit if the cores run their current
 // plans.
 //
+// # Chains
+//
+// [Scheduler.AdmitChain] admits the k stages of a chain, each taking the
+// previous one's output, as one unit: all on one core, or none. Their
+// deadlines are latest-possible ([Scheduler.ChainDeadlines]): the last is
+// the chain's, each earlier one the next one's less the next one's
+// estimate. On one core EDF runs stage i before stage i+1, so "released
+// when admitted" holds whenever it matters: stage i+1 is never the earliest
+// job before stage i ended. The test is the one above with every stage
+// inserted at once (the first stage may preempt; the others, and the
+// preempted job's rest, then run in EDF order with the queue), O(k log n)
+// per core. The caller Cancels the rest of a chain when a stage fails.
+//
 // # Use
 //
 // The supervisor calls Admit for every call, then Next on the chosen core

@@ -267,6 +267,20 @@ func play(cfg Config, cs coreSnap, j *Job, preempt bool) (ok bool, slack, end in
 func lateJobs(cfg Config, cs coreSnap) []uint64 { return playOut(cfg, cs, nil, false).late }
 
 func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
+	if j == nil {
+		return playOutAll(cfg, cs, nil, false)
+	}
+	return playOutAll(cfg, cs, []Job{*j}, preempt)
+}
+
+// playOutAll is playOut with the jobs js admitted at once (a chain's
+// stages, in EDF order): with preempt, js[0] preempts the running job and
+// the others are inserted like it; otherwise all of them wait.
+func playOutAll(cfg Config, cs coreSnap, js []Job, preempt bool) *future {
+	var j *Job
+	if len(js) > 0 {
+		j = &js[0]
+	}
 	f := &future{cfg: cfg, t: cs.now, lanes: cs.lanes, ok: true, slack: noSlack}
 	f.started = len(cs.stack) + len(cs.be)
 	if cs.busy {
@@ -326,6 +340,9 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		if cs.run.job.Deadline != 0 {
 			insert(item{job: cs.run.job, used: cs.run.used, running: true, due: checkedStarted(cs.run)})
 		}
+		for _, k := range js[1:] {
+			insert(item{job: k, rem: oracleEstimate(cfg, cs.now, k), due: !k.Unverified, kill: k.Unverified, fresh: true})
+		}
 	case cs.busy:
 		e, kill := oracleEnd(cfg, cs.run.job, cs.run.used, f.t)
 		f.t = e
@@ -338,8 +355,8 @@ func playOut(cfg Config, cs coreSnap, j *Job, preempt bool) *future {
 		}
 		fallthrough
 	default:
-		if j != nil {
-			insert(item{job: *j, rem: oracleEstimate(cfg, cs.now, *j), due: !j.Unverified, kill: j.Unverified, fresh: true})
+		for _, k := range js {
+			insert(item{job: k, rem: oracleEstimate(cfg, cs.now, k), due: !k.Unverified, kill: k.Unverified, fresh: true})
 		}
 	}
 	for _, x := range rest {

@@ -249,6 +249,7 @@ type Scheduler struct {
 	rejected   uint64
 	invalid    uint64
 	full       uint64
+	chains     uint64
 }
 
 // New returns a scheduler for cores worker cores (numbered 0..cores-1), all
@@ -694,6 +695,7 @@ type Stats struct {
 	Rejected   uint64 // deadline jobs refused as Unschedulable
 	Invalid    uint64 // ErrInvalidDeadline, ErrInvalidEstimate, ErrDuplicate
 	Full       uint64 // ErrQueueFull
+	Chains     uint64 // chains admitted (AdmitChain); their stages count in Admitted
 }
 
 // Stats returns a snapshot of the scheduler at time now.
@@ -706,6 +708,7 @@ func (s *Scheduler) Stats(now int64) Stats {
 		Rejected:         s.rejected,
 		Invalid:          s.invalid,
 		Full:             s.full,
+		Chains:           s.chains,
 	}
 	for i := range s.cores {
 		c := &s.cores[i]

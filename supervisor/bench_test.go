@@ -3,11 +3,8 @@ package supervisor
 import (
 	"context"
 	"net"
-	"os"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
 	"github.com/hyper-sched/hyper-sched/ipc"
@@ -19,19 +16,8 @@ import (
 // answers to.
 func fakeBenchd(t *testing.T, s *Supervisor) *ipc.Conn {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := make([]net.Conn, 2)
-	for i, fd := range fds {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		conns[i], err = net.FileConn(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	sup0, peer := socketPair(t)
+	conns := []net.Conn{sup0, peer}
 	s.bench.s = s // as New does
 	sup := ipc.NewConn(conns[0], 0)
 	out := newOutbox(sup, func() { conns[0].Close() })

@@ -80,7 +80,8 @@ func (s *Supervisor) resolve(module, export string, rawTypes, rawParams []byte, 
 // quadruple; input is a callInput digest, "" for none, which leaves the
 // key as it was before calls had input.
 func estimateKey(m *Module, export string, params []uint64, input string) string {
-	b := make([]byte, 0, 16+3+len(export)+17*len(params)+len(input))
+	var buf [160]byte // most keys: only the string is allocated
+	b := buf[:0]
 	b = append(b, m.SHA256[:min(16, len(m.SHA256))]...)
 	b = append(b, '/')
 	b = append(b, export...)
@@ -108,6 +109,9 @@ func typesString(ts []wasmval.Type) string {
 
 // Call admits, runs and answers one call (POST /call).
 func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
+	if spec.Then != nil {
+		return s.callChain(ctx, spec)
+	}
 	admitted := false // from then on, finish records the call for /uname
 	defer func() {
 		if err != nil && !admitted {

@@ -127,6 +127,7 @@ type laneProc struct {
 	out  *outbox
 	nc   net.Conn
 	pc   *pollConn // nil in tests without a socket of ours
+	job  ipc.Job   // the frame of a job written at once (Start)
 }
 
 // directFrame is the most input bytes a job frame carries to be written
@@ -138,12 +139,20 @@ const directFrame = 16 << 10
 func (l *laneProc) Start(t *dispatch.Task) {
 	tk := t.Payload.(*task)
 	l.c.tookJob.Store(true)
-	job := &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export), Params: tk.params, Stdin: tk.in.stdin, Args: tk.in.args, Env: tk.in.env}
-	if len(job.Stdin)+len(job.Args)+len(job.Env) <= directFrame {
-		l.out.send(ipc.KindJob, job)
-	} else {
-		// Its write would hold the dispatcher while the lane reads it.
-		l.out.push(ipc.KindJob, job)
+	in := tk.in
+	direct := len(in.stdin)+len(in.args)+len(in.env) <= directFrame
+	if direct {
+		// Written at once from the lane's own frame, reused: Start runs
+		// under the dispatcher's lock, one job of a lane at a time.
+		l.job = ipc.Job{ID: tk.id, Module: append(l.job.Module[:0], tk.module.Name...),
+			Export: append(l.job.Export[:0], tk.export...), Params: tk.params, Stdin: in.stdin, Args: in.args, Env: in.env}
+		direct = l.out.trySend(ipc.KindJob, &l.job)
+	}
+	if !direct {
+		// Behind other frames, or so large its write would hold the
+		// dispatcher while the lane reads it: the outbox's goroutine.
+		l.out.push(ipc.KindJob, &ipc.Job{ID: tk.id, Module: []byte(tk.module.Name), Export: []byte(tk.export),
+			Params: tk.params, Stdin: in.stdin, Args: in.args, Env: in.env})
 	}
 	if l.pc != nil {
 		l.pc.kick() // its reader polls for the answer

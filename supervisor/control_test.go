@@ -142,7 +142,7 @@ func TestRemoveStale(t *testing.T) {
 
 // testSupervisor is a Supervisor with one worker (core 0) and benchd, none
 // of them started, and a module store in a temporary state dir.
-func testSupervisor(t *testing.T) *Supervisor {
+func testSupervisor(t testing.TB) *Supervisor {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := Config{StateDir: dir, CacheDir: dir, RuntimeDir: dir, LogRing: &LogRing{}, Version: "v-test"}.withDefaults()

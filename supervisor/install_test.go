@@ -41,7 +41,7 @@ func laneSupervisor(t *testing.T, lanes int) *Supervisor {
 // caller) whose other end, returned, stands for the lane process: it reads the frames
 // the supervisor sends. Its answers go to the supervisor as serveChild
 // would hand them over. There is no process: policies are not touched.
-func fakeLaneUp(t *testing.T, s *Supervisor, c *child) *ipc.Conn {
+func fakeLaneUp(t testing.TB, s *Supervisor, c *child) *ipc.Conn {
 	sup, lane := socketPair(t)
 	t.Cleanup(func() { sup.Close(); lane.Close() })
 	out := newOutbox(ipc.NewConn(sup, 0), func() { sup.Close() })
@@ -151,7 +151,7 @@ func (f *fakeModules) held() map[string]string {
 }
 
 // socketPair returns both ends of a Unix stream socketpair.
-func socketPair(t *testing.T) (net.Conn, net.Conn) {
+func socketPair(t testing.TB) (net.Conn, net.Conn) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func nextFrame(t *testing.T, c *ipc.Conn, want ipc.Kind, v any) {
 	}
 }
 
-func fibModule(t *testing.T) *Module {
+func fibModule(t testing.TB) *Module {
 	wasm, err := os.ReadFile("../testdata/fib.wasm")
 	if err != nil {
 		t.Fatal(err)

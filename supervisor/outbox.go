@@ -50,16 +50,23 @@ func (o *outbox) push(k ipc.Kind, v any) {
 // the peer takes to make room in the socket buffer for it, which a lane
 // that is sent a job (idle, not stopped) does at once.
 func (o *outbox) send(k ipc.Kind, v any) {
+	if !o.trySend(k, v) {
+		o.push(k, v)
+	}
+}
+
+// trySend is send for a caller that reuses v: it writes v at once and
+// reports true, or, when that would put it behind other frames, leaves it
+// and reports false. After close it drops v and reports true.
+func (o *outbox) trySend(k ipc.Kind, v any) bool {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
-		return
+		return true
 	}
 	if o.writing || len(o.q) > 0 {
-		o.q = append(o.q, frame{k, v})
 		o.mu.Unlock()
-		o.wake()
-		return
+		return false
 	}
 	o.writing = true
 	o.mu.Unlock()
@@ -70,11 +77,12 @@ func (o *outbox) send(k ipc.Kind, v any) {
 	o.mu.Unlock()
 	if err != nil {
 		o.fail()
-		return
+		return true
 	}
 	if more {
 		o.wake() // queued while we wrote
 	}
+	return true
 }
 
 func (o *outbox) wake() {

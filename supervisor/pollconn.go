@@ -32,10 +32,22 @@ type pollConn struct {
 	// live is set once the lane is up and its frames are served: from
 	// then on the read deadline is kick's alone (start-up sets its own).
 	live atomic.Bool
+	// The poll's arguments and results, and the function rc.Read calls,
+	// made once: a closure over locals would be allocated on every read.
+	// Only the one reading goroutine uses them.
+	buf  []byte
+	n    int
+	err  error
+	got  bool
+	poll func(fd uintptr) bool
 }
 
 func newPollConn(nc net.Conn, spin time.Duration) *pollConn {
 	pc := &pollConn{Conn: nc, spin: spin}
+	pc.poll = func(fd uintptr) bool {
+		pc.n, pc.err, pc.got = ipc.Poll(int(fd), pc.buf, pc.spin, runtime.Gosched)
+		return true
+	}
 	if sc, ok := nc.(syscall.Conn); ok && spin > 0 {
 		if rc, err := sc.SyscallConn(); err == nil {
 			pc.rc = rc
@@ -72,17 +84,20 @@ func (pc *pollConn) Read(p []byte) (int, error) {
 			if pc.live.Load() {
 				pc.Conn.SetReadDeadline(time.Time{}) // kick's
 			}
-			var n int
-			var err error
-			var got bool
-			if rerr := pc.rc.Read(func(fd uintptr) bool {
-				n, err, got = ipc.Poll(int(fd), p, pc.spin, runtime.Gosched)
-				return true
-			}); rerr != nil {
+			pc.buf, pc.got = p, false
+			rerr := pc.rc.Read(pc.poll)
+			pc.buf = nil
+			if rerr != nil {
+				if pc.live.Load() && errors.Is(rerr, os.ErrDeadlineExceeded) {
+					// A kick's deadline, set after we cleared it: poll
+					// again for the job it kicked for.
+					pc.armed.Store(true)
+					continue
+				}
 				return 0, rerr
 			}
-			if got {
-				return n, err
+			if pc.got {
+				return pc.n, pc.err
 			}
 		}
 		n, err := pc.Conn.Read(p)

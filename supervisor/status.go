@@ -1,7 +1,9 @@
 package supervisor
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
@@ -78,6 +80,25 @@ type Status struct {
 	DispatchOverheadUs float64 `json:"dispatch_overhead_us"`
 	WakeCostUs         float64 `json:"wake_cost_us"`
 	OverheadSource     string  `json:"dispatch_overhead_source"`
+	// Chains are the chains in flight, with where each stage is.
+	Chains []ChainStatus `json:"chains,omitempty"`
+}
+
+// ChainStatus is one chain in flight in /status.
+type ChainStatus struct {
+	Name       string        `json:"task_unique_name"`
+	DeadlineMs float64       `json:"deadline_ms"`
+	Stages     []StageStatus `json:"stages"`
+}
+
+// StageStatus is one stage of a chain in flight.
+type StageStatus struct {
+	Stage      int     `json:"stage"`
+	Task       uint64  `json:"task"`
+	Module     string  `json:"wasm_name"`
+	Export     string  `json:"export_func"`
+	State      string  `json:"state"`       // queued, running, or how it ended
+	DeadlineMs float64 `json:"deadline_ms"` // its own, from the chain's arrival
 }
 
 // Status snapshots the daemon for GET /status. The kernel's view of each
@@ -131,6 +152,20 @@ func (s *Supervisor) status() (Status, []int) {
 	for _, m := range s.store.all() {
 		out.Modules = append(out.Modules, m.Name)
 	}
+	for _, t := range s.tasks {
+		if ch := t.chain; ch != nil && t.stage == 0 {
+			cs := ChainStatus{Name: ch.name, DeadlineMs: ms(ch.deadline.Sub(ch.arrived))}
+			for i, st := range ch.stages {
+				cs.Stages = append(cs.Stages, StageStatus{Stage: i + 1, Task: st.id, Module: st.module.Name, Export: st.export,
+					State: s.stageState(st)})
+				if !st.deadline.IsZero() { // not yet admitted
+					cs.Stages[i].DeadlineMs = ms(st.deadline.Sub(ch.arrived))
+				}
+			}
+			out.Chains = append(out.Chains, cs)
+		}
+	}
+	slices.SortFunc(out.Chains, func(a, b ChainStatus) int { return cmp.Compare(a.Stages[0].Task, b.Stages[0].Task) })
 	return out, pids
 }
 
@@ -209,6 +244,9 @@ func (s *Supervisor) Timeline(name string) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t, ok := s.names[name]; ok {
+		if t.chain != nil {
+			return s.chainTimeline(t.chain, "in flight", nil), nil
+		}
 		tl := s.timelineOf(t, "in flight")
 		if t.core >= 0 {
 			tl.CPU = s.choice.Workers[t.core]

@@ -27,6 +27,8 @@ type task struct {
 	dt       *dispatch.Task
 	events   []Step // before admission; the dispatcher keeps the rest
 	answered bool
+	chain    *chainCall // nil: not a stage of a chain
+	stage    int        // its index in chain
 }
 
 // Step is one step of a task's timeline, as /uname shows it.
@@ -120,13 +122,19 @@ type Timeline struct {
 	Source      string     `json:"estimate_source"`
 	DeadlineMet *bool      `json:"deadline_met,omitempty"`
 	Events      []Step     `json:"events"`
+	// Stage is a chain stage's number (1 is the call itself); Stages are a
+	// chain's stages, in its timeline.
+	Stage  int        `json:"stage,omitempty"`
+	Stages []Timeline `json:"stages,omitempty"`
 }
 
 // timelineOf returns t's timeline: its own events and the dispatcher's.
 func (s *Supervisor) timelineOf(t *task, state string) Timeline {
+	steps := s.disp.Timeline(t.dt)
 	tl := Timeline{ID: t.id, Name: t.name, Module: t.module.Name, Export: t.export, State: state,
-		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source, Events: append([]Step(nil), t.events...)}
-	for _, st := range s.disp.Timeline(t.dt) {
+		CPU: -1, EstimateMs: ms(t.estimate), Source: t.source,
+		Events: append(make([]Step, 0, len(t.events)+len(steps)), t.events...)}
+	for _, st := range steps {
 		tl.Events = append(tl.Events, Step{At: st.At, SinceU: st.At.Sub(t.arrived).Microseconds(), What: st.What, Detail: st.Detail})
 	}
 	if !t.deadline.IsZero() {
@@ -155,6 +163,7 @@ type counters struct {
 	Completed    uint64 `json:"completed"`
 	Answered     uint64 `json:"answered"` // admitted calls that got their one answer
 	Calibrations uint64 `json:"calibrations"`
+	Chains       uint64 `json:"chains"` // admitted calls that were chains ("then")
 }
 
 // warmStats feeds /warm-start-latency: the seed's figures, as means over
