@@ -43,6 +43,7 @@ check-fixtures:
 # it is run once more. A real failure writes its input and fails.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := FuzzRead:./ipc/ FuzzCompile:./engine/ FuzzParams:./wasmval/ FuzzFlex:./wasmval/ FuzzDecodeCall:./httpapi/ FuzzDecodeRegister:./httpapi/ FuzzRunHeaders:./httpapi/ FuzzDeadlineAt:./httpapi/
+FUZZ_TARGETS += FuzzDecodePair:./examples/traffic/framegen/ FuzzStageDecode:./examples/traffic/
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; \
@@ -79,6 +80,20 @@ cluster-test:
 # Install the binaries and the systemd unit (systemd/install.sh).
 install: build
 	./systemd/install.sh
+
+# The smart-traffic example (examples/traffic): its C stages, built with
+# clang and wasi-libc (apt-get install clang-16 lld-16 wasi-libc
+# libclang-rt-16-dev-wasm32), and the frame generator.
+.PHONY: traffic check-traffic
+traffic:
+	./examples/traffic/stages/build.sh
+	$(GO) build -o $(BIN)/ ./examples/traffic/cmd/framegen
+
+# The checked-in stages must be what their sources build to.
+check-traffic:
+	@if command -v clang-16 >/dev/null || [ -x /usr/lib/llvm-16/bin/clang ]; then \
+		./examples/traffic/stages/build.sh && git diff --exit-code --stat -- examples/traffic/stages; \
+	else echo "check-traffic: clang-16 not installed, skipped"; fi
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./ipc/ ./sched/ ./engine/ ./wasmval/ ./httpapi/ ./coreworker/

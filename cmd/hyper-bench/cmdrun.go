@@ -20,7 +20,8 @@ import (
 // runFlags are the run command's flags.
 type runFlags struct {
 	workload, url, out, mode, rate, prepared, label, scenario string
-	clients, maxInflight                                      int
+	clients, maxInflight, cameras                             int
+	fps                                                       float64
 	duration, warmup, drain, timeout                          time.Duration
 	seed                                                      uint64
 }
@@ -32,10 +33,12 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	fs.StringVar(&f.workload, "workload", "", "workload file (JSON; see docs/hyper-bench.md)")
 	fs.StringVar(&f.url, "url", "http://127.0.0.1:3001", "base URL of the server; calls go to URL/call")
 	fs.StringVar(&f.out, "out", "result.json", "result file to write")
-	fs.StringVar(&f.mode, "mode", "open", `"open" (Poisson arrivals at -rate) or "closed" (-clients back to back)`)
+	fs.StringVar(&f.mode, "mode", "open", `"open" (Poisson arrivals at -rate), "closed" (-clients back to back) or "cameras" (-cameras at -fps each)`)
 	fs.StringVar(&f.rate, "rate", "", `open loop: calls per second of all classes together, or "Nx": N times the capacity in -prepared`)
 	fs.StringVar(&f.prepared, "prepared", "", "file written by hyper-bench prepare, for -rate Nx")
 	fs.IntVar(&f.clients, "clients", 1, "closed loop: concurrent clients")
+	fs.IntVar(&f.cameras, "cameras", 0, "cameras mode: cameras, each sending its frames at -fps from a phase of its own")
+	fs.Float64Var(&f.fps, "fps", 30, "cameras mode: frames per second of each camera")
 	fs.DurationVar(&f.duration, "duration", 30*time.Second, "measured window")
 	fs.DurationVar(&f.warmup, "warmup", 0, "load before the window, not counted")
 	fs.DurationVar(&f.drain, "drain", 5*time.Second, "how long to wait for answers after the window; later ones count as errors")
@@ -53,8 +56,12 @@ func parseRunFlags(args []string, stderr io.Writer) (runFlags, error) {
 	switch {
 	case f.workload == "":
 		return f, errors.New("-workload is required")
-	case f.mode != "open" && f.mode != "closed":
-		return f, fmt.Errorf("-mode %q: want open or closed", f.mode)
+	case f.mode != "open" && f.mode != "closed" && f.mode != "cameras":
+		return f, fmt.Errorf("-mode %q: want open, closed or cameras", f.mode)
+	case f.mode == "cameras" && (f.cameras < 1 || f.cameras > 10000):
+		return f, fmt.Errorf("-mode cameras needs -cameras 1..10000 (got %d)", f.cameras)
+	case f.mode == "cameras" && !(f.fps > 0 && f.fps <= 1000):
+		return f, fmt.Errorf("-fps %v: want 0 < fps <= 1000", f.fps)
 	case f.mode == "open" && f.rate == "":
 		return f, errors.New("-mode open needs -rate")
 	case f.mode == "closed" && f.clients < 1:
@@ -147,19 +154,29 @@ func doRun(ctx context.Context, f runFlags, args []string, stdout, stderr io.Wri
 			res.LoadFactor, res.CapacityPerS = factor, p.CapacityPerS
 		}
 		res.Rate = rate
+	} else if f.mode == "cameras" {
+		res.Cameras, res.FPS = f.cameras, f.fps
+		res.Rate = float64(f.cameras) * f.fps
 	} else {
 		res.Clients = f.clients
 	}
 	cfg := loadConfig{
 		CallURL: strings.TrimSuffix(f.url, "/") + "/call", Classes: w.Classes, Mode: f.mode, Rate: res.Rate,
 		Clients: f.clients, Duration: f.duration, Warmup: f.warmup, Drain: f.drain, Timeout: f.timeout,
-		MaxInflight: f.maxInflight, Seed: f.seed,
+		MaxInflight: f.maxInflight, Seed: f.seed, Cameras: f.cameras, FPS: f.fps,
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	res.Machine = describeMachine()
-	g := newGenerator(cfg)
+	made := time.Now()
+	g, err := newGenerator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if n := framesMade(g); n > 0 {
+		fmt.Fprintf(stderr, "hyper-bench run: made %d frame bodies (%.1f MB) in %.1fs\n", n, float64(frameBytes(g))/1e6, time.Since(made).Seconds())
+	}
 	res.Started = time.Now().UTC()
 	start := time.Now()
 	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
@@ -181,6 +198,9 @@ func doRun(ctx context.Context, f runFlags, args []string, stdout, stderr io.Wri
 // printSummary writes a result's table for a human.
 func printSummary(w io.Writer, r *Result) {
 	load := fmt.Sprintf("%d client%s", r.Clients, plural(r.Clients))
+	if r.Mode == "cameras" {
+		load = fmt.Sprintf("%d camera%s at %g fps", r.Cameras, plural(r.Cameras), r.FPS)
+	}
 	if r.Mode == "open" {
 		load = fmt.Sprintf("%.1f calls/s", r.Rate)
 		if r.LoadFactor > 0 {

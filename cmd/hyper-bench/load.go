@@ -21,8 +21,10 @@ type loadConfig struct {
 	Warmup      time.Duration // sent but not counted, before the window
 	Drain       time.Duration // how long to wait for answers after the window
 	Timeout     time.Duration // per call
-	MaxInflight int           // open: calls in flight at most
+	MaxInflight int           // open and cameras: calls in flight at most
 	Seed        uint64        // for arrivals and class choice
+	Cameras     int           // cameras: how many; open and closed send camera 0's frames
+	FPS         float64       // cameras: frames per second of each
 }
 
 // live holds counters the progress line reads while the run goes on. They
@@ -36,6 +38,8 @@ type generator struct {
 	cfg    loadConfig
 	client *http.Client
 	bodies [][]byte
+	frames [][][]byte // by class: frameBodies, nil for a class without frames
+	rr     []atomic.Uint64
 	pick   picker
 
 	mu      sync.Mutex
@@ -48,9 +52,9 @@ type generator struct {
 	maxInflight atomic.Int64
 }
 
-func newGenerator(cfg loadConfig) *generator {
+func newGenerator(cfg loadConfig) (*generator, error) {
 	conns := cfg.Clients
-	if cfg.Mode == "open" {
+	if cfg.Mode == "open" || cfg.Mode == "cameras" {
 		conns = cfg.MaxInflight
 	}
 	tr := &http.Transport{
@@ -72,10 +76,28 @@ func newGenerator(cfg loadConfig) *generator {
 		tallies: make([]tally, len(cfg.Classes)),
 		warm:    make([]tally, len(cfg.Classes)),
 	}
-	for _, c := range cfg.Classes {
+	g.frames = make([][][]byte, len(cfg.Classes))
+	g.rr = make([]atomic.Uint64, len(cfg.Classes))
+	for i, c := range cfg.Classes {
 		g.bodies = append(g.bodies, c.callBody())
+		if c.Frames != nil {
+			var err error
+			if g.frames[i], err = c.frameBodies(max(cfg.Cameras, 1)); err != nil {
+				return nil, err
+			}
+		}
 	}
-	return g
+	return g, nil
+}
+
+// nextBody is the body of class ci's next call in open and closed loop:
+// a frames class sends camera 0's frames in turn.
+func (g *generator) nextBody(ci int) []byte {
+	if g.frames[ci] == nil {
+		return g.bodies[ci]
+	}
+	loop := uint64(g.cfg.Classes[ci].Frames.Loop)
+	return g.frames[ci][(g.rr[ci].Add(1)-1)%loop]
 }
 
 // run sends calls from start for the warm-up plus the window, waits for the
@@ -88,9 +110,12 @@ func (g *generator) run(ctx context.Context, start time.Time) time.Duration {
 	reqCtx, cancelReqs := context.WithCancel(ctx)
 	defer cancelReqs()
 	var wg sync.WaitGroup
-	if g.cfg.Mode == "open" {
+	switch g.cfg.Mode {
+	case "open":
 		g.open(ctx, reqCtx, &wg, start, from, end)
-	} else {
+	case "cameras":
+		g.cameras(ctx, reqCtx, &wg, start, from, end)
+	default:
 		g.closed(ctx, reqCtx, &wg, from, end)
 	}
 	stopped := time.Now()
@@ -115,43 +140,58 @@ func (g *generator) open(ctx, reqCtx context.Context, wg *sync.WaitGroup, start,
 	for {
 		next = next.Add(time.Duration(rng.ExpFloat64() / g.cfg.Rate * float64(time.Second)))
 		if !next.Before(end) {
-			// No arrival is left in the window: wait for its end, so
-			// that the drain clock starts there.
-			timer.Reset(time.Until(end))
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-			}
+			g.waitEnd(ctx, timer, end)
 			return
-		}
-		if d := time.Until(next); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		if lag := time.Since(next); lag > time.Millisecond {
-			g.lateSends.Add(1)
-			if int64(lag) > g.maxLag.Load() {
-				g.maxLag.Store(int64(lag)) // only this goroutine writes
-			}
 		}
 		ci := g.pick.pick(rng)
-		intended := next
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			g.call(reqCtx, ci, intended, !intended.Before(from))
-		}()
+		if !g.sendAt(ctx, reqCtx, wg, sem, timer, next, from, ci, g.nextBody(ci)) {
+			return
+		}
 	}
+}
+
+// waitEnd waits for the window's end when no arrival is left in it, so
+// that the drain clock starts there.
+func (g *generator) waitEnd(ctx context.Context, timer *time.Timer, end time.Time) {
+	timer.Reset(time.Until(end))
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// sendAt waits until next, then for a place among the calls in flight, and
+// sends class ci's call with body in its own goroutine, its latency counted
+// from next. It returns false when ctx ended first. One goroutine calls it
+// (the arrival loop), which is what makes the lag bookkeeping safe.
+func (g *generator) sendAt(ctx, reqCtx context.Context, wg *sync.WaitGroup, sem chan struct{}, timer *time.Timer,
+	next, from time.Time, ci int, body []byte) bool {
+	if d := time.Until(next); d > 0 {
+		timer.Reset(d)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	if lag := time.Since(next); lag > time.Millisecond {
+		g.lateSends.Add(1)
+		if int64(lag) > g.maxLag.Load() {
+			g.maxLag.Store(int64(lag)) // only the arrival loop writes
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-sem }()
+		g.call(reqCtx, ci, body, next, !next.Before(from))
+	}()
+	return true
 }
 
 // closed runs cfg.Clients clients, each sending its next call as soon as
@@ -170,7 +210,8 @@ func (g *generator) closed(ctx, reqCtx context.Context, wg *sync.WaitGroup, from
 				if !now.Before(end) {
 					return
 				}
-				g.call(reqCtx, g.pick.pick(rng), now, !now.Before(from))
+				ci := g.pick.pick(rng)
+				g.call(reqCtx, ci, g.nextBody(ci), now, !now.Before(from))
 			}
 		}()
 	}
@@ -185,14 +226,14 @@ func (g *generator) closed(ctx, reqCtx context.Context, wg *sync.WaitGroup, from
 	}
 }
 
-// call sends one call of class ci and tallies its answer; latency counts
-// from since. Calls outside the window (record false) count only live.
-func (g *generator) call(ctx context.Context, ci int, since time.Time, record bool) {
+// call sends one call of class ci with body and tallies its answer; latency
+// counts from since. Calls outside the window (record false) count only live.
+func (g *generator) call(ctx context.Context, ci int, body []byte, since time.Time, record bool) {
 	g.live.sent.Add(1)
 	n := g.live.inflight.Add(1)
 	for cur := g.maxInflight.Load(); n > cur && !g.maxInflight.CompareAndSwap(cur, n); cur = g.maxInflight.Load() {
 	}
-	code, body, err := g.post(ctx, g.bodies[ci])
+	code, answer, err := g.post(ctx, body)
 	lat := time.Since(since)
 	g.live.inflight.Add(-1)
 	if err != nil && ctx.Err() != nil {
@@ -203,7 +244,7 @@ func (g *generator) call(ctx context.Context, ci int, since time.Time, record bo
 	if record {
 		t = &g.tallies[ci]
 	}
-	o := t.add(code, body, err, lat, time.Duration(g.cfg.Classes[ci].DeadlineMs*float64(time.Millisecond)))
+	o := t.add(code, answer, err, lat, time.Duration(g.cfg.Classes[ci].DeadlineMs*float64(time.Millisecond)))
 	g.mu.Unlock()
 	switch o {
 	case OK:

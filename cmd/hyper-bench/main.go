@@ -2,14 +2,15 @@
 // answers hyper-sched's POST /call) and reports the results.
 //
 //	hyper-bench prepare -url URL -workload FILE [-o prepared.json]
-//	hyper-bench run     -url URL -workload FILE -out result.json [-mode open -rate N|Nx | -mode closed -clients N] ...
+//	hyper-bench run     -url URL -workload FILE -out result.json [-mode open -rate N|Nx | -mode closed -clients N | -mode cameras -cameras N] ...
 //	hyper-bench report  -o report.html result.json...
 //
 // prepare registers the workload's modules and measures each class with
 // /test, so that a run starts from measured estimates and "Nx" rates mean N
 // times the worker cores' capacity. run sends calls in open loop (Poisson
-// arrivals, latency from the intended send time) or closed loop (clients back
-// to back) and writes one JSON result. report renders results as one
+// arrivals, latency from the intended send time), closed loop (clients back
+// to back) or as cameras (each sending a frame per period, see frames.go)
+// and writes one JSON result. report renders results as one
 // self-contained HTML page with inline SVG plots.
 //
 // It measures; it never asserts. Its numbers go to docs/benchmarks.md, and
@@ -29,7 +30,7 @@ func main() {
 
 const usage = `usage:
   hyper-bench prepare -url URL -workload FILE [-o prepared.json]
-  hyper-bench run -url URL -workload FILE -out result.json [-mode open|closed] [-rate N|Nx] [-clients N] [-duration 30s] ...
+  hyper-bench run -url URL -workload FILE -out result.json [-mode open|closed|cameras] [-rate N|Nx] [-clients N] [-cameras N -fps 30] [-duration 30s] ...
   hyper-bench report -o report.html result.json...
 "hyper-bench COMMAND -h" lists a command's flags.
 `

@@ -33,7 +33,10 @@ const (
 type answer struct {
 	Status      string `json:"status"`
 	DeadlineMet *bool  `json:"deadline_met"`
-	Timings     *struct {
+	// ExitCode is a command module's exit status (proc_exit); not 0 is an
+	// answer, but not a good one: it counts as an error.
+	ExitCode *int `json:"exit_code"`
+	Timings  *struct {
 		Total int64 `json:"total"` // µs, arrival → result, measured by the server
 		Exec  int64 `json:"exec"`  // µs, the export's run time
 	} `json:"timings_us"`
@@ -57,6 +60,10 @@ func classify(code int, body []byte) verdict {
 		v.exec = time.Duration(a.Timings.Exec) * time.Microsecond
 	}
 	switch {
+	case code == http.StatusOK && jsonErr == nil && a.Status == "Success" && a.ExitCode != nil && *a.ExitCode != 0:
+		v.outcome = Failed
+		v.kind = "200 exit_code " + strconv.Itoa(*a.ExitCode)
+		return v
 	case code == http.StatusOK && jsonErr == nil && a.Status == "Success":
 		if a.DeadlineMet != nil && !*a.DeadlineMet {
 			v.outcome = Missed

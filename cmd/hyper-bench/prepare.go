@@ -90,6 +90,9 @@ func prepareCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "capacity: %.1f calls/s on %d worker core(s)\n", p.CapacityPerS, p.Workers)
+	if hasFrames(*workload) {
+		fmt.Fprintf(stdout, "  that is %.1f cameras at 30 fps (-mode cameras -fps 30)\n", p.CapacityPerS/30)
+	}
 	if *out != "" {
 		b, _ := json.MarshalIndent(p, "", "  ")
 		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
@@ -185,7 +188,7 @@ func register(ctx context.Context, c *http.Client, base, name, path string, repl
 
 // measure calls /test for one class: benchd runs it and stores the estimate.
 func measure(ctx context.Context, c *http.Client, base string, cl Class) (PreparedClass, error) {
-	code, b, err := do(ctx, c, http.MethodPost, base+"/test", "application/json", cl.callBody())
+	code, b, err := do(ctx, c, http.MethodPost, base+"/test", "application/json", cl.testBody())
 	if err != nil {
 		return PreparedClass{}, fmt.Errorf("test class %s: %w", cl.Name, err)
 	}

@@ -95,6 +95,7 @@ type step struct {
 	factor  float64 // open loop: the rate as a multiple of the prepared capacity, or 0
 	rate    float64 // open loop without a factor: calls/s, rounded to 0.1
 	clients int     // closed loop
+	cameras int     // cameras mode
 }
 
 // stepOf returns r's load step. A rate given as a multiple of the capacity
@@ -104,6 +105,8 @@ func stepOf(r *Result) step {
 	switch {
 	case r.Mode == "closed":
 		return step{mode: r.Mode, clients: r.Clients}
+	case r.Mode == "cameras":
+		return step{mode: r.Mode, cameras: r.Cameras, rate: math.Round(r.Rate*10) / 10}
 	case r.LoadFactor > 0:
 		return step{mode: r.Mode, factor: r.LoadFactor}
 	}
@@ -117,6 +120,9 @@ func (s step) less(o step) bool {
 	if s.factor != o.factor {
 		return s.factor < o.factor
 	}
+	if s.cameras != o.cameras {
+		return s.cameras < o.cameras
+	}
 	if s.rate != o.rate {
 		return s.rate < o.rate
 	}
@@ -129,6 +135,8 @@ func (s step) short() string {
 	switch {
 	case s.mode == "closed":
 		return fmt.Sprintf("%d client%s", s.clients, plural(s.clients))
+	case s.mode == "cameras":
+		return fmt.Sprintf("%d camera%s", s.cameras, plural(s.cameras))
 	case s.factor > 0:
 		return fmt.Sprintf("%gx", s.factor)
 	}
@@ -154,6 +162,8 @@ func (g stepGroup) heading() string {
 	switch {
 	case s.mode == "closed":
 		return fmt.Sprintf("closed loop, %s", s.short())
+	case s.mode == "cameras":
+		return fmt.Sprintf("%s, %.1f frames/s in all", s.short(), s.rate)
 	case s.factor > 0:
 		lo, hi := math.Inf(1), math.Inf(-1)
 		var each []string
@@ -238,6 +248,9 @@ func loadText(r *Result) string {
 	if r.Mode == "closed" {
 		return fmt.Sprintf("closed, %d client%s", r.Clients, plural(r.Clients))
 	}
+	if r.Mode == "cameras" {
+		return fmt.Sprintf("cameras, %d × %g fps", r.Cameras, r.FPS)
+	}
 	s := fmt.Sprintf("open, %.1f/s", r.Rate)
 	if r.LoadFactor > 0 {
 		s += fmt.Sprintf(" (%gx)", r.LoadFactor)
@@ -256,6 +269,16 @@ func renderScenario(b *strings.Builder, sc scenario, st map[string]style) {
 	if sweep := sweepPlots(sc.all, st); len(sweep) > 0 {
 		b.WriteString("<h3>Against offered load</h3>\n<div class=plots>\n")
 		for _, p := range sweep {
+			b.WriteString(p.svg())
+			b.WriteString("\n")
+		}
+		b.WriteString("</div>\n")
+	}
+
+	if cp := camerasPlots(sc.all, st); len(cp) > 0 {
+		b.WriteString("<h3>Against cameras</h3>\n<p class=note>Each camera sends a frame per period (-fps), each frame one call " +
+			"with the class's deadline. In time: 200 with the deadline met by the server and within it by the client's clock.</p>\n<div class=plots>\n")
+		for _, p := range cp {
 			b.WriteString(p.svg())
 			b.WriteString("\n")
 		}

@@ -24,6 +24,10 @@ type Result struct {
 	Mode     string    `json:"mode"`              // "open" or "closed"
 	Rate     float64   `json:"rate,omitempty"`    // open loop: calls/s asked for
 	Clients  int       `json:"clients,omitempty"` // closed loop
+	// Cameras and FPS are the cameras mode's load: Cameras sources of FPS
+	// calls per second each (Rate is their product).
+	Cameras int     `json:"cameras,omitempty"`
+	FPS     float64 `json:"fps,omitempty"`
 	// LoadFactor is the rate as a multiple of the prepared capacity, when
 	// -rate was given as "Nx"; CapacityPerS is that capacity.
 	LoadFactor   float64 `json:"load_factor,omitempty"`

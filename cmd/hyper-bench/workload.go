@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
 )
 
@@ -51,7 +52,19 @@ type Class struct {
 	// Share is the class's weight in the mix: a call is of this class with
 	// probability Share / (sum of shares). Omitted means 1.
 	Share float64 `json:"share"`
+	// Frames, when set, makes every call carry a camera frame of the
+	// smart-traffic example (examples/traffic) as the guest's stdin, in
+	// input_base64: see frames.go and -mode cameras.
+	Frames *Frames `json:"frames,omitempty"`
+	// Fields are more fields of the call's JSON body, sent as given: "args",
+	// a chain's "then", and whatever else the server takes. They may not
+	// replace a field hyper-bench sets.
+	Fields map[string]json.RawMessage `json:"fields,omitempty"`
 }
+
+// ownFields are the body fields hyper-bench sets itself.
+var ownFields = []string{"wasm_name", "export_func", "param_type", "params", "expected_execution_time",
+	"expected_deadline", "input", "input_base64"}
 
 // ParseWorkload decodes and validates a workload file's contents. dir is the
 // directory relative module paths are resolved against.
@@ -120,6 +133,19 @@ func (c Class) validate() error {
 	case !(c.Share > 0):
 		return fmt.Errorf("share %v is not positive", c.Share)
 	}
+	for k, v := range c.Fields {
+		if slices.Contains(ownFields, k) {
+			return fmt.Errorf("fields: %q is set by hyper-bench (from the class's own fields)", k)
+		}
+		if !json.Valid(v) {
+			return fmt.Errorf("fields: %q is not JSON", k)
+		}
+	}
+	if c.Frames != nil {
+		if err := c.Frames.validate(); err != nil {
+			return fmt.Errorf("frames: %w", err)
+		}
+	}
 	for j, p := range c.Params {
 		var v any
 		if err := json.Unmarshal(p, &v); err != nil {
@@ -159,6 +185,27 @@ func (c Class) callBody() []byte {
 	out, err := json.Marshal(b)
 	if err != nil {
 		// Every field is a string or JSON validated by ParseWorkload.
+		panic("hyper-bench: marshal call body: " + err.Error())
+	}
+	if len(c.Fields) == 0 {
+		return out
+	}
+	return withFields(out, c.Fields)
+}
+
+// withFields returns the JSON object body with fields added (keys in
+// sorted order, as encoding/json writes a map).
+func withFields(body []byte, fields map[string]json.RawMessage) []byte {
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(body, &m); err != nil {
+		panic("hyper-bench: call body is not an object: " + err.Error())
+	}
+	for k, v := range fields {
+		m[k] = v
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		// Every value is JSON validated by ParseWorkload.
 		panic("hyper-bench: marshal call body: " + err.Error())
 	}
 	return out
