@@ -171,6 +171,12 @@ func margin(due, finish int64) int64 {
 // front of a queue, and without the second rule every such tie would load
 // the same core. pick counts the failed tests per core.
 func (s *Scheduler) pick(now int64, j Job) (best int, preempt bool) {
+	return s.pickBy(func(c *core) (bool, bool, int64, int64) { return s.check(c, now, j) })
+}
+
+// pickBy is pick with the test check (check or checkChain) of each
+// available core.
+func (s *Scheduler) pickBy(check func(c *core) (ok, preempt bool, slack, idle int64)) (best int, preempt bool) {
 	best = -1
 	var bestSlack, bestIdle int64
 	for i := range s.cores {
@@ -178,7 +184,7 @@ func (s *Scheduler) pick(now int64, j Job) (best int, preempt bool) {
 		if c.off {
 			continue
 		}
-		ok, pre, slack, idle := s.check(c, now, j)
+		ok, pre, slack, idle := check(c)
 		if !ok {
 			c.st.Infeasible++
 			continue

@@ -91,21 +91,12 @@ func (s *Scheduler) AdmitChain(now int64, stages []Job) (core int, err error) {
 			s.invalid++
 			return -1, ErrInvalidChain
 		}
-		switch {
-		case j.Deadline <= 0: // derived from too short an end, or best effort
+		if j.Deadline <= 0 { // derived from too short an end, or best effort
 			s.invalid++
 			return -1, ErrInvalidDeadline
-		case j.Unverified && (j.Deadline <= now || j.LateCap < 0):
-			s.invalid++
-			return -1, ErrInvalidDeadline
-		case j.Unverified:
-			j.Estimate = j.Deadline + j.LateCap + s.cfg.Grace + s.cfg.RestartCost - now
-		case j.Estimate <= 0:
-			s.invalid++
-			return -1, ErrInvalidEstimate
-		case j.Deadline < 0 || j.Estimate >= j.Deadline-now:
-			s.invalid++
-			return -1, ErrInvalidDeadline
+		}
+		if err := s.checkJob(now, j); err != nil {
+			return -1, err
 		}
 		total += j.Estimate
 	}
@@ -136,23 +127,7 @@ func (s *Scheduler) AdmitChain(now int64, stages []Job) (core int, err error) {
 // minimum slack, ties to the one whose plan goes idle first, then the
 // lowest index.
 func (s *Scheduler) pickChain(now int64, js []Job) (best int, preempt bool) {
-	best = -1
-	var bestSlack, bestIdle int64
-	for i := range s.cores {
-		c := &s.cores[i]
-		if c.off {
-			continue
-		}
-		ok, pre, slack, idle := s.checkChain(c, now, js)
-		if !ok {
-			c.st.Infeasible++
-			continue
-		}
-		if best < 0 || slack > bestSlack || (slack == bestSlack && idle < bestIdle) {
-			best, preempt, bestSlack, bestIdle = i, pre, slack, idle
-		}
-	}
-	return best, preempt
+	return s.pickBy(func(c *core) (bool, bool, int64, int64) { return s.checkChain(c, now, js) })
 }
 
 // planJob is one job the plan inserts into a core's queue: a stage, or

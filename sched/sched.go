@@ -312,20 +312,8 @@ func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 		s.bestEffort++
 		return -1, nil
 	}
-	switch {
-	case j.Unverified && (j.Deadline <= now || j.LateCap < 0):
-		s.invalid++
-		return -1, ErrInvalidDeadline
-	case j.Unverified:
-		// It may run until its kill, and its lane then restart: that is its
-		// estimate for everyone else.
-		j.Estimate = j.Deadline + j.LateCap + s.cfg.Grace + s.cfg.RestartCost - now
-	case j.Estimate <= 0:
-		s.invalid++
-		return -1, ErrInvalidEstimate
-	case j.Deadline < 0 || j.Estimate >= j.Deadline-now:
-		s.invalid++
-		return -1, ErrInvalidDeadline
+	if err := s.checkJob(now, &j); err != nil {
+		return -1, err
 	}
 	best, preempt := s.pick(now, j)
 	if best < 0 {
@@ -349,6 +337,27 @@ func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 
 // dueOf returns when a queued job must finish: its deadline, or infinity
 // for an unverified one.
+// checkJob refuses a deadline job that cannot be admitted anywhere, and
+// gives an unverified one the estimate it is admitted with: it may run
+// until its kill, and its lane then restart, which is its estimate for
+// everyone else.
+func (s *Scheduler) checkJob(now int64, j *Job) error {
+	switch {
+	case j.Unverified && (j.Deadline <= now || j.LateCap < 0):
+		s.invalid++
+		return ErrInvalidDeadline
+	case j.Unverified:
+		j.Estimate = j.Deadline + j.LateCap + s.cfg.Grace + s.cfg.RestartCost - now
+	case j.Estimate <= 0:
+		s.invalid++
+		return ErrInvalidEstimate
+	case j.Deadline < 0 || j.Estimate >= j.Deadline-now:
+		s.invalid++
+		return ErrInvalidDeadline
+	}
+	return nil
+}
+
 func dueOf(j Job) int64 {
 	if j.Unverified {
 		return infinity

@@ -164,6 +164,42 @@ func typesString(ts []wasmval.Type) string {
 	return strings.Join(names, ",")
 }
 
+// newTasks counts a call of n tasks (a chain's stages) and names it: the
+// client's task_unique_name, or one made up; it refuses the call when the
+// daemon stops, n more tasks would be over MaxInFlight, the name is taken,
+// or no worker can run anything; s.mu held.
+func (s *Supervisor) newTasks(name string, n int) (string, error) {
+	s.count.Calls++
+	if s.shutting {
+		return "", apierrShutdown()
+	}
+	if name == "" || name == "anon" {
+		name = "task-" + strconv.FormatUint(s.nextID+1, 10)
+		if _, taken := s.names[name]; taken { // a client chose that name
+			name += "-anon"
+		}
+	}
+	if len(s.tasks)+n > s.cfg.MaxInFlight {
+		s.count.Rejected++
+		e := apierr.New(apierr.Unschedulable, "%d calls are in flight, the configured limit", s.cfg.MaxInFlight)
+		if n > 1 {
+			e = apierr.New(apierr.Unschedulable, "%d calls are in flight and this chain has %d stages, over the configured limit of %d", len(s.tasks), n, s.cfg.MaxInFlight)
+		}
+		e.RetryAfter = time.Second
+		return "", e
+	}
+	if _, taken := s.names[name]; taken {
+		return "", apierr.New(apierr.InvalidUniqueName, "task_unique_name %q is in flight already", name)
+	}
+	if !s.anyWorkerWanted() {
+		// Not a full machine to retry in a moment: nothing will run it
+		// until an operator acts.
+		s.count.Rejected++
+		return "", apierr.New(apierr.WorkerLost, "no worker is available: every worker is FATAL or stopped; see hyper-schedctl status, and hyper-schedctl start all")
+	}
+	return name, nil
+}
+
 // Call admits, runs and answers one call (POST /call).
 func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
 	if spec.Then != nil {
@@ -197,35 +233,10 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	}
 
 	s.mu.Lock()
-	s.count.Calls++
-	if s.shutting {
+	name, err := s.newTasks(spec.TaskName, 1)
+	if err != nil {
 		s.mu.Unlock()
-		return nil, apierrShutdown()
-	}
-	name := spec.TaskName
-	if name == "" || name == "anon" {
-		name = "task-" + strconv.FormatUint(s.nextID+1, 10)
-		if _, taken := s.names[name]; taken { // a client chose that name
-			name += "-anon"
-		}
-	}
-	if len(s.tasks) >= s.cfg.MaxInFlight {
-		s.count.Rejected++
-		s.mu.Unlock()
-		e := apierr.New(apierr.Unschedulable, "%d calls are in flight, the configured limit", s.cfg.MaxInFlight)
-		e.RetryAfter = time.Second
-		return nil, e
-	}
-	if _, taken := s.names[name]; taken {
-		s.mu.Unlock()
-		return nil, apierr.New(apierr.InvalidUniqueName, "task_unique_name %q is in flight already", name)
-	}
-	if !s.anyWorkerWanted() {
-		// Not a full machine to retry in a moment: nothing will run it
-		// until an operator acts.
-		s.count.Rejected++
-		s.mu.Unlock()
-		return nil, apierr.New(apierr.WorkerLost, "no worker is available: every worker is FATAL or stopped; see hyper-schedctl status, and hyper-schedctl start all")
+		return nil, err
 	}
 	s.nextID++
 	t := &task{id: s.nextID, name: name, module: cl.module, export: spec.Export, params: cl.params,

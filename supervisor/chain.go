@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -137,33 +136,10 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 	}
 
 	s.mu.Lock()
-	s.count.Calls++
-	if s.shutting {
+	name, err := s.newTasks(spec.TaskName, k)
+	if err != nil {
 		s.mu.Unlock()
-		return nil, apierrShutdown()
-	}
-	name := spec.TaskName
-	if name == "" || name == "anon" {
-		name = "task-" + strconv.FormatUint(s.nextID+1, 10)
-		if _, taken := s.names[name]; taken {
-			name += "-anon"
-		}
-	}
-	if len(s.tasks)+k > s.cfg.MaxInFlight {
-		s.count.Rejected++
-		s.mu.Unlock()
-		e := apierr.New(apierr.Unschedulable, "%d calls are in flight and this chain has %d stages, over the configured limit of %d", len(s.tasks), k, s.cfg.MaxInFlight)
-		e.RetryAfter = time.Second
-		return nil, e
-	}
-	if _, taken := s.names[name]; taken {
-		s.mu.Unlock()
-		return nil, apierr.New(apierr.InvalidUniqueName, "task_unique_name %q is in flight already", name)
-	}
-	if !s.anyWorkerWanted() {
-		s.count.Rejected++
-		s.mu.Unlock()
-		return nil, apierr.New(apierr.WorkerLost, "no worker is available: every worker is FATAL or stopped; see hyper-schedctl status, and hyper-schedctl start all")
+		return nil, err
 	}
 	ch := &chainCall{name: name, arrived: spec.Arrived, deadline: spec.Arrived.Add(spec.Deadline)}
 	dts := make([]*dispatch.Task, k)
