@@ -125,13 +125,13 @@ func BenchmarkCompileFreshProcess(b *testing.B) {
 // callChild compiles the module at path with a memory limit of pages, as a
 // worker does, then calls export with param once, and prints its result and
 // the process's resident memory before the call and at its peak, in KiB.
-// Like a worker it runs with GOMAXPROCS 1.
+// Like a worker it runs with GOMAXPROCS 2 (session.accept).
 func callChild(spec string) int {
 	f := strings.Split(spec, "|")
 	path, export := f[0], f[1]
 	pages, _ := strconv.ParseUint(f[2], 10, 32)
 	param, _ := strconv.ParseUint(f[3], 10, 32)
-	runtime.GOMAXPROCS(1)
+	runtime.GOMAXPROCS(2)
 	ctx := context.Background()
 	wasm, err := os.ReadFile(path)
 	if err != nil {

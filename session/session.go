@@ -67,10 +67,13 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 			return nil, err
 		}
 	}
-	// One wasm call at a time: a second P would only let the runtime's
-	// background work compete with the job for the CPU. benchd and workers
-	// share the setting, so calibrations see what workers see.
-	runtime.GOMAXPROCS(1)
+	// One wasm call at a time on one CPU, but two Ps: with one, sysmon
+	// takes the P from a goroutine in a syscall (no P is idle) and wakes
+	// another thread, so a lane's job moved between threads on nearly every
+	// call and a third of the jobs reached a polling lane 30–50 µs late
+	// (docs/benchmarks.md, issue 15). benchd and workers share the setting,
+	// so calibrations see what workers see.
+	runtime.GOMAXPROCS(2)
 	if err := h.Limits.Check(); err != nil {
 		return nil, err
 	}
