@@ -2,9 +2,11 @@
 """Per-call latency of a no-op export, hyper-sched against a baseline,
 interleaved in one run (issue 15).
 
-    overhead.py [-n CALLS] [-b BATCH] NAME=URL [NAME=URL ...]
+    overhead.py [-n CALLS] [-b BATCH] [--raw] NAME=URL [NAME=URL ...]
 
-One keep-alive http.client connection per server. Calls alternate between
+One keep-alive http.client connection per server, or with --raw a plain
+socket (TCP_NODELAY) that sends each request in one send (http.client sends
+the headers and the body in two). Calls alternate between
 the servers in batches of BATCH, so both see the same moments of a shared
 machine. Prints, per server, the client-observed p50/p90/p99 in µs and, when
 the answer carries them (hyper-sched), the daemon's own timings_us.total
@@ -14,6 +16,7 @@ baseline). Pin it off the worker CPUs: taskset -c 0 bench/overhead.py ...
 import argparse
 import http.client
 import json
+import socket
 import sys
 import time
 import urllib.parse
@@ -30,20 +33,43 @@ def pct(xs, p):
 
 
 class Target:
-    def __init__(self, name, url):
+    def __init__(self, name, url, raw):
         self.name = name
         u = urllib.parse.urlsplit(url)
-        self.conn = http.client.HTTPConnection(u.hostname, u.port)
+        self.raw = raw
+        if raw:
+            self.sock = socket.create_connection((u.hostname, u.port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.rfile = self.sock.makefile("rb")
+            self.req = (b"POST /call HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n" % (u.netloc.encode(), len(BODY))) + BODY
+        else:
+            self.conn = http.client.HTTPConnection(u.hostname, u.port)
         self.client, self.inside = [], []
+
+    def exchange(self):
+        """One request and its answer: (status, body)."""
+        if not self.raw:
+            self.conn.request("POST", "/call", BODY, {"Content-Type": "application/json"})
+            r = self.conn.getresponse()
+            return r.status, r.read()
+        self.sock.sendall(self.req)
+        status = int(self.rfile.readline().split()[1])
+        length = 0
+        while True:
+            h = self.rfile.readline()
+            if h in (b"\r\n", b""):
+                break
+            if h.lower().startswith(b"content-length:"):
+                length = int(h.split(b":")[1])
+        return status, self.rfile.read(length)
 
     def call(self, keep):
         t0 = time.perf_counter_ns()
-        self.conn.request("POST", "/call", BODY, {"Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        data = r.read()
+        status, data = self.exchange()
         dt = (time.perf_counter_ns() - t0) / 1000
-        if r.status != 200:
-            sys.exit(f"{self.name}: HTTP {r.status}: {data[:200]!r}")
+        if status != 200:
+            sys.exit(f"{self.name}: HTTP {status}: {data[:200]!r}")
         if keep:
             self.client.append(dt)
             tot = json.loads(data).get("timings_us", {}).get("total")
@@ -56,9 +82,10 @@ def main():
     ap.add_argument("-n", type=int, default=20000, help="measured calls per server")
     ap.add_argument("-b", type=int, default=100, help="calls per batch before switching server")
     ap.add_argument("-w", type=int, default=2000, help="warm-up calls per server, not counted")
+    ap.add_argument("--raw", action="store_true", help="a plain socket, each request in one send")
     ap.add_argument("targets", nargs="+", metavar="NAME=URL")
     a = ap.parse_args()
-    ts = [Target(*t.split("=", 1)) for t in a.targets]
+    ts = [Target(*t.split("=", 1), a.raw) for t in a.targets]
     for t in ts:
         for _ in range(a.w):
             t.call(False)

@@ -5,7 +5,7 @@
 #
 #   1. Python http.client, one keep-alive connection each, calls alternating
 #      in batches (bench/overhead.py): client p50/p99, the ratio, and the
-#      daemon's own timings_us.total.
+#      daemon's own timings_us.total; then the same from a raw socket.
 #   2. hyper-bench closed loop, 1 client, OVERHEAD_ROUNDS short runs per
 #      server alternating.
 #   3. Throughput with 128 keep-alive connections (hyper-bench closed loop,
@@ -69,6 +69,8 @@ wait_ok "$gb/call" -d '{"wasm_name":"fib.wasm","export_func":"noop","params":[]}
 
 echo "== 1. Python http.client, interleaved, $calls calls each"
 taskset -c "$client_cpus" python3 "$root/bench/overhead.py" -n "$calls" hyper-sched="$hs" go-baseline="$gb" | tee "$out/python.txt"
+echo "== 1b. the same with a raw socket, each request in one send"
+taskset -c "$client_cpus" python3 "$root/bench/overhead.py" --raw -n "$calls" hyper-sched="$hs" go-baseline="$gb" | tee "$out/python-raw.txt"
 
 echo "== 2. hyper-bench closed loop, 1 client, $rounds x ${round_secs}s each, alternating"
 wl=$root/bench/workloads/overhead.json
