@@ -125,7 +125,7 @@ func BenchmarkCompileFreshProcess(b *testing.B) {
 // callChild compiles the module at path with a memory limit of pages, as a
 // worker does, then calls export with param once, and prints its result and
 // the process's resident memory before the call and at its peak, in KiB.
-// Like a worker it runs with GOMAXPROCS 2 (session.accept).
+// Like a worker it runs with GOMAXPROCS 2 (session.procs).
 func callChild(spec string) int {
 	f := strings.Split(spec, "|")
 	path, export := f[0], f[1]

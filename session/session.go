@@ -55,6 +55,22 @@ func Run(ctx context.Context, conn io.ReadWriter, role string, log *slog.Logger,
 	return 0
 }
 
+// procs is the GOMAXPROCS of a child: one wasm call at a time on one CPU.
+// A coreworker has two Ps all the same: with one, sysmon takes the P from
+// a goroutine in a syscall (no P is idle) and wakes another thread, so a
+// lane that polls its socket in a loop of syscalls moved between threads
+// on nearly every job, and a third of the jobs reached it 30–50 µs late
+// (docs/benchmarks.md, issue 15). benchd keeps one: its compile budget
+// counts the process's CPU time, which a second P's parallel GC work
+// raised past the budget of a 3 MiB Go module under -race; the job it
+// measures runs alone on its CPU either way.
+func procs(role string) int {
+	if role == "coreworker" {
+		return 2
+	}
+	return 1
+}
+
 func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 	setup func(ipc.Hello, *slog.Logger) error) (*Session, error) {
 	h, err := ipc.ReadHello(c)
@@ -67,13 +83,7 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 			return nil, err
 		}
 	}
-	// One wasm call at a time on one CPU, but two Ps: with one, sysmon
-	// takes the P from a goroutine in a syscall (no P is idle) and wakes
-	// another thread, so a lane's job moved between threads on nearly every
-	// call and a third of the jobs reached a polling lane 30–50 µs late
-	// (docs/benchmarks.md, issue 15). benchd and workers share the setting,
-	// so calibrations see what workers see.
-	runtime.GOMAXPROCS(2)
+	runtime.GOMAXPROCS(procs(role))
 	if err := h.Limits.Check(); err != nil {
 		return nil, err
 	}
