@@ -39,7 +39,7 @@ func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
 // (supervisor/bench.go compileLimit), still ends a benchd that answers
 // nothing.
 func CompileBudget(size int) (cpu time.Duration, mem int64) {
-	return 10*time.Second + time.Duration(size)*2*time.Second/(1<<20), 256<<20 + 64*int64(size)
+	return raceFactor * (10*time.Second + time.Duration(size)*2*time.Second/(1<<20)), 256<<20 + 64*int64(size)
 }
 
 // idle lowers benchd to SCHED_IDLE: calibrations use what the housekeeping
