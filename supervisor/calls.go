@@ -200,6 +200,23 @@ func (s *Supervisor) newTasks(name string, n int) (string, error) {
 	return name, nil
 }
 
+// refused forgets the tasks of a call (a chain's stages) that admission
+// refused with err, and counts the refusal.
+func (s *Supervisor) refused(name string, err error, ts ...*task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range ts {
+		delete(s.tasks, t.id)
+	}
+	delete(s.names, name)
+	s.count.Rejected++
+	decision := "rejected"
+	if errors.Is(err, sched.ErrInvalidDeadline) {
+		decision = "invalid_deadline"
+	}
+	s.met.admission.WithLabelValues(decision).Inc()
+}
+
 // Call admits, runs and answers one call (POST /call).
 func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
 	if spec.Then != nil {
@@ -268,16 +285,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 
 	core, err := s.disp.Admit(dt)
 	if err != nil {
-		s.mu.Lock()
-		delete(s.tasks, t.id)
-		delete(s.names, name)
-		s.count.Rejected++
-		decision := "rejected"
-		if errors.Is(err, sched.ErrInvalidDeadline) {
-			decision = "invalid_deadline"
-		}
-		s.met.admission.WithLabelValues(decision).Inc()
-		s.mu.Unlock()
+		s.refused(name, err, t)
 		var u *sched.Unschedulable
 		if errors.As(err, &u) && e.learned && e.source == sched.SourceLearned {
 			s.remeasure(cl) // refused on a learned estimate: it may be stale

@@ -170,18 +170,7 @@ func (s *Supervisor) callChain(ctx context.Context, spec httpapi.CallSpec) (_ *h
 
 	core, err := s.disp.AdmitChain(dts)
 	if err != nil {
-		s.mu.Lock()
-		for _, t := range ch.stages {
-			delete(s.tasks, t.id)
-		}
-		delete(s.names, name)
-		s.count.Rejected++
-		decision := "rejected"
-		if errors.Is(err, sched.ErrInvalidDeadline) {
-			decision = "invalid_deadline"
-		}
-		s.met.admission.WithLabelValues(decision).Inc()
-		s.mu.Unlock()
+		s.refused(name, err, ch.stages...)
 		var u *sched.Unschedulable
 		if errors.As(err, &u) {
 			for i, e := range es {
