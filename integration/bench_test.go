@@ -34,18 +34,7 @@ func BenchmarkCallNoop(b *testing.B) {
 				b.Fatalf("register: %d %s", a.code, a.raw)
 			}
 			call := timedCall(b, d, bc.body)
-			for range 200 { // warm up: connection, learned estimate, caches
-				call()
-			}
-			lat := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for b.Loop() {
-				lat = append(lat, call())
-			}
-			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			reportLatency(b, 200, call)
 		})
 	}
 }
@@ -249,4 +238,22 @@ func timedCall(b *testing.B, d *daemon, body string) func() time.Duration {
 		}
 		return time.Since(t0)
 	}
+}
+
+// reportLatency warms up with warm calls (connection, learned estimate,
+// caches), times b.N more and reports their p50 and p99.
+func reportLatency(b *testing.B, warm int, call func() time.Duration) {
+	b.Helper()
+	for range warm {
+		call()
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for b.Loop() {
+		lat = append(lat, call())
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -287,18 +286,7 @@ func BenchmarkChainNoop(b *testing.B) {
 				body += `,"then":[` + strings.TrimSuffix(strings.Repeat(`{"export_func":"noop"},`, k-1), ",") + `]`
 			}
 			call := timedCall(b, d, body+"}")
-			for range 200 { // warm up: connection, learned estimate, caches
-				call()
-			}
-			lat := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for b.Loop() {
-				lat = append(lat, call())
-			}
-			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			reportLatency(b, 200, call)
 		})
 	}
 }
