@@ -30,23 +30,7 @@ func oracleFitChain(cfg Config, cs coreSnap, js []Job) (ok, preempt bool, slack,
 
 // oracleChoiceChain is oracleChoice for a chain.
 func oracleChoiceChain(cfg Config, snaps []coreSnap, js []Job) (best int, preempt bool, feasible []bool) {
-	best = -1
-	var bestSlack, bestIdle int64
-	feasible = make([]bool, len(snaps))
-	for i, cs := range snaps {
-		if cs.off {
-			continue
-		}
-		ok, pre, slack, idle := oracleFitChain(cfg, cs, js)
-		feasible[i] = ok
-		if !ok {
-			continue
-		}
-		if best < 0 || slack > bestSlack || (slack == bestSlack && idle < bestIdle) {
-			best, preempt, bestSlack, bestIdle = i, pre, slack, idle
-		}
-	}
-	return best, preempt, feasible
+	return oracleChoiceBy(snaps, func(cs coreSnap) (bool, bool, int64, int64) { return oracleFitChain(cfg, cs, js) })
 }
 
 // chain returns a random chain of k stages released at g.now, deadlines

@@ -404,6 +404,11 @@ func (f *future) stall() {
 // oracleChoice returns the core Admit must choose for j at now (-1: none),
 // whether j preempts there, and whether each core is feasible.
 func oracleChoice(cfg Config, snaps []coreSnap, j Job) (best int, preempt bool, feasible []bool) {
+	return oracleChoiceBy(snaps, func(cs coreSnap) (bool, bool, int64, int64) { return oracleFit(cfg, cs, j) })
+}
+
+// oracleChoiceBy is oracleChoice with the fit test of each available core.
+func oracleChoiceBy(snaps []coreSnap, fit func(coreSnap) (ok, preempt bool, slack, idle int64)) (best int, preempt bool, feasible []bool) {
 	best = -1
 	var bestSlack, bestIdle int64
 	feasible = make([]bool, len(snaps))
@@ -411,7 +416,7 @@ func oracleChoice(cfg Config, snaps []coreSnap, j Job) (best int, preempt bool, 
 		if cs.off {
 			continue
 		}
-		ok, pre, slack, idle := oracleFit(cfg, cs, j)
+		ok, pre, slack, idle := fit(cs)
 		feasible[i] = ok
 		if !ok {
 			continue
