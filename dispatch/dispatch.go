@@ -904,6 +904,14 @@ func (d *Dispatcher) SetWakeCost(cost time.Duration) {
 	d.sc.SetWakeCost(cost.Nanoseconds())
 }
 
+// SetTailCost sets the slack every core's plan keeps for one slow hop
+// (sched.Config.TailCost).
+func (d *Dispatcher) SetTailCost(cost time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.sc.SetTailCost(cost.Nanoseconds())
+}
+
 // Config returns the scheduler's resolved configuration.
 func (d *Dispatcher) Config() sched.Config {
 	d.mu.Lock()

@@ -297,6 +297,7 @@ type statusDoc struct {
 	PreemptCostMs      float64 `json:"preempt_cost_ms"`
 	DispatchOverheadUs float64 `json:"dispatch_overhead_us"`
 	WakeCostUs         float64 `json:"wake_cost_us"`
+	TailCostUs         float64 `json:"tail_cost_us"`
 	OverheadSource     string  `json:"dispatch_overhead_source"`
 }
 

@@ -13,18 +13,20 @@ import (
 func TestDispatchOverheadMeasured(t *testing.T) {
 	d := start(t, t.TempDir())
 	st := d.status()
-	if st.OverheadSource != "measured" || st.DispatchOverheadUs <= 0 || st.WakeCostUs < 0 {
-		t.Fatalf("status: overhead %vµs wake %vµs source %q, want a measured overhead", st.DispatchOverheadUs, st.WakeCostUs, st.OverheadSource)
+	if st.OverheadSource != "measured" || st.DispatchOverheadUs <= 0 || st.WakeCostUs < 0 || st.TailCostUs < 0 {
+		t.Fatalf("status: overhead %vµs wake %vµs tail %vµs source %q, want a measured overhead",
+			st.DispatchOverheadUs, st.WakeCostUs, st.TailCostUs, st.OverheadSource)
 	}
 	if !strings.Contains(d.logs(), "measured the dispatch overhead") {
 		t.Errorf("no log line of the measure; log:\n%s", d.logs())
 	}
-	t.Logf("measured: overhead %vµs, wake-up %vµs", st.DispatchOverheadUs, st.WakeCostUs)
+	t.Logf("measured: overhead %vµs, wake-up %vµs, tail %vµs", st.DispatchOverheadUs, st.WakeCostUs, st.TailCostUs)
 
 	fixed := start(t, t.TempDir(), "--dispatch-overhead", "70us", "--worker-spin", "0")
 	st = fixed.status()
-	if st.OverheadSource != "flag" || st.DispatchOverheadUs != 70 || st.WakeCostUs != 0 {
-		t.Fatalf("status with --dispatch-overhead 70us: overhead %vµs wake %vµs source %q", st.DispatchOverheadUs, st.WakeCostUs, st.OverheadSource)
+	if st.OverheadSource != "flag" || st.DispatchOverheadUs != 70 || st.WakeCostUs != 0 || st.TailCostUs != 0 {
+		t.Fatalf("status with --dispatch-overhead 70us: overhead %vµs wake %vµs tail %vµs source %q",
+			st.DispatchOverheadUs, st.WakeCostUs, st.TailCostUs, st.OverheadSource)
 	}
 	for _, dm := range []*daemon{d, fixed} {
 		if a := dm.register(map[string]string{"fib.wasm": "fib.wasm"}, nil); a.code != 200 {

@@ -48,12 +48,17 @@ func Poll(fd int, p []byte, spin time.Duration, yield func()) (n int, err error,
 
 // recvNow is recv(fd, p, MSG_DONTWAIT): unix.Recvfrom allocates a
 // sockaddr on every call, which a poll makes thousands of times a job.
+// It is a raw system call, one the runtime is not told of: it cannot
+// block, and every call the runtime is told of wakes its sysmon thread
+// when that sleeps. A lane polling through syscall.Syscall woke it every
+// ~120 µs, and each time lost its CPU to it for ~20 µs: a job arriving
+// then waited (perf sched timehist, docs/benchmarks.md).
 func recvNow(fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
 		unix.MSG_DONTWAIT, 0, 0)
 	if errno != 0 {
 		return 0, errno

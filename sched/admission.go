@@ -35,8 +35,14 @@ func (s *Scheduler) runEnd(c *core, now, from int64) (end int64, kill bool) {
 // kill left without a free lane is blocked until its replacement; one
 // whose replacement is overdue (a restart slower than RestartCost) is
 // assumed a whole RestartCost from now, not ready now. An idle core whose
-// lanes sleep is free once its CPU is woken: WakeCost from now.
+// lanes sleep is free once its CPU is woken: WakeCost from now. Every
+// plan then starts TailCost later: the slack kept for one slow hop.
 func (s *Scheduler) free(c *core, now int64) int64 {
+	return s.head(c, now) + s.cfg.TailCost
+}
+
+// head is free without the TailCost.
+func (s *Scheduler) head(c *core, now int64) int64 {
 	if !c.busy {
 		if c.free() <= 0 {
 			if c.blocked > now {

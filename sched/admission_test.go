@@ -207,6 +207,15 @@ func TestAdmit(t *testing.T) {
 			refuse(24, 6, 37, 10, errUnsched), // warm no more: 24+4+10 > 37 on core 1, 28+4... on core 0
 			admit(24, 7, 38, 10, 1),
 		}},
+		{"every plan keeps the tail's slack once, not once a job", 2, Config{BestEffortCap: 100, Grace: -1, RestartCost: -1, PreemptCost: -1, TailCost: 3}, []step{
+			refuse(0, 1, 12, 10, errUnsched), // 0+3+10 > 12 on either core
+			admit(0, 2, 13, 10, 0),           // ends at 13
+			admit(0, 3, 8, 5, 1),             // before 2 on core 0, 2 would end at 18
+			admit(0, 4, 13, 5, 1),            // behind 3: ends at 13, not 16
+			next(0, 0, 2),
+			refuse(1, 5, 15, 3, errUnsched), // 2 runs until 10: 10+3+3 > 15
+			admit(1, 6, 16, 3, 0),
+		}},
 		{"zero slack is on time", 1, exact, []step{
 			refuse(0, 1, 10, 10, ErrInvalidDeadline), // C >= D-now even on an idle core
 			admit(0, 1, 11, 10, 0),
@@ -770,7 +779,7 @@ func exactnessConfigs() []Config {
 	for lanes := 1; lanes <= 4; lanes++ {
 		out = append(out,
 			Config{Lanes: lanes, BestEffortCap: 100, Grace: -1, RestartCost: -1, PreemptCost: -1, Quantum: -1},
-			Config{Lanes: lanes, BestEffortCap: 30, Grace: 2, RestartCost: 5, PreemptCost: 3, Quantum: 4},
+			Config{Lanes: lanes, BestEffortCap: 30, Grace: 2, RestartCost: 5, PreemptCost: 3, Quantum: 4, TailCost: 2},
 			Config{Lanes: lanes, BestEffortCap: 7, Grace: -1, RestartCost: 3, PreemptCost: 1, Quantum: 2, MaxQueue: 4},
 		)
 	}

@@ -355,6 +355,7 @@ func playOutAll(cfg Config, cs coreSnap, js []Job, preempt bool) *future {
 		}
 		fallthrough
 	default:
+		f.t += cfg.TailCost // the slack kept for one slow hop
 		for _, k := range js {
 			insert(item{job: k, rem: oracleEstimate(cfg, cs.now, k), due: !k.Unverified, kill: k.Unverified, fresh: true})
 		}

@@ -107,6 +107,14 @@ type Config struct {
 	// still polls for the next (SetWarm) is not charged. Zero or negative
 	// means none.
 	WakeCost int64
+	// TailCost is slack every core's plan keeps at its head: one dispatch
+	// round trip's tail beyond the per-job overhead in the estimates. The
+	// estimates carry a typical hop (the supervisor charges its p90); a
+	// hop as slow as the p99 is rare enough that a plan meets one, not
+	// one per job, so it is charged once per plan rather than to every
+	// job. A preempting job pays PreemptCost instead. Zero or negative
+	// means none.
+	TailCost int64
 }
 
 // resolve applies the defaults and validates c. Grace, RestartCost,
@@ -137,6 +145,7 @@ func (c Config) resolve() (Config, error) {
 	c.PreemptCost = def(c.PreemptCost, DefaultPreemptCost)
 	c.Quantum = def(c.Quantum, DefaultQuantum)
 	c.WakeCost = max(c.WakeCost, 0)
+	c.TailCost = max(c.TailCost, 0)
 	if c.MaxBestEffort == 0 {
 		c.MaxBestEffort = DefaultMaxBestEffort
 	}
@@ -729,7 +738,7 @@ func (s *Scheduler) Stats(now int64) Stats {
 		cs.Running = c.busy
 		cs.RunningID = c.run.ID
 		t0 := s.free(c, now)
-		cs.Backlog = t0 - now + c.q.total()
+		cs.Backlog = s.head(c, now) - now + c.q.total() // without the slack kept
 		if c.q.len() > 0 {
 			if l := c.q.latest(); l != infinity {
 				cs.Slack = l - t0

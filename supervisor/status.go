@@ -74,11 +74,13 @@ type Status struct {
 	RestartCostMs float64           `json:"restart_cost_ms"`
 	PreemptCostMs float64           `json:"preempt_cost_ms"`
 	// DispatchOverheadUs is charged to every deadline job, WakeCostUs to
-	// work starting on a core whose lanes sleep; OverheadSource says
-	// whether they were "measured" at start, set by "flag", or are the
-	// "default" until a core is measured.
+	// work starting on a core whose lanes sleep, TailCostUs once to every
+	// core's plan (a slow hop); OverheadSource says whether they were
+	// "measured" at start, set by "flag", or are the "default" until a
+	// core is measured.
 	DispatchOverheadUs float64 `json:"dispatch_overhead_us"`
 	WakeCostUs         float64 `json:"wake_cost_us"`
+	TailCostUs         float64 `json:"tail_cost_us"`
 	OverheadSource     string  `json:"dispatch_overhead_source"`
 	// ModuleDir is --module-dir's state, with the files not loaded.
 	ModuleDir *ModuleDirStatus `json:"module_dir,omitempty"`
@@ -130,7 +132,8 @@ func (s *Supervisor) status() (Status, []int) {
 		WorkerCPUs: isolate.FormatList(s.choice.Workers), Housekeeping: isolate.FormatList(s.choice.Housekeeping),
 		CPUsFrom: s.choice.Source, BestEffort: st.BestEffortQueued, InFlight: len(s.tasks), Counters: s.count,
 		Dispatch: dc, Lanes: s.cfg.Lanes, RestartCostMs: ms(time.Duration(cfg.RestartCost)), PreemptCostMs: ms(time.Duration(cfg.PreemptCost)),
-		DispatchOverheadUs: us(time.Duration(s.overhead.Load())), WakeCostUs: us(time.Duration(cfg.WakeCost)), OverheadSource: "flag"}
+		DispatchOverheadUs: us(time.Duration(s.overhead.Load())), WakeCostUs: us(time.Duration(cfg.WakeCost)),
+		TailCostUs: us(time.Duration(cfg.TailCost)), OverheadSource: "flag"}
 	switch {
 	case s.probing && len(s.probes) > 0:
 		out.OverheadSource = "measured"
