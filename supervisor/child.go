@@ -365,6 +365,7 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 		spin = min(max(s.cfg.WorkerSpin, 0), resultSpin)
 	}
 	pc := newPollConn(nc, spin)
+	pc.quiet = &s.quiet
 	sp := &spawned{conn: ipc.NewConn(pc, 0), nc: nc, pc: pc, proc: cmd.Process, wait: make(chan error, 1),
 		stderr: make(chan struct{}), offCore: offCore}
 	sp.conn.SetLimits(s.limits())

@@ -32,6 +32,13 @@ type pollConn struct {
 	// live is set once the lane is up and its frames are served: from
 	// then on the read deadline is kick's alone (start-up sets its own).
 	live atomic.Bool
+	// quiet (ns, nil: 0) is how long after a kick no answer can be in yet:
+	// the fastest round trip measured (probe). The poll does not read the
+	// socket before from, the kick's time plus quiet, and leaves the CPU
+	// to the supervisor's other goroutines meanwhile: a read that cannot
+	// find anything is a system call the HTTP side could have used.
+	quiet *atomic.Int64
+	from  atomic.Int64 // ipc.Monotonic ns
 	// The poll's arguments and results, and the function rc.Read calls,
 	// made once: a closure over locals would be allocated on every read.
 	// Only the one reading goroutine uses them.
@@ -45,6 +52,9 @@ type pollConn struct {
 func newPollConn(nc net.Conn, spin time.Duration) *pollConn {
 	pc := &pollConn{Conn: nc, spin: spin}
 	pc.poll = func(fd uintptr) bool {
+		for from := pc.from.Load(); from > 0 && ipc.Monotonic() < from; {
+			runtime.Gosched()
+		}
 		pc.n, pc.err, pc.got = ipc.Poll(int(fd), pc.buf, pc.spin, runtime.Gosched)
 		return true
 	}
@@ -62,6 +72,9 @@ func newPollConn(nc net.Conn, spin time.Duration) *pollConn {
 func (pc *pollConn) kick() {
 	if pc.rc == nil || !pc.live.Load() {
 		return
+	}
+	if pc.quiet != nil {
+		pc.from.Store(ipc.Monotonic() + pc.quiet.Load())
 	}
 	pc.armed.Store(true)
 	pc.Conn.SetReadDeadline(time.Unix(1, 0))

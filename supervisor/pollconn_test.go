@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,5 +79,33 @@ func TestPollConnAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("a polled read: %v allocations, want 0", n)
+	}
+}
+
+// After a kick the socket is not read for quiet, even when the answer is
+// already in: no answer can be back sooner than the fastest round trip,
+// and a read before it is a system call for nothing. The answer is still
+// read at once after.
+func TestPollConnQuiet(t *testing.T) {
+	sup, lane := socketPair(t)
+	pc := newPollConn(sup, 100*time.Microsecond)
+	if pc.rc == nil {
+		t.Skip("the socket offers no raw access (syscall.Conn)")
+	}
+	pc.live.Store(true)
+	var quiet atomic.Int64
+	quiet.Store(int64(20 * time.Millisecond))
+	pc.quiet = &quiet
+	conn, peer := ipc.NewConn(pc, 0), ipc.NewConn(lane, 0)
+	if err := peer.Write(ipc.KindResult, &ipc.Result{ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	pc.kick()
+	if k, err := conn.Read(); err != nil || k != ipc.KindResult {
+		t.Fatalf("read: kind %v, %v", k, err)
+	}
+	if d := time.Since(t0); d < 20*time.Millisecond {
+		t.Errorf("the answer was read %v after the kick, within its quiet 20ms", d)
 	}
 }

@@ -24,6 +24,9 @@ const (
 	// probeModule is a module name no lane can hold: names are NFC and
 	// valid UTF-8 (httpapi), this is neither.
 	probeModule = "\xff probe"
+	// quietShare divides the fastest round trip into the time after a
+	// send during which the socket is not polled (pollConn.quiet).
+	quietShare = 2
 )
 
 // probeCosts are one core's measured hop: Overhead, charged to every job,
@@ -42,6 +45,7 @@ type probeCosts struct {
 	WarmP50  time.Duration
 	WarmP99  time.Duration
 	ColdP50  time.Duration
+	Fastest  time.Duration // the fastest warm round trip
 }
 
 // probe times the round trip on a lane that is up but not in service;
@@ -104,13 +108,13 @@ func probe(sp *spawned, spin time.Duration) (probeCosts, error) {
 			id++
 			cold = append(cold, d)
 		}
-		c := probeCosts{Overhead: q(warm, 0.9), WarmP50: q(warm, 0.5), WarmP99: q(warm, 0.99), ColdP50: q(cold, 0.5)}
+		c := probeCosts{Overhead: q(warm, 0.9), WarmP50: q(warm, 0.5), WarmP99: q(warm, 0.99), ColdP50: q(cold, 0.5), Fastest: q(warm, 0)}
 		if best.Overhead < 0 {
 			best = c
 			continue
 		}
 		best = probeCosts{Overhead: min(best.Overhead, c.Overhead), WarmP50: min(best.WarmP50, c.WarmP50),
-			WarmP99: min(best.WarmP99, c.WarmP99), ColdP50: min(best.ColdP50, c.ColdP50)}
+			WarmP99: min(best.WarmP99, c.WarmP99), ColdP50: min(best.ColdP50, c.ColdP50), Fastest: min(best.Fastest, c.Fastest)}
 	}
 	best.Tail = max(best.WarmP99-best.Overhead, 0)
 	best.Wake = max(best.ColdP50-best.WarmP50, 0)
@@ -151,14 +155,17 @@ func (s *Supervisor) probedCore(c *child, pc probeCosts, err error) {
 	}
 	s.probes = append(s.probes, pc)
 	var worst probeCosts
+	fastest := s.probes[0].Fastest
 	for _, p := range s.probes {
+		fastest = min(fastest, p.Fastest)
 		worst.Overhead = max(worst.Overhead, p.Overhead)
 		worst.Tail = max(worst.Tail, p.Tail)
 		worst.Wake = max(worst.Wake, p.Wake)
 	}
 	s.overhead.Store(int64(worst.Overhead))
+	s.quiet.Store(int64(fastest) / quietShare)
 	s.disp.SetTailCost(worst.Tail)
 	s.disp.SetWakeCost(worst.Wake)
 	c.log.Info("measured the dispatch overhead", "warm_p50", pc.WarmP50, "overhead_p90", pc.Overhead,
-		"warm_p99", pc.WarmP99, "tail", pc.Tail, "cold_p50", pc.ColdP50, "wake", pc.Wake)
+		"warm_p99", pc.WarmP99, "tail", pc.Tail, "cold_p50", pc.ColdP50, "wake", pc.Wake, "fastest", pc.Fastest)
 }
