@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/engine"
@@ -71,6 +72,24 @@ func procs(role string) int {
 	return 1
 }
 
+// laneGCPercent is a coreworker's GOGC. Every call allocates ~14 KB of Go
+// heap (wazero's instance), and a lane's live heap is small (its modules'
+// metadata: compiled code and linear memory are mapped outside the heap),
+// so at the default 100 a lane collected every few hundred calls, and each
+// collection's marking took the job's CPU: calls that met one made up the
+// p99. At 400 it collects a quarter as often, for a heap up to five times
+// its live size, a few MB more (docs/benchmarks.md, issue 15).
+const laneGCPercent = 400
+
+// gcPercent is the GOGC of a child: laneGCPercent for a coreworker, the
+// default for benchd, whose heap holds what it compiles.
+func gcPercent(role string) int {
+	if role == "coreworker" {
+		return laneGCPercent
+	}
+	return 100
+}
+
 func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 	setup func(ipc.Hello, *slog.Logger) error) (*Session, error) {
 	h, err := ipc.ReadHello(c)
@@ -84,6 +103,7 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 		}
 	}
 	runtime.GOMAXPROCS(procs(role))
+	debug.SetGCPercent(gcPercent(role))
 	if err := h.Limits.Check(); err != nil {
 		return nil, err
 	}
