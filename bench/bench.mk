@@ -26,7 +26,7 @@ BENCH_ENV = BENCH_BIN=$(BENCH_BIN) BENCH_RESULTS=$(BENCH_RESULTS)
 .PHONY: bench-build bench-overhead bench-throughput bench-overload bench-bimodal bench-lanes bench-report bench-clean
 
 bench-build:
-	$(GO) build -o $(BENCH_BIN)/ ./cmd/hyper-sched ./cmd/hyper-bench ./bench/gobaseline
+	$(GO) build -o $(BENCH_BIN)/ ./cmd/hyper-sched ./cmd/hyper-bench ./bench/gobaseline ./bench/hiccup
 
 bench-overhead bench-throughput bench-overload bench-bimodal bench-lanes: bench-%: bench-build
 	$(BENCH_ENV) bench/scenario.sh $*

@@ -66,6 +66,9 @@ wait_ok "$hs/healthz"
 curl -s -F "fib.wasm=@$root/testdata/fib.wasm" "$hs/register" >/dev/null
 wait_ok "$gb/call" -d '{"wasm_name":"fib.wasm","export_func":"noop","params":[]}'
 { echo "date: $(date -u +%FT%TZ)"; uptime; git -C "$root" describe --always --dirty; echo "HS_ARGS=${HS_ARGS:-}"; } | tee "$out/env.txt"
+if [[ -x $bin/hiccup ]]; then # the CPUs' noise floor at the time (docs/benchmarks.md)
+	for c in 0 1; do echo "CPU $c: $(taskset -c "$c" "$bin/hiccup" -d 1s | head -1)"; done | tee -a "$out/env.txt"
+fi
 
 echo "== 1. Python http.client, interleaved, $calls calls each"
 taskset -c "$client_cpus" python3 "$root/bench/overhead.py" -n "$calls" hyper-sched="$hs" go-baseline="$gb" | tee "$out/python.txt"
