@@ -33,7 +33,7 @@ type pollConn struct {
 	// then on the read deadline is kick's alone (start-up sets its own).
 	live atomic.Bool
 	// quiet (ns, nil: 0) is how long after a kick no answer can be in yet:
-	// the fastest round trip measured (probe). The poll does not read the
+	// half the fastest round trip measured (probe). The poll does not read the
 	// socket before from, the kick's time plus quiet, and leaves the CPU
 	// to the supervisor's other goroutines meanwhile: a read that cannot
 	// find anything is a system call the HTTP side could have used.

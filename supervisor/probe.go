@@ -33,9 +33,9 @@ const (
 // the p90 of the warm round trips; Tail, kept once in every plan, what
 // the p99 adds to it; Wake, what a sleeping lane adds to the median round
 // trip. A hop as slow as the p99 is one in a hundred: a plan of a few
-// jobs meets one at most, and the jobs of a long plan average out below
-// the p90, so charging the p99 to every job would refuse work that fits
-// (docs/RATIONALE.md). The wake-up's tail is not charged: with a dozen
+// jobs meets one at most, and the round trips of a long plan average out
+// to their mean, below the p90, so charging the p99 to every job would
+// refuse work that fits (docs/RATIONALE.md). The wake-up's tail is not charged: with a dozen
 // cold samples it is the slowest one, which on a shared host is another
 // process's time slice.
 type probeCosts struct {

@@ -268,8 +268,9 @@ type Supervisor struct {
 	// overhead is the dispatch overhead charged to every deadline job
 	// (Config.DispatchOverhead, or measured: probing), ns.
 	overhead atomic.Int64
-	// quiet is the fastest round trip measured on any core, ns: how long
-	// after sending a job its lane's socket is not polled (pollConn).
+	// quiet is half the fastest round trip measured on any core, ns:
+	// how long after sending a job its lane's socket is not polled
+	// (pollConn).
 	quiet      atomic.Int64
 	probing    bool
 	probed     []bool       // by core: its hop is measured, or being measured
