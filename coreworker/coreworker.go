@@ -67,8 +67,32 @@ func (w *worker) handle(ctx context.Context, s *session.Session, k ipc.Kind) err
 	if err := s.Conn.Write(ipc.KindResult, &w.res); err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}
+	w.prepare(ctx, s)
 	w.in.arm()
 	return nil
+}
+
+// prepareMax bounds the instantiation a lane does between jobs: no more
+// than a slow hop (the dispatch overhead's tail), which is what a Park
+// frame, read only once it is done, may wait for.
+const prepareMax = raceFactor * 50 * time.Microsecond
+
+// prepare makes the instance the next call of the job's module will run
+// in (engine.Module.Prepare) while the lane waits for it, taking the
+// instantiation off that call's path. Only when the lane spins (the
+// dispatcher parks it before another lane of its core runs), the job had
+// no input (a prepared instance has none), and it succeeded, its module
+// instantiated within prepareMax: a module whose start functions take
+// longer keeps instantiating in its calls, where its time is a job's.
+func (w *worker) prepare(ctx context.Context, s *session.Session) {
+	job, res := &w.job, &w.res
+	if w.in.spin <= 0 || len(job.Stdin) > 0 || len(job.Args) > 0 || len(job.Env) > 0 ||
+		res.Err != "" || res.InstNs > prepareMax.Nanoseconds() {
+		return
+	}
+	if m, ok := s.Module(job.Module); ok {
+		_ = m.Prepare(ctx, s.OutputLimit()) // a failure is the next call's to meet
+	}
 }
 
 func (w *worker) run(ctx context.Context, s *session.Session) {

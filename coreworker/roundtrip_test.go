@@ -78,11 +78,18 @@ func startLane(tb testing.TB, cpu int, spin, poll time.Duration) *lane {
 	if _, err := ipc.ReadHello(l.conn); err != nil {
 		tb.Fatal(err)
 	}
-	wasm, err := os.ReadFile("../testdata/fib.wasm")
+	l.load(tb, "fib.wasm")
+	return l
+}
+
+// load loads testdata/name into the lane.
+func (l *lane) load(tb testing.TB, name string) {
+	tb.Helper()
+	wasm, err := os.ReadFile("../testdata/" + name)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := l.conn.Write(ipc.KindLoad, &ipc.Load{Name: "fib.wasm", Wasm: wasm}); err != nil {
+	if err := l.conn.Write(ipc.KindLoad, &ipc.Load{Name: name, Wasm: wasm}); err != nil {
 		tb.Fatal(err)
 	}
 	var ld ipc.Loaded
@@ -92,7 +99,6 @@ func startLane(tb testing.TB, cpu int, spin, poll time.Duration) *lane {
 	if err := l.conn.Decode(&ld); err != nil || ld.Err != "" {
 		tb.Fatalf("load: %v %s", err, ld.Err)
 	}
-	return l
 }
 
 // pollingConn polls its socket for up to spin before each read blocks.
@@ -281,4 +287,41 @@ func TestSpinAndPark(t *testing.T) {
 	// Both still answer.
 	spun(l, 3, false)
 	spun(idle, 2, true)
+}
+
+// A spinning lane prepares the next instance of a module it ran (engine
+// Prepare); every call still runs in a fresh one: a counter's state never
+// survives, whether calls come back to back, after the spin, between
+// calls of another module, or with input.
+func TestPreparedCalls(t *testing.T) {
+	l := startLane(t, -1, 300*time.Microsecond, 0)
+	l.load(t, "counter.wasm")
+	var res ipc.Result
+	id := uint64(0)
+	call := func(module, export string, stdin []byte) {
+		t.Helper()
+		id++
+		l.call(t, &ipc.Job{ID: id, Module: []byte(module), Export: []byte(export), Stdin: stdin}, &res)
+	}
+	for i := range 40 {
+		export := []string{"incr", "incr_mem"}[i%2]
+		switch i % 5 {
+		case 1:
+			time.Sleep(time.Millisecond) // past the spin: prepared before it
+		case 2:
+			call("fib.wasm", "noop", nil)
+		case 3:
+			call("counter.wasm", export, []byte("input"))
+			if !slices.Equal(res.Results, []uint64{1}) {
+				t.Fatalf("call %d with input: %v, want [1]", i, res.Results)
+			}
+		}
+		call("counter.wasm", export, nil)
+		if !slices.Equal(res.Results, []uint64{1}) {
+			t.Fatalf("call %d (%s): %v, want [1] (a fresh instance)", i, export, res.Results)
+		}
+		if res.InstNs <= 0 {
+			t.Fatalf("call %d: instantiation %d ns reported, want the prepared instance's", i, res.InstNs)
+		}
+	}
 }

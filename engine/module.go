@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
@@ -33,8 +34,9 @@ type Module struct {
 	refs int // references held by Compile callers; guarded by e.mu
 
 	mu     sync.Mutex
-	active int  // calls in progress
-	dead   bool // refs reached 0; compiled is closed once active is 0
+	active int       // calls in progress, and the prepared instance
+	dead   bool      // refs reached 0; compiled is closed once active is 0
+	prep   *prepared // the next call's instance, if made (Prepare)
 }
 
 // Export is an exported function and its signature.
@@ -161,40 +163,54 @@ func (m *Module) CallIO(ctx context.Context, export string, params []uint64, io 
 	}
 	defer m.release()
 
-	var out output
-	limit := m.e.cfg.StdoutLimit
-	if io.OutputLimit > 0 {
-		limit = io.OutputLimit
-	}
-	out.stdout.limit, out.stderr.limit = limit, limit
-	out.stdout.b, out.stderr.b = io.Stdout[:0], io.Stderr[:0]
-	cfg := m.e.inst.WithStdout(&out.stdout).WithStderr(&out.stderr)
-	// Each With clones the config: only what this call sets.
-	if len(io.Stdin) > 0 {
-		cfg = cfg.WithStdin(bytes.NewReader(io.Stdin))
-	}
-	if len(io.Args) > 0 {
-		cfg = cfg.WithArgs(io.Args...)
-	}
-	for _, kv := range io.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		cfg = cfg.WithEnv(k, v)
-	}
-
-	// The instance's linear memory is freed when the call ends, also when
-	// instantiation fails, which wazero would leave to the collector.
-	var mem allocator
-	defer mem.free()
-
-	var res Result
-	t0 := time.Now()
-	inst, err := m.e.rt.InstantiateModule(mem.context(ctx), m.compiled, cfg)
-	if err != nil {
-		res.Instantiate = time.Since(t0)
-		out.fill(&res)
-		err = classify(err, false)
-		res.exited(err)
-		return res, fmt.Errorf("instantiate: %w", err)
+	limit := m.outputLimit(io.OutputLimit)
+	var (
+		res  Result
+		inst api.Module
+		out  *output
+		mem  *allocator // the instance's linear memory, freed when the call ends
+		t0   = time.Now()
+	)
+	if p := m.takePrepared(io, limit); p != nil {
+		defer m.release() // the prepared instance's reference
+		inst, out, mem = p.inst, &p.out, &p.mem
+		defer mem.free()
+		t0 = t0.Add(-p.took) // the instantiation it did not wait for
+		// Output a start function wrote stays where it was written.
+		if out.stdout.n == 0 {
+			out.stdout.b = io.Stdout[:0]
+		}
+		if out.stderr.n == 0 {
+			out.stderr.b = io.Stderr[:0]
+		}
+	} else {
+		out, mem = new(output), new(allocator)
+		out.stdout.limit, out.stderr.limit = limit, limit
+		out.stdout.b, out.stderr.b = io.Stdout[:0], io.Stderr[:0]
+		cfg := m.e.inst.WithStdout(&out.stdout).WithStderr(&out.stderr)
+		// Each With clones the config: only what this call sets.
+		if len(io.Stdin) > 0 {
+			cfg = cfg.WithStdin(bytes.NewReader(io.Stdin))
+		}
+		if len(io.Args) > 0 {
+			cfg = cfg.WithArgs(io.Args...)
+		}
+		for _, kv := range io.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			cfg = cfg.WithEnv(k, v)
+		}
+		var err error
+		// Freed also when instantiation fails, which wazero would leave
+		// to the collector.
+		defer mem.free()
+		inst, err = m.e.rt.InstantiateModule(mem.context(ctx), m.compiled, cfg)
+		if err != nil {
+			res.Instantiate = time.Since(t0)
+			out.fill(&res)
+			err = classify(err, false)
+			res.exited(err)
+			return res, fmt.Errorf("instantiate: %w", err)
+		}
 	}
 	fn := inst.ExportedFunction(export) // sets up the call stack
 	t1 := time.Now()
@@ -238,8 +254,14 @@ func (m *Module) Close(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.dead = true
+	p := m.prep
+	m.prep = nil
 	free := m.active == 0
 	m.mu.Unlock()
+	if p != nil {
+		m.discard(p) // its release frees the code if nothing else runs
+		return nil
+	}
 	if free {
 		return m.free(ctx)
 	}

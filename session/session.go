@@ -168,6 +168,10 @@ func (s *Session) Module(name []byte) (*engine.Module, bool) {
 	return m, ok
 }
 
+// OutputLimit is the output limit of the session's calls (the hello's
+// Limits), as CallIO gives it.
+func (s *Session) OutputLimit() int { return s.limits.Output() }
+
 // IO is CallIO with the session's output limit (the hello's Limits).
 func (s *Session) IO(module, export, stdin, args, env []byte) engine.IO {
 	return CallIO(module, export, stdin, args, env, s.limits.Output())
