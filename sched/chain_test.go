@@ -406,6 +406,21 @@ func TestChainSimulated(t *testing.T) {
 				}
 			}
 		}
+		// nextEnd returns the core whose running job ends first, and when;
+		// -1 when none runs.
+		nextEnd := func() (c int, at int64) {
+			c = -1
+			for i, r := range running {
+				if r == 0 {
+					continue
+				}
+				in := jobs[r]
+				if e := runFrom[i] + in.job.Estimate - in.ran; c < 0 || e < at {
+					c, at = i, e
+				}
+			}
+			return c, at
+		}
 		for step := 0; step < 200; step++ {
 			switch r := rng.IntN(10); {
 			case r < 4:
@@ -451,16 +466,7 @@ func TestChainSimulated(t *testing.T) {
 				apply(core, s.Next(core, now))
 			default:
 				// Advance to the next end of a running job.
-				c, at := -1, int64(0)
-				for i, r := range running {
-					if r == 0 {
-						continue
-					}
-					in := jobs[r]
-					if e := runFrom[i] + in.job.Estimate - in.ran; c < 0 || e < at {
-						c, at = i, e
-					}
-				}
+				c, at := nextEnd()
 				if c < 0 {
 					now += int64(rng.IntN(5))
 					for i := range running {
@@ -498,24 +504,9 @@ func TestChainSimulated(t *testing.T) {
 		}
 		// Run everything out; then nothing may be left.
 		for guard := 0; ; guard++ {
-			busy := false
-			for c := range running {
-				if running[c] != 0 {
-					busy = true
-				}
-			}
-			if !busy || guard > 10000 {
+			c, at := nextEnd()
+			if c < 0 || guard > 10000 {
 				break
-			}
-			c, at := -1, int64(0)
-			for i, r := range running {
-				if r == 0 {
-					continue
-				}
-				in := jobs[r]
-				if e := runFrom[i] + in.job.Estimate - in.ran; c < 0 || e < at {
-					c, at = i, e
-				}
 			}
 			now = at
 			r := running[c]
