@@ -224,24 +224,10 @@ func hasFrames(path string) bool {
 // answered in time per second (the client's goodput) with the frames offered
 // for reference, and the fraction of frames sent that were answered in time.
 func camerasPlots(rs []*Result, st map[string]style) []plot {
-	byLabel := map[string][]*Result{}
-	var labels []string
-	sweep := false
-	for _, r := range rs {
-		if r.Mode != "cameras" {
-			continue
-		}
-		l := systemName(r)
-		if _, ok := byLabel[l]; !ok {
-			labels = append(labels, l)
-		}
-		byLabel[l] = append(byLabel[l], r)
-		sweep = sweep || len(byLabel[l]) > 1
-	}
+	byLabel, labels, sweep := bySystem(rs, "cameras")
 	if !sweep {
 		return nil
 	}
-	sort.Strings(labels)
 	good := plot{Title: "Frames answered in time", XLabel: "cameras", YLabel: "frames/s in time (client's clock)"}
 	frac := plot{Title: "Frames in time / frames offered", XLabel: "cameras", YLabel: "fraction of frames sent", YMax: 1}
 	offered := map[float64]float64{} // cameras → frames/s asked for

@@ -353,13 +353,12 @@ func cdfPlots(g stepGroup, st map[string]style) []plot {
 	return out
 }
 
-// sweepPlots returns the plots against offered load for a scenario's open
-// loop results, or none when no system has two open-loop results.
-func sweepPlots(rs []*Result, st map[string]style) []plot {
-	byLabel := map[string][]*Result{}
-	var labels []string
+// bySystem groups the results of mode rs holds by system, with the
+// systems' names sorted; sweep is whether some system has two or more.
+func bySystem(rs []*Result, mode string) (byLabel map[string][]*Result, labels []string, sweep bool) {
+	byLabel = map[string][]*Result{}
 	for _, r := range rs {
-		if r.Mode != "open" {
+		if r.Mode != mode {
 			continue
 		}
 		l := systemName(r)
@@ -367,15 +366,19 @@ func sweepPlots(rs []*Result, st map[string]style) []plot {
 			labels = append(labels, l)
 		}
 		byLabel[l] = append(byLabel[l], r)
+		sweep = sweep || len(byLabel[l]) > 1
 	}
-	sweep := false
-	for _, l := range byLabel {
-		sweep = sweep || len(l) > 1
-	}
+	sort.Strings(labels)
+	return byLabel, labels, sweep
+}
+
+// sweepPlots returns the plots against offered load for a scenario's open
+// loop results, or none when no system has two open-loop results.
+func sweepPlots(rs []*Result, st map[string]style) []plot {
+	byLabel, labels, sweep := bySystem(rs, "open")
 	if !sweep {
 		return nil
 	}
-	sort.Strings(labels)
 	line := func(l string) series {
 		return series{Name: l, Markers: true, Color: st[l].Color, Dash: st[l].Dash}
 	}
