@@ -300,12 +300,7 @@ func TestChainInvalid(t *testing.T) {
 // stdinOf returns the stdin the job last started under name was given.
 func (r *honRig) stdinOf(name string) string {
 	r.t.Helper()
-	r.mu.Lock()
-	j, ok := r.jobs[name]
-	r.mu.Unlock()
-	if !ok {
-		r.t.Fatalf("%s: no job started", name)
-	}
+	j := r.startedJob(name)
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
 	return string(r.s.tasks[j.id].in.stdin)

@@ -297,9 +297,9 @@ func (r *honRig) autoAnswer(exec time.Duration) {
 	r.t.Cleanup(func() { close(stop); <-done })
 }
 
-// result delivers the result of the started call named name: it ran for
-// exec on its lane.
-func (r *honRig) result(name string, exec time.Duration) {
+// startedJob returns the job last started under name; it fails the test if
+// there is none.
+func (r *honRig) startedJob(name string) honJob {
 	r.t.Helper()
 	r.mu.Lock()
 	j, ok := r.jobs[name]
@@ -307,6 +307,14 @@ func (r *honRig) result(name string, exec time.Duration) {
 	if !ok {
 		r.t.Fatalf("%s was never started", name)
 	}
+	return j
+}
+
+// result delivers the result of the started call named name: it ran for
+// exec on its lane.
+func (r *honRig) result(name string, exec time.Duration) {
+	r.t.Helper()
+	j := r.startedJob(name)
 	if !r.s.disp.Result(0, j.l.li, j.l, j.id, &ipc.Result{ID: j.id, ExecNs: exec.Nanoseconds()}) {
 		r.t.Fatalf("the result of %s was dropped", name)
 	}
