@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hyper-sched/hyper-sched/internal/syncbuf"
 )
 
 // The lab: nodes in network namespaces, each reached from the host over a
@@ -176,7 +178,7 @@ type node struct {
 	name, ns, addr string // addr: host:port, reachable from the host
 	dir            string
 	cmd            *exec.Cmd
-	log            *syncBuf
+	log            *syncbuf.Buffer
 	done           chan struct{}
 	client         *http.Client
 }
@@ -258,7 +260,7 @@ const warmRuns = 70
 func (n *node) start(t *testing.T) {
 	t.Helper()
 	n.dir = tempDir(t)
-	n.log = &syncBuf{}
+	n.log = &syncbuf.Buffer{}
 	args := []string{"--net=/run/netns/" + n.ns, binary, "--listen", n.addr, "--node-name", n.name,
 		"--state-dir", filepath.Join(n.dir, "state"), "--cache-dir", filepath.Join(n.dir, "cache"),
 		"--runtime-dir", filepath.Join(n.dir, "run"), "--cpus", "1", "--lanes", "1", "--isolation", "affinity",
@@ -379,7 +381,7 @@ type proxy struct {
 	kind string
 	url  string
 	cmd  *exec.Cmd
-	out  *syncBuf // HAProxy's log (stdout) and both's stderr
+	out  *syncbuf.Buffer // HAProxy's log (stdout) and both's stderr
 	dir  string
 	done chan struct{}
 }
@@ -399,7 +401,7 @@ func startHAProxy(t *testing.T, nodes []*node) *proxy {
 	}
 	text := replaceOnce(t, string(cfg), `(?m)^    bind :8080$`, fmt.Sprintf("    bind 127.0.0.1:%d", port))
 	text = replaceOnce(t, text, `(?m)(^    server .*\n)+`, servers.String())
-	p := &proxy{kind: "haproxy", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncBuf{}, dir: tempDir(t)}
+	p := &proxy{kind: "haproxy", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncbuf.Buffer{}, dir: tempDir(t)}
 	path := filepath.Join(p.dir, "haproxy.cfg")
 	os.WriteFile(path, []byte(text), 0o644)
 	p.cmd = exec.Command("haproxy", "-db", "-f", path)
@@ -423,7 +425,7 @@ func startNginx(t *testing.T, nodes []*node) *proxy {
 	}
 	text := replaceOnce(t, string(conf), `(?m)^    listen 8080;$`, fmt.Sprintf("    listen 127.0.0.1:%d;", port))
 	text = replaceOnce(t, text, `(?m)(^    server .*\n)+`, servers.String())
-	p := &proxy{kind: "nginx", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncBuf{}, dir: tempDir(t)}
+	p := &proxy{kind: "nginx", url: fmt.Sprintf("http://127.0.0.1:%d", port), out: &syncbuf.Buffer{}, dir: tempDir(t)}
 	os.WriteFile(filepath.Join(p.dir, "hyper-sched.conf"), []byte(text), 0o644)
 	main := fmt.Sprintf(`user root;
 worker_processes 1;
@@ -568,22 +570,4 @@ func load(c *http.Client, url, tag string, rate int, dur time.Duration) []result
 	}
 	wg.Wait()
 	return out
-}
-
-// syncBuf is a bytes.Buffer for several writers.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

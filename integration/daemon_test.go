@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hyper-sched/hyper-sched/internal/syncbuf"
 )
 
 var binary string // the hyper-sched binary built by TestMain
@@ -52,7 +54,7 @@ type daemon struct {
 	cmd      *exec.Cmd
 	url      string
 	dir      string
-	log      *bytes.Buffer
+	log      *syncbuf.Buffer
 	flags    []string
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // cmd.Wait's result, once done is closed
@@ -69,13 +71,13 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	d := &daemon{t: t, url: "http://" + addr, dir: dir, log: &bytes.Buffer{}, flags: flags}
+	d := &daemon{t: t, url: "http://" + addr, dir: dir, log: &syncbuf.Buffer{}, flags: flags}
 	args := append([]string{"--listen", addr, "--state-dir", filepath.Join(dir, "state"),
 		"--cache-dir", filepath.Join(dir, "cache"), "--runtime-dir", filepath.Join(dir, "run")}, flags...)
 	d.cmd = exec.Command(binary, args...)
 	// A race-built daemon sleeps 1 s at exit by default; not needed here.
 	d.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	d.cmd.Stderr = &syncWriter{w: d.log}
+	d.cmd.Stderr = d.log
 	// A test binary killed by its timeout takes the daemon with it.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
@@ -106,7 +108,7 @@ func start(t testing.TB, dir string, flags ...string) *daemon {
 }
 
 func (d *daemon) logs() string {
-	return d.cmd.Stderr.(*syncWriter).String()
+	return d.log.String()
 }
 
 // stop sends SIGTERM and waits for a clean exit; later calls do nothing.
@@ -353,21 +355,4 @@ func (d *daemon) waitRestarted(before map[string]float64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.String()
 }
