@@ -72,8 +72,8 @@ int read_all(FILE *f, buf *b) {
 	return 0;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
-	long v = 0;
+static int parse_ll(const char *s, long long hi, long long *out) {
+	long long v = 0;
 	if (!*s)
 		return -1;
 	for (; *s; s++) {
@@ -83,7 +83,13 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 		if (v > hi)
 			return -1;
 	}
-	if (v < lo)
+	*out = v;
+	return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+	long long v;
+	if (parse_ll(s, hi, &v) || v < lo)
 		return -1;
 	*out = (int)v;
 	return 0;
@@ -428,21 +434,6 @@ int blobs_write(FILE *f, int w, int h, const scene *s, const blobs *bl) {
 		const blob *b = &bl->v[i];
 		fprintf(f, "blob %lld %lld %lld %d %d %d %d\n", b->area, b->sumx, b->sumy, b->x0, b->y0, b->x1, b->y1);
 	}
-	return 0;
-}
-
-static int parse_ll(const char *s, long long hi, long long *out) {
-	long long v = 0;
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		v = v * 10 + (*s - '0');
-		if (v > hi)
-			return -1;
-	}
-	*out = v;
 	return 0;
 }
 
