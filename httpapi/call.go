@@ -145,8 +145,7 @@ func decodeThen(then []stageBody, module string, deadline time.Duration) ([]Stag
 		}
 		b := callBody{WasmName: st.WasmName, ExportFunc: st.ExportFunc, ParamType: st.ParamType, Params: st.Params}
 		if err := checkLimits(&b); err != nil {
-			e := err.(*apierr.Error)
-			return nil, errorf(e.Code, "then: stage %d: %s", n, e.Msg)
+			return nil, stageError(n, err)
 		}
 		module = b.WasmName
 		spec := StageSpec{Module: b.WasmName, Export: b.ExportFunc, ParamTypes: st.ParamType, Params: st.Params, ResultsLength: -1}
@@ -157,18 +156,23 @@ func decodeThen(then []stageBody, module string, deadline time.Duration) ([]Stag
 		}
 		var err error
 		if spec.Declared, err = millis("expected_execution_time", st.Expected); err != nil {
-			e := err.(*apierr.Error)
-			return nil, errorf(e.Code, "then: stage %d: %s", n, e.Msg)
+			return nil, stageError(n, err)
 		}
 		var in CallSpec
 		if err := decodeInput(&callBody{Args: st.Args, Env: st.Env}, &in); err != nil {
-			e := err.(*apierr.Error)
-			return nil, errorf(e.Code, "then: stage %d: %s", n, e.Msg)
+			return nil, stageError(n, err)
 		}
 		spec.Args, spec.Env = in.Args, in.Env
 		out[i] = spec
 	}
 	return out, nil
+}
+
+// stageError is err, an *apierr.Error about a field of stage n of a
+// chain, with the stage named.
+func stageError(n int, err error) error {
+	e := err.(*apierr.Error)
+	return errorf(e.Code, "then: stage %d: %s", n, e.Msg)
 }
 
 // Limits of the strings in a /call or /test body. /call is open to anyone
