@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/apierr"
+	"github.com/hyper-sched/hyper-sched/internal/rawsock"
 )
 
 // Refusals of connections over the cap: how many at most are answered at
@@ -72,7 +73,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.open.Add(1) <= l.max {
-			return &countedConn{Conn: c, l: l}, nil
+			return &countedConn{Conn: rawsock.Wrap(c), l: l}, nil
 		}
 		l.open.Add(-1)
 		l.refuse(c)

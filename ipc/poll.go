@@ -4,9 +4,10 @@ import (
 	"errors"
 	"io"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hyper-sched/hyper-sched/internal/rawsock"
 )
 
 // Poll reads from the socket fd into p without blocking, again and again
@@ -19,7 +20,7 @@ import (
 func Poll(fd int, p []byte, spin time.Duration, yield func()) (n int, err error, ok bool) {
 	var end time.Time
 	for i := 0; ; i++ {
-		n, err = recvNow(fd, p)
+		n, err = rawsock.Recv(fd, p)
 		switch {
 		case err == nil && n == 0 && len(p) > 0:
 			return 0, io.EOF, true
@@ -44,24 +45,4 @@ func Poll(fd int, p []byte, spin time.Duration, yield func()) (n int, err error,
 			yield()
 		}
 	}
-}
-
-// recvNow is recv(fd, p, MSG_DONTWAIT): unix.Recvfrom allocates a
-// sockaddr on every call, which a poll makes thousands of times a job.
-// It is a raw system call, one the runtime is not told of: it cannot
-// block, and every call the runtime is told of wakes its sysmon thread
-// when that sleeps. A lane polling through syscall.Syscall woke it every
-// ~120 µs, and each time lost its CPU to it for ~20 µs: a job arriving
-// then waited (perf sched timehist, docs/benchmarks.md).
-func recvNow(fd int, p []byte) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
-		unix.MSG_DONTWAIT, 0, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/internal/rawsock"
 	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
@@ -63,6 +64,10 @@ func newPollConn(nc net.Conn, spin time.Duration) *pollConn {
 			pc.rc = rc
 		}
 	}
+	// Its frames, job frames out and answers in, are raw system calls
+	// too: a call through package syscall would wake the supervisor's
+	// sysmon on every job (rawsock).
+	pc.Conn = rawsock.Wrap(nc)
 	return pc
 }
 
