@@ -59,16 +59,28 @@ type stageBody struct {
 	Env           map[string]string `json:"env"`
 }
 
+// bodyError names what is wrong with a body json.Unmarshal refused: the
+// first value's own error, or data after it.
+func bodyError(body []byte, err error) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var b callBody
+	switch derr := dec.Decode(&b); {
+	case derr != nil:
+		err = derr
+	case dec.More():
+		return errorf(apierr.BadRequest, "request body has data after the JSON object")
+	}
+	return errorf(apierr.BadRequest, "request body is not the expected JSON object: %v", err)
+}
+
 // DecodeCall decodes a /call or /test body. arrived is the request's
 // arrival, the zero of its deadline clock.
 func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	var b callBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&b); err != nil {
-		return CallSpec{}, errorf(apierr.BadRequest, "request body is not the expected JSON object: %v", err)
-	}
-	if dec.More() {
-		return CallSpec{}, errorf(apierr.BadRequest, "request body has data after the JSON object")
+	// Unmarshal, not a Decoder: a Decoder copies the body into a buffer
+	// of its own, megabytes for a body with an input.
+	if err := json.Unmarshal(body, &b); err != nil {
+		return CallSpec{}, bodyError(body, err)
 	}
 	if b.WasmName == "" {
 		return CallSpec{}, errorf(apierr.BadRequest, "wasm_name is missing")

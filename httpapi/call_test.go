@@ -220,6 +220,29 @@ func TestDecodeThen(t *testing.T) {
 	}
 }
 
+// TestDecodeCallBodyErrors: a body that is not one JSON object says what
+// is wrong with it.
+func TestDecodeCallBodyErrors(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"trailing object", `{"wasm_name":"m","export_func":"f"} {}`, "request body has data after the JSON object"},
+		{"trailing brace", `{"wasm_name":"m","export_func":"f"}}`, "not the expected JSON object: invalid character '}' after top-level value"},
+		{"wrong type before trailing data", `{"wasm_name":1} {}`, "not the expected JSON object: json: cannot unmarshal number"},
+		{"truncated", `{"wasm_name":"m"`, "not the expected JSON object: unexpected EOF"},
+		{"empty", ``, "not the expected JSON object: EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeCall([]byte(tc.body), time.Time{})
+			if apierr.CodeOf(err) != apierr.BadRequest || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Fatalf("got %v, want a bad request with %q", err, tc.want)
+			}
+		})
+	}
+	// Trailing blanks are not data.
+	if _, err := DecodeCall([]byte("{\"wasm_name\":\"m\",\"export_func\":\"f\"}\n \t"), time.Time{}); err != nil {
+		t.Fatalf("trailing blanks: %v", err)
+	}
+}
+
 // TestDecodeCallLimits: every string a call carries is bounded, and going
 // over is a 400 that names the field and its limit. 1,000 calls with 1 MB
 // task names once took the daemon from 33 MiB to 1.6 GiB (/uname keeps the

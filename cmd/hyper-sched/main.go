@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,8 +33,20 @@ func main() {
 	if role, ok := supervisor.ChildRole(os.Args[0]); ok {
 		os.Exit(child(context.Background(), role, os.Args[0], os.Stderr))
 	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(supervisorGCPercent)
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// supervisorGCPercent is the supervisor's GOGC unless the environment sets
+// one. Its live heap is ~6 MB, most of it /uname's last 10,000 timelines,
+// and a call allocates ~8 KB: at the default 100 the collector marked that
+// heap every ~600 calls, 4.9 µs of the housekeeping CPU a call, which a
+// client sharing that CPU waited through; at 400, 1.5 µs, for a heap of
+// ~30 MB (docs/benchmarks.md, "Third pass"). Children set their own
+// (package session).
+const supervisorGCPercent = 400
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, logLevel, err := parseFlags(args, stderr)

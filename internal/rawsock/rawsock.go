@@ -182,9 +182,7 @@ func (c *Conn) opError(op string, err error) error {
 // operation net.Conn would have named: "read", not "raw-read".
 func named(err error, op string) error {
 	if oe, ok := err.(*net.OpError); ok {
-		e := *oe
-		e.Op = op
-		return &e
+		oe.Op = op // the RawConn made it for this call alone
 	}
 	return err
 }
