@@ -11,7 +11,9 @@ the servers in batches of BATCH, so both see the same moments of a shared
 machine. Prints, per server, the client-observed p50/p90/p99 in µs and, when
 the answer carries them (hyper-sched), the daemon's own timings_us.total
 p50/p99; then each server's p50 as a ratio of the last one named (the
-baseline). Pin it off the worker CPUs: taskset -c 0 bench/overhead.py ...
+baseline). A batch's first call, which follows the other server's batch and
+finds this one's CPUs gone idle, is counted apart and shown last. Pin it
+off the worker CPUs: taskset -c 0 bench/overhead.py ...
 """
 import argparse
 import http.client
@@ -46,6 +48,7 @@ class Target:
         else:
             self.conn = http.client.HTTPConnection(u.hostname, u.port)
         self.client, self.inside = [], []
+        self.first, self.first_inside = [], []  # each batch's first call
 
     def exchange(self):
         """One request and its answer: (status, body)."""
@@ -64,17 +67,18 @@ class Target:
                 length = int(h.split(b":")[1])
         return status, self.rfile.read(length)
 
-    def call(self, keep):
+    def call(self, keep, first=False):
         t0 = time.perf_counter_ns()
         status, data = self.exchange()
         dt = (time.perf_counter_ns() - t0) / 1000
         if status != 200:
             sys.exit(f"{self.name}: HTTP {status}: {data[:200]!r}")
         if keep:
-            self.client.append(dt)
+            client, inside = (self.first, self.first_inside) if first else (self.client, self.inside)
+            client.append(dt)
             tot = json.loads(data).get("timings_us", {}).get("total")
             if tot is not None:
-                self.inside.append(float(tot))
+                inside.append(float(tot))
 
 
 def main():
@@ -92,7 +96,12 @@ def main():
     done = 0
     while done < a.n:
         for t in ts:
-            for _ in range(min(a.b, a.n - done)):
+            # A batch's first call follows the other server's batch, a few
+            # ms in which this one's CPUs went idle: it pays for waking
+            # them (hyper-sched's wake_cost_us). It is kept apart, so that
+            # the percentiles are those of calls that follow calls.
+            t.call(True, first=True)
+            for _ in range(min(a.b, a.n - done) - 1):
                 t.call(True)
         done += a.b
     base = pct(ts[-1].client, 50)
@@ -101,6 +110,9 @@ def main():
                 f"p99 {pct(t.client, 99):7.1f} µs  ratio p50 {pct(t.client, 50) / base:.3f}")
         if t.inside:
             line += f"  | daemon total p50 {pct(t.inside, 50):6.1f} p99 {pct(t.inside, 99):6.1f} µs"
+        line += f"  | a batch's first call: client p50 {pct(t.first, 50):7.1f} µs"
+        if t.first_inside:
+            line += f", daemon total p50 {pct(t.first_inside, 50):6.1f} µs"
         print(line)
 
 
