@@ -344,8 +344,6 @@ func (s *Scheduler) Admit(now int64, j Job) (core int, err error) {
 	return best, nil
 }
 
-// dueOf returns when a queued job must finish: its deadline, or infinity
-// for an unverified one.
 // checkJob refuses a deadline job that cannot be admitted anywhere, and
 // gives an unverified one the estimate it is admitted with: it may run
 // until its kill, and its lane then restart, which is its estimate for
@@ -367,6 +365,8 @@ func (s *Scheduler) checkJob(now int64, j *Job) error {
 	return nil
 }
 
+// dueOf returns when a queued job must finish: its deadline, or infinity
+// for an unverified one.
 func dueOf(j Job) int64 {
 	if j.Unverified {
 		return infinity
