@@ -35,9 +35,9 @@ const (
 // trip. A hop as slow as the p99 is one in a hundred: a plan of a few
 // jobs meets one at most, and the round trips of a long plan average out
 // to their mean, below the p90, so charging the p99 to every job would
-// refuse work that fits (docs/RATIONALE.md). The wake-up's tail is not charged: with a dozen
-// cold samples it is the slowest one, which on a shared host is another
-// process's time slice.
+// refuse work that fits (docs/RATIONALE.md). The wake-up's tail is not
+// charged: with a dozen cold samples it is the slowest one, which on a
+// shared host is another process's time slice.
 type probeCosts struct {
 	Overhead time.Duration
 	Tail     time.Duration
