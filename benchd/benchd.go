@@ -19,6 +19,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/internal/race"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
 	"github.com/hyper-sched/hyper-sched/session"
@@ -39,7 +40,10 @@ func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
 // (supervisor/bench.go compileLimit), still ends a benchd that answers
 // nothing.
 func CompileBudget(size int) (cpu time.Duration, mem int64) {
-	return raceFactor * (10*time.Second + time.Duration(size)*2*time.Second/(1<<20)), 256<<20 + 64*int64(size)
+	// The race detector makes wazero's compiler several times slower (a
+	// 3 MiB Go wasip1 module takes ~16 s of CPU), and the budget is set for
+	// production builds.
+	return race.Scale(10*time.Second+time.Duration(size)*2*time.Second/(1<<20), 4), 256<<20 + 64*int64(size)
 }
 
 // idle lowers benchd to SCHED_IDLE: calibrations use what the housekeeping

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hyper-sched/hyper-sched/engine"
+	"github.com/hyper-sched/hyper-sched/internal/race"
 	"github.com/hyper-sched/hyper-sched/ipc"
 	"github.com/hyper-sched/hyper-sched/isolate"
 	"github.com/hyper-sched/hyper-sched/session"
@@ -74,8 +75,10 @@ func (w *worker) handle(ctx context.Context, s *session.Session, k ipc.Kind) err
 
 // prepareMax bounds the instantiation a lane does between jobs: no more
 // than a slow hop (the dispatch overhead's tail), which is what a Park
-// frame, read only once it is done, may wait for.
-const prepareMax = raceFactor * 50 * time.Microsecond
+// frame, read only once it is done, may wait for. A race-instrumented
+// build, where instantiating even a tiny module takes several times 50 µs,
+// would never prepare without its factor, and its tests would not see it.
+var prepareMax = race.Scale(50*time.Microsecond, 20)
 
 // prepare makes the instance the next call of the job's module will run
 // in (engine.Module.Prepare) while the lane waits for it, taking the

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/internal/race"
 	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
@@ -772,7 +773,7 @@ func TestCtlFigures(t *testing.T) {
 	if os.Getenv("HYPER_SCHED_FIGURES") == "" {
 		t.Skip("set HYPER_SCHED_FIGURES=1 to measure (numbers, not assertions)")
 	}
-	if len(raceFlags) > 0 {
+	if race.Enabled {
 		t.Skip("figures are measured without -race")
 	}
 	fib, err := os.ReadFile("../testdata/fib.wasm")

@@ -19,10 +19,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hyper-sched/hyper-sched/internal/race"
 	"github.com/hyper-sched/hyper-sched/internal/syncbuf"
 )
 
 var binary string // the hyper-sched binary built by TestMain
+
+// raceFlags builds the daemon with the race detector when the tests run
+// with it, so that `go test -race` also checks the supervisor's goroutines.
+var raceFlags = func() []string {
+	if race.Enabled {
+		return []string{"-race"}
+	}
+	return nil
+}()
 
 // client bounds every request: an answer that never comes fails the test
 // with the daemon's state instead of hanging it.
