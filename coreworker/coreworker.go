@@ -94,7 +94,7 @@ func (w *worker) prepare(ctx context.Context, s *session.Session) {
 		return
 	}
 	if m, ok := s.Module(job.Module); ok {
-		_ = m.Prepare(ctx, s.OutputLimit()) // a failure is the next call's to meet
+		_ = m.Prepare(ctx, s.OutputLimit(), string(job.Export)) // a failure is the next call's to meet
 	}
 }
 

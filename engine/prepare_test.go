@@ -19,15 +19,23 @@ func TestPrepare(t *testing.T) {
 		defer m.mu.Unlock()
 		return m.prep
 	}
-	for i, export := range []string{"incr", "incr_mem", "incr"} {
-		if err := m.Prepare(ctx, 0); err != nil {
+	// Each call's function prepared as expected, another one's, none, and
+	// one the module lacks: the call is the same.
+	for i, c := range []struct{ export, expected string }{
+		{"incr", "incr"}, {"incr_mem", "incr"}, {"incr", ""}, {"incr", "nosuch"}, {"incr_mem", "incr_mem"},
+	} {
+		export := c.export
+		if err := m.Prepare(ctx, 0, c.expected); err != nil {
 			t.Fatal(err)
 		}
 		p := prepared()
 		if p == nil {
 			t.Fatalf("call %d: nothing prepared", i)
 		}
-		if err := m.Prepare(ctx, 0); err != nil || prepared() != p {
+		if ready := p.fn != nil; ready != (c.expected == "incr" || c.expected == "incr_mem") {
+			t.Errorf("call %d: prepared for %q, function made: %v", i, c.expected, ready)
+		}
+		if err := m.Prepare(ctx, 0, c.expected); err != nil || prepared() != p {
 			t.Fatalf("call %d: a second Prepare made another instance (%v)", i, err)
 		}
 		res, err := m.Call(ctx, export, nil)
@@ -46,7 +54,7 @@ func TestPrepare(t *testing.T) {
 	}
 
 	// A call with input, or another output limit, instantiates its own.
-	if err := m.Prepare(ctx, 0); err != nil {
+	if err := m.Prepare(ctx, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	p := prepared()
@@ -60,8 +68,23 @@ func TestPrepare(t *testing.T) {
 		t.Error("a call with input or another output limit took the prepared instance")
 	}
 
+	// A call of another export than the prepared one calls its own.
+	f := compile(t, e, "fib.wasm")
+	if err := f.Prepare(ctx, 0, "fib_r"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.Call(ctx, "add", []uint64{2, 3}); err != nil || !slices.Equal(res.Results, []uint64{5}) {
+		t.Errorf("add(2, 3) in an instance prepared for fib_r: %v, %v; want [5]", res.Results, err)
+	}
+	if err := f.Prepare(ctx, 0, "add"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := f.Call(ctx, "add", []uint64{2, 3}); err != nil || !slices.Equal(res.Results, []uint64{5}) {
+		t.Errorf("add(2, 3) in an instance prepared for it: %v, %v; want [5]", res.Results, err)
+	}
+
 	r := compile(t, e, "reactor.wasm")
-	if err := r.Prepare(ctx, 0); err != nil {
+	if err := r.Prepare(ctx, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := r.Call(ctx, "ready", nil); err != nil || !slices.Equal(res.Results, []uint64{42}) {
@@ -78,7 +101,7 @@ func TestPrepareClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Prepare(ctx, 0); err != nil {
+	if err := m.Prepare(ctx, 0, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(ctx); err != nil {
@@ -90,7 +113,7 @@ func TestPrepareClose(t *testing.T) {
 	if active != 0 || prep != nil {
 		t.Errorf("after Close: %d active, prepared %v; want 0 and none", active, prep != nil)
 	}
-	if err := m.Prepare(ctx, 0); !errors.Is(err, ErrClosed) {
+	if err := m.Prepare(ctx, 0, ""); !errors.Is(err, ErrClosed) {
 		t.Errorf("Prepare after Close: %v, want ErrClosed", err)
 	}
 	if _, err := m.Call(ctx, "incr", nil); !errors.Is(err, ErrClosed) {
