@@ -30,7 +30,7 @@ func Run(ctx context.Context, conn io.ReadWriter, log *slog.Logger) int {
 	rw := struct {
 		io.Reader
 		io.Writer
-	}{w.in, conn}
+	}{w.in, newSocketWriter(conn)}
 	// No compile budget: a worker compiles only modules benchd compiled
 	// within its budget, and most often loads them from the cache.
 	return session.Run(ctx, rw, "coreworker", log, w.setup, w.handle, session.Budget{})

@@ -5,6 +5,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hyper-sched/hyper-sched/internal/rawsock"
 	"github.com/hyper-sched/hyper-sched/ipc"
 )
 
@@ -22,14 +25,17 @@ type spinReader struct {
 	armed bool
 }
 
-func newSpinReader(r io.Reader) *spinReader {
-	s := &spinReader{r: r, fd: -1}
-	if sc, ok := r.(syscall.Conn); ok {
+func newSpinReader(r io.Reader) *spinReader { return &spinReader{r: r, fd: socketFD(r)} }
+
+// socketFD is v's descriptor, or -1 when v has none (not a syscall.Conn).
+func socketFD(v any) int {
+	fd := -1
+	if sc, ok := v.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) { s.fd = int(fd) })
+			rc.Control(func(d uintptr) { fd = int(d) })
 		}
 	}
-	return s
+	return fd
 }
 
 // arm makes the next Read spin (after a job's result).
@@ -44,4 +50,43 @@ func (s *spinReader) Read(p []byte) (int, error) {
 		}
 	}
 	return s.r.Read(p)
+}
+
+// socketWriter writes the lane's frames to the supervisor's socket with
+// raw send(2)s (rawsock.Send), which the Go runtime is not told of: a write
+// through package os enters the runtime's syscall state and leaves it
+// again, half of the ~4 µs a no-op job's result took to write here
+// (docs/benchmarks.md). What the socket cannot take at once (a large
+// result, a supervisor slow to read) goes on through w, which blocks.
+type socketWriter struct {
+	w  io.Writer
+	fd int // -1: w is not a socket
+}
+
+func newSocketWriter(w io.Writer) *socketWriter { return &socketWriter{w: w, fd: socketFD(w)} }
+
+func (s *socketWriter) Write(p []byte) (int, error) {
+	n := 0
+	for s.fd >= 0 && n < len(p) {
+		m, err := rawsock.Send(s.fd, p[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return s.rest(p, n)
+		case err != nil:
+			return n, err
+		}
+		n += m
+	}
+	return s.rest(p, n)
+}
+
+// rest writes p[n:] through w.
+func (s *socketWriter) rest(p []byte, n int) (int, error) {
+	if n == len(p) {
+		return n, nil
+	}
+	m, err := s.w.Write(p[n:])
+	return n + m, err
 }
