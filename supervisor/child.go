@@ -405,22 +405,12 @@ func (c *child) kill(proc *os.Process, why string) {
 
 // place confines a freshly started child before its hello, which it waits
 // for before doing anything: into its cgroup where it was not born there
-// (v1), pinned to its CPUs (the floor of the ladder), SCHED_FIFO where
-// wanted (isolation.go), and a worker lane at laneNice. The child was born
-// with its policy and affinity (Cgroups.Start), so this checks and
-// repairs.
+// (v1), pinned to its CPUs (the floor of the ladder), and SCHED_FIFO where
+// wanted (isolation.go). The child was born with its policy and affinity
+// (Cgroups.Start), so this checks and repairs.
 func (s *Supervisor) place(c *child, pid int) error {
-	var err error
 	if s.iso.cgroups() == nil {
-		err = isolate.SetAffinity(pid, c.cpus)
-	} else {
-		err = s.iso.cgroups().Place(c.group, pid)
+		return isolate.SetAffinity(pid, c.cpus)
 	}
-	if c.core >= 0 {
-		if nerr := isolate.SetNice(pid, laneNice); nerr != nil && !s.iso.niceRefused.Swap(true) {
-			// Without CAP_SYS_NICE: said once, the lanes run at nice 0.
-			c.log.Warn("lanes' priority on their CPUs not raised", "nice", laneNice, "err", nerr)
-		}
-	}
-	return err
+	return s.iso.cgroups().Place(c.group, pid)
 }

@@ -26,25 +26,23 @@ type isolation struct {
 	// CLONE_INTO_CGROUP) failed: later starts go outside and are moved in
 	// by place, which says so in status.
 	noCgroupFD atomic.Bool
-	// niceRefused is set once a lane could not be given laneNice.
-	niceRefused atomic.Bool
 }
 
 // cgroups returns the ladder's groups; nil before startIsolation.
 func (iso *isolation) cgroups() *isolate.Cgroups { return iso.cg.Load() }
 
-// laneNice is a SCHED_OTHER lane's nice value: where the isolation rung
-// cannot keep other tasks off a worker CPU (cgroup v1, where the root
-// cpuset's tasks may run anywhere; affinity only), the lane's weight puts
-// them behind its job. place gives it to every lane, first started or
-// warmed up under SCHED_IDLE (settle). Real-time lanes do not need it.
-//
-// The supervisor keeps the priority it was started with (nice 0 from the
-// unit): on the housekeeping CPUs it already goes before benchd and
-// warming lanes (SCHED_IDLE), and a raised one made it take the CPU from a
-// client there at every packet, an HTTP request's head and body apart,
-// for no gain in deadlines met (docs/benchmarks.md, "Fourth pass").
-const laneNice = -5
+// supervisorNice is the supervisor's nice value: it reads the lanes'
+// answers and sends their next jobs, so on the housekeeping CPUs it goes
+// before benchd, lanes warming up and other processes (docs/isolation.md).
+const supervisorNice = -5
+
+// laneNice is a SCHED_OTHER lane's nice value, the supervisor's: where the
+// isolation rung cannot keep other tasks off a worker CPU (cgroup v1, where
+// the root cpuset's tasks may run anywhere; affinity only), the lane's
+// weight puts them behind its job. A lane started by the supervisor
+// inherits it; one that warmed up under SCHED_IDLE is given it back
+// (settle). Real-time lanes do not need it.
+const laneNice = supervisorNice
 
 // isolationOptions derives the ladder's options from the configuration.
 func (s *Supervisor) isolationOptions() isolate.Options {
@@ -75,6 +73,11 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 	s.log.Info("isolation", "mode", cg.Mode(), "path", sup.Path, "cpus", sup.CPUs, "mems", sup.Mems)
 	if sup.Err != "" {
 		s.log.Warn("place supervisor", "err", sup.Err)
+	}
+	// Ahead of everything else on the housekeeping CPUs: a lane's answer
+	// read late is a call answered late.
+	if err := isolate.SetNice(os.Getpid(), supervisorNice); err != nil {
+		s.log.Warn("supervisor priority on the housekeeping CPUs not raised", "nice", supervisorNice, "err", err)
 	}
 	s.iso.cg.Store(cg) // read without the lock, from the control socket's handlers too
 	stopNotify := s.startNotify(ctx)

@@ -262,7 +262,7 @@ func call(r *report, name string, workers []int) {
 // run, and how they are scheduled, as the kernel reports it: each process's
 // cgroup, Cpus_allowed_list and policy on every thread (lanes SCHED_FIFO at
 // exp.priority on valid isolated partitions, else SCHED_OTHER; benchd
-// SCHED_IDLE; the supervisor SCHED_OTHER at the unit's nice, 0), each worker group's
+// SCHED_IDLE; the supervisor SCHED_OTHER at nice -5), each worker group's
 // cpuset and partition, and that the base holds exactly the groups of this
 // run with exactly their processes. One PASS line per process and group
 // says what was found; each FAIL line, what was found and what was wanted.
@@ -310,8 +310,8 @@ func placement(r *report, exp expect, supPid int) {
 		group := "worker-" + cpu
 		members[group] = append(members[group], pid)
 		lanes[cpu]++
-		// SCHED_OTHER lanes run at nice -5, first started or respawned
-		// (supervisor.laneNice).
+		// SCHED_OTHER lanes run at the supervisor's nice, -5, first
+		// started or respawned (supervisor.laneNice).
 		var nice *int
 		if lanePolicy == "SCHED_OTHER" {
 			nice = new(int)
@@ -325,7 +325,7 @@ func placement(r *report, exp expect, supPid int) {
 	}
 	if supPid > 0 {
 		members["supervisor"] = append(members["supervisor"], supPid)
-		nice := 0 // it keeps the unit's: the lanes' -5 is given to them (supervisor.laneNice)
+		nice := -5
 		checkProc(r, l+"supervisor", supPid, exp.base+"/supervisor", exp.hk, "SCHED_OTHER", &nice)
 	}
 	checkMembers(r, exp, members, supPid > 0)
