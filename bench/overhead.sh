@@ -5,15 +5,17 @@
 #
 #   1. Python http.client, one keep-alive connection each, calls alternating
 #      in batches (bench/overhead.py): client p50/p99, the ratio, and the
-#      daemon's own timings_us.total; then the same from a raw socket.
-#   2. hyper-bench closed loop, 1 client, OVERHEAD_ROUNDS short runs per
-#      server alternating.
+#      daemon's own timings_us.total, in PY_ROUNDS rounds on fresh
+#      connections and the median of the rounds' ratios; then the same
+#      from a raw socket.
+#   2. hyper-bench closed loop, 1 client, ROUNDS short runs per server
+#      alternating.
 #   3. Throughput with 128 keep-alive connections (hyper-bench closed loop,
 #      and wrk when installed), the baseline pinned to the same CPUs as
 #      hyper-sched's housekeeping (HTTP_CPUS, default 0).
 #
 # The load generator runs on CLIENT_CPUS (default 0: off the worker CPU).
-# Knobs: HS_PORT/GO_PORT (3941/3942), CALLS (20000), ROUNDS (4),
+# Knobs: HS_PORT/GO_PORT (3941/3942), CALLS (20000), PY_ROUNDS (8), ROUNDS (4),
 # ROUND_SECS (5), HS_ARGS (extra hyper-sched flags), OUT (results dir).
 set -euo pipefail
 
@@ -22,6 +24,7 @@ bin=${BENCH_BIN:-$root/bench/bin}
 hs_port=${HS_PORT:-3941}
 go_port=${GO_PORT:-3942}
 calls=${CALLS:-20000}
+py_rounds=${PY_ROUNDS:-8}
 rounds=${ROUNDS:-4}
 round_secs=${ROUND_SECS:-5}
 client_cpus=${CLIENT_CPUS:-0}
@@ -70,10 +73,29 @@ if [[ -x $bin/hiccup ]]; then # the CPUs' noise floor at the time (docs/benchmar
 	for c in 0 1; do echo "CPU $c: $(taskset -c "$c" "$bin/hiccup" -d 1s | head -1)"; done | tee -a "$out/env.txt"
 fi
 
-echo "== 1. Python http.client, interleaved, $calls calls each"
-taskset -c "$client_cpus" python3 "$root/bench/overhead.py" -n "$calls" hyper-sched="$hs" go-baseline="$gb" | tee "$out/python.txt"
+# Each Python comparison runs in PY_ROUNDS short rounds, on fresh
+# connections, and the figure is the median of the rounds' p50 ratios: a
+# burst of the host's noise spoils a round, not the figure.
+python_rounds() { # NAME [overhead.py args]
+	local name=$1 r
+	shift
+	for r in $(seq "$py_rounds"); do
+		# The first round warms up longer: the servers are fresh, and
+		# hyper-sched calibrates the new call in the background.
+		taskset -c "$client_cpus" python3 "$root/bench/overhead.py" "$@" -n "$((calls / py_rounds))" -w "$((r == 1 ? 2000 : 300))" \
+			hyper-sched="$hs" go-baseline="$gb" | tee "$out/$name-$r.txt"
+	done
+	python3 - "$out" "$name" <<'EOF'
+import glob, re, statistics, sys
+r = [float(re.search(r"ratio p50 ([0-9.]+)", open(f).readline()).group(1))
+     for f in sorted(glob.glob(f"{sys.argv[1]}/{sys.argv[2]}-*.txt"))]
+print(f"p50 ratio by round: {' '.join(f'{x:.3f}' for x in r)}; median {statistics.median(r):.3f}")
+EOF
+}
+echo "== 1. Python http.client, interleaved, $calls calls each in $py_rounds rounds"
+python_rounds python | tee "$out/python.txt"
 echo "== 1b. the same with a raw socket, each request in one send"
-taskset -c "$client_cpus" python3 "$root/bench/overhead.py" --raw -n "$calls" hyper-sched="$hs" go-baseline="$gb" | tee "$out/python-raw.txt"
+python_rounds python-raw --raw | tee "$out/python-raw.txt"
 
 echo "== 2. hyper-bench closed loop, 1 client, $rounds x ${round_secs}s each, alternating"
 wl=$root/bench/workloads/overhead.json
