@@ -54,10 +54,10 @@ func (s *spinReader) Read(p []byte) (int, error) {
 
 // socketWriter writes the lane's frames to the supervisor's socket with
 // raw send(2)s (rawsock.Send), which the Go runtime is not told of: a write
-// through package os enters the runtime's syscall state and leaves it
-// again, half of the ~4 µs a no-op job's result took to write here
-// (docs/benchmarks.md). What the socket cannot take at once (a large
-// result, a supervisor slow to read) goes on through w, which blocks.
+// through package os enters the runtime's syscall state, which wakes the
+// lane's sysmon whenever that sleeps (rawsock), on every result. What the
+// socket cannot take at once (a large result, a supervisor slow to read)
+// goes on through w, which blocks.
 type socketWriter struct {
 	w  io.Writer
 	fd int // -1: w is not a socket
