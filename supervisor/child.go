@@ -370,7 +370,10 @@ func (s *Supervisor) startChild(c *child, offCore bool) (*spawned, error) {
 		stderr: make(chan struct{}), offCore: offCore}
 	sp.conn.SetLimits(s.limits())
 	go forward(c, errR, sp.stderr)
-	go func() { sp.wait <- cmd.Wait() }()
+	go func() {
+		awaitExit(cmd.Process) // not in waitid, which would hold the P
+		sp.wait <- cmd.Wait()
+	}()
 	return sp, nil
 }
 
