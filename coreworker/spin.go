@@ -66,27 +66,16 @@ type socketWriter struct {
 func newSocketWriter(w io.Writer) *socketWriter { return &socketWriter{w: w, fd: socketFD(w)} }
 
 func (s *socketWriter) Write(p []byte) (int, error) {
-	n := 0
-	for s.fd >= 0 && n < len(p) {
-		m, err := rawsock.Send(s.fd, p[n:])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return s.rest(p, n)
-		case err != nil:
-			return n, err
-		}
-		n += m
+	if s.fd < 0 {
+		return s.w.Write(p)
 	}
-	return s.rest(p, n)
-}
-
-// rest writes p[n:] through w.
-func (s *socketWriter) rest(p []byte, n int) (int, error) {
-	if n == len(p) {
-		return n, nil
+	n, err := rawsock.SendSome(s.fd, p)
+	switch {
+	case err == unix.EAGAIN:
+		m, err := s.w.Write(p[n:])
+		return n + m, err
+	case err != nil:
+		return n, err
 	}
-	m, err := s.w.Write(p[n:])
-	return n + m, err
+	return n, nil
 }

@@ -41,6 +41,23 @@ func Send(fd int, p []byte) (int, error) {
 	return call(unix.SYS_SENDTO, fd, p, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
 }
 
+// SendSome sends p with Send, in pieces of at most 64 KiB, until all of it
+// is sent, the socket is full (EAGAIN) or another error stops it: it
+// returns how much was sent, and the error that stopped it (nil: all).
+func SendSome(fd int, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := Send(fd, p[n:min(len(p), n+maxIO)])
+		switch {
+		case err == nil:
+			n += m
+		case err != unix.EINTR:
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 func call(trap uintptr, fd int, p []byte, flags uintptr) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
@@ -113,18 +130,13 @@ func (c *Conn) recv(fd uintptr) bool {
 // send writes all of c.w.p, in pieces: false asks the poller to wait
 // until the socket is writable again.
 func (c *Conn) send(fd uintptr) bool {
-	for c.w.n < len(c.w.p) {
-		n, err := Send(int(fd), c.w.p[c.w.n:min(len(c.w.p), c.w.n+maxIO)])
-		switch {
-		case err == nil:
-			c.w.n += n
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			return false
-		default:
-			c.w.err = c.opError("write", err)
-			return true
-		}
+	n, err := SendSome(int(fd), c.w.p[c.w.n:])
+	c.w.n += n
+	switch {
+	case err == unix.EAGAIN:
+		return false
+	case err != nil:
+		c.w.err = c.opError("write", err)
 	}
 	return true
 }
