@@ -283,8 +283,17 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 		if err := isolate.SetIdlePolicy(sp.proc.Pid); err != nil {
 			c.log.Debug("warm-up idle policy", "err", err)
 		}
-	} else if err := s.place(c, sp.proc.Pid); err != nil {
-		c.log.Warn("place child", "pid", sp.proc.Pid, "err", err)
+	} else {
+		if c.core >= 0 {
+			// Set, not inherited: the supervisor's own nice changes with
+			// its load (nice.go).
+			if err := isolate.SetNice(sp.proc.Pid, laneNice); err != nil {
+				c.log.Warn("lane nice", "pid", sp.proc.Pid, "err", err)
+			}
+		}
+		if err := s.place(c, sp.proc.Pid); err != nil {
+			c.log.Warn("place child", "pid", sp.proc.Pid, "err", err)
+		}
 	}
 	sp.nc.SetDeadline(time.Now().Add(helloTimeout))
 	var spin time.Duration

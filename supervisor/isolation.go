@@ -31,17 +31,19 @@ type isolation struct {
 // cgroups returns the ladder's groups; nil before startIsolation.
 func (iso *isolation) cgroups() *isolate.Cgroups { return iso.cg.Load() }
 
-// supervisorNice is the supervisor's nice value: it reads the lanes'
-// answers and sends their next jobs, so on the housekeeping CPUs it goes
-// before benchd, lanes warming up and other processes (docs/isolation.md).
+// supervisorNice is the supervisor's nice value while it has calls
+// queueing (nice.go): it reads the lanes' answers and sends their next
+// jobs, so on the housekeeping CPUs it goes before benchd, lanes warming
+// up and other processes (docs/isolation.md).
 const supervisorNice = -5
 
-// laneNice is a SCHED_OTHER lane's nice value, the supervisor's: where the
-// isolation rung cannot keep other tasks off a worker CPU (cgroup v1, where
-// the root cpuset's tasks may run anywhere; affinity only), the lane's
-// weight puts them behind its job. A lane started by the supervisor
-// inherits it; one that warmed up under SCHED_IDLE is given it back
-// (settle). Real-time lanes do not need it.
+// laneNice is a SCHED_OTHER lane's nice value, the busy supervisor's: where
+// the isolation rung cannot keep other tasks off a worker CPU (cgroup v1,
+// where the root cpuset's tasks may run anywhere; affinity only), the
+// lane's weight puts them behind its job. A lane is given it at its start
+// (spawn), or once it has warmed up under SCHED_IDLE (settle), rather than
+// inheriting the supervisor's, which changes (nice.go). Real-time lanes do
+// not need it.
 const laneNice = supervisorNice
 
 // isolationOptions derives the ladder's options from the configuration.
@@ -78,6 +80,9 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 	// read late is a call answered late.
 	if err := isolate.SetNice(os.Getpid(), supervisorNice); err != nil {
 		s.log.Warn("supervisor priority on the housekeeping CPUs not raised", "nice", supervisorNice, "err", err)
+	} else {
+		s.nice = newNiceGovernor(func(n int) error { return isolate.SetNice(os.Getpid(), n) },
+			func(n int, err error) { s.log.Warn("supervisor nice not changed", "nice", n, "err", err) })
 	}
 	s.iso.cg.Store(cg) // read without the lock, from the control socket's handlers too
 	stopNotify := s.startNotify(ctx)

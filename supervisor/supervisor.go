@@ -247,6 +247,9 @@ type Supervisor struct {
 	bench  benchClient
 	met    *metrics
 	iso    isolation // cgroups and systemd notify; isolation.go
+	// nice sets the supervisor's nice by the calls in hand (nice.go);
+	// nil until startIsolation, and when the nice cannot be set.
+	nice *niceGovernor
 
 	disp     *dispatch.Dispatcher // admission, lanes, deadlines; its own lock
 	mu       sync.Mutex           // guards everything below, and child fields; taken before disp's

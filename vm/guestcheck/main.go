@@ -262,7 +262,7 @@ func call(r *report, name string, workers []int) {
 // run, and how they are scheduled, as the kernel reports it: each process's
 // cgroup, Cpus_allowed_list and policy on every thread (lanes SCHED_FIFO at
 // exp.priority on valid isolated partitions, else SCHED_OTHER; benchd
-// SCHED_IDLE; the supervisor SCHED_OTHER at nice -5), each worker group's
+// SCHED_IDLE; the supervisor SCHED_OTHER at nice -5 or 0), each worker group's
 // cpuset and partition, and that the base holds exactly the groups of this
 // run with exactly their processes. One PASS line per process and group
 // says what was found; each FAIL line, what was found and what was wanted.
@@ -301,7 +301,7 @@ func placement(r *report, exp expect, supPid int) {
 		lane, isWorker := strings.CutPrefix(name, "worker-")
 		if !isWorker {
 			members[name] = append(members[name], pid)
-			checkProc(r, l+name, pid, exp.base+"/"+name, exp.hk, "SCHED_IDLE", nil)
+			checkProc(r, l+name, pid, exp.base+"/"+name, exp.hk, "SCHED_IDLE")
 			continue
 		}
 		// worker-<cpu>:<lane>: every lane of a CPU shares its group.
@@ -310,14 +310,13 @@ func placement(r *report, exp expect, supPid int) {
 		group := "worker-" + cpu
 		members[group] = append(members[group], pid)
 		lanes[cpu]++
-		// SCHED_OTHER lanes run at the supervisor's nice, -5, first
-		// started or respawned (supervisor.laneNice).
-		var nice *int
+		// SCHED_OTHER lanes run at nice -5, first started or respawned
+		// (supervisor.laneNice).
+		var nice []int
 		if lanePolicy == "SCHED_OTHER" {
-			nice = new(int)
-			*nice = -5
+			nice = []int{-5}
 		}
-		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, nice)
+		checkProc(r, l+name, pid, exp.base+"/"+group, []int{n}, lanePolicy, nice...)
 	}
 	for _, cpu := range exp.workers {
 		c := strconv.Itoa(cpu)
@@ -325,8 +324,9 @@ func placement(r *report, exp expect, supPid int) {
 	}
 	if supPid > 0 {
 		members["supervisor"] = append(members["supervisor"], supPid)
-		nice := -5
-		checkProc(r, l+"supervisor", supPid, exp.base+"/supervisor", exp.hk, "SCHED_OTHER", &nice)
+		// -5 with calls queueing, 0 serving one at a time (supervisor's
+		// nice.go).
+		checkProc(r, l+"supervisor", supPid, exp.base+"/supervisor", exp.hk, "SCHED_OTHER", -5, 0)
 	}
 	checkMembers(r, exp, members, supPid > 0)
 	if exp.partition == "isolated" {
@@ -346,9 +346,10 @@ func allRunning(procs []any) bool {
 }
 
 // checkProc checks one process's cgroup, affinity and the policy of every
-// thread (and their nice value, when nice is given): one PASS line that
-// says what was found, or one FAIL line per difference.
-func checkProc(r *report, name string, pid int, group string, cpus []int, policy string, nice *int) {
+// thread (and their nice value, one of nices on every thread, when nices
+// are given): one PASS line that says what was found, or one FAIL line per
+// difference.
+func checkProc(r *report, name string, pid int, group string, cpus []int, policy string, nices ...int) {
 	ok := true
 	fail := func(what, format string, args ...any) {
 		ok = false
@@ -365,12 +366,18 @@ func checkProc(r *report, name string, pid int, group string, cpus []int, policy
 	if err != nil || pol != policy {
 		fail("policy", "pid %d got %q%s, want %s on every thread", pid, pol, because(err), policy)
 	}
-	nices := niceOf(pid)
-	if nice != nil && nices != strconv.Itoa(*nice) {
-		fail("nice", "pid %d got %s, want %d on every thread", pid, nices, *nice)
+	nice := niceOf(pid)
+	// A process whose nice changes (the supervisor's, with its load) is
+	// seen mixed while it is walked: look again.
+	for i := 0; i < 20 && len(nices) > 1 && strings.HasPrefix(nice, "mixed"); i++ {
+		time.Sleep(100 * time.Millisecond)
+		nice = niceOf(pid)
+	}
+	if len(nices) > 0 && !slices.ContainsFunc(nices, func(n int) bool { return nice == strconv.Itoa(n) }) {
+		fail("nice", "pid %d got %s, want one of %v on every thread", pid, nice, nices)
 	}
 	if ok {
-		r.pass(fmt.Sprintf("%s: pid %d in %s, cpus %s, %s nice %s on every thread", name, pid, group, allowed, pol, nices))
+		r.pass(fmt.Sprintf("%s: pid %d in %s, cpus %s, %s nice %s on every thread", name, pid, group, allowed, pol, nice))
 	}
 }
 
