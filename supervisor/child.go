@@ -284,9 +284,10 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 			c.log.Debug("warm-up idle policy", "err", err)
 		}
 	} else {
-		if c.core >= 0 {
+		if c.core >= 0 && s.nice != nil {
 			// Set, not inherited: the supervisor's own nice changes with
-			// its load (nice.go).
+			// its load (nice.go). Without a governor it is fixed, and
+			// the lane inherits it.
 			if err := isolate.SetNice(sp.proc.Pid, laneNice); err != nil {
 				c.log.Warn("lane nice", "pid", sp.proc.Pid, "err", err)
 			}

@@ -5,21 +5,18 @@ import (
 	"time"
 )
 
-// The supervisor's nice on the housekeeping CPUs follows how many calls it
-// has in hand (RATIONALE: "Why does the supervisor's nice change?").
-//
-// Under EEVDF a task woken on a CPU preempts the one running there when
-// that one has had more than its share, and at nice -5 the supervisor's
-// share is three times a nice-0 client's: a client on the same CPU is
-// always over it. A client sending a request in two writes (Python's
-// http.client: head, then body) is then preempted by the head, and the
-// supervisor reads half a request, sleeps and is woken again by the body,
-// on 98 % of calls against 59 % for a plain server at nice 0. Alone with
-// its client the supervisor has nothing to win by its weight; with calls
-// queueing it has: 128 connections on its CPU get three quarters of it at
-// -5, half at 0. So it runs at nice 0 while it serves one call at a time,
-// and at -5 from the moment a second one arrives until calmAfter has
-// passed with no two at once.
+// The supervisor's nice on the housekeeping CPUs follows the calls it has
+// in hand (RATIONALE: "Why does the supervisor's nice change with its
+// load?"). Under EEVDF a woken task preempts the running one when that one
+// has had more than its share, and at nice -5 a nice-0 client sharing the
+// CPU always has: a client that writes a request in two pieces is
+// preempted by the first, and the supervisor reads half a request, sleeps
+// and is woken again. Serving best-effort calls one at a time, the
+// supervisor gains nothing by its weight; with calls queueing it needs it
+// to keep up, and with a deadline call in hand to read its answer in time
+// beside a busy neighbour. So it runs at nice 0 while it serves one
+// best-effort call at a time, and at -5 from the moment a second call or
+// one with a deadline arrives until calmAfter has passed without either.
 const (
 	busyNice  = supervisorNice
 	aloneNice = 0
@@ -30,15 +27,16 @@ const (
 // logic, its clock passed in.
 type niceState struct {
 	inHand int
-	busyAt time.Time // the last time two calls or more were in hand
+	busyAt time.Time // the last time two calls, or one with a deadline, were in hand
 	want   int
 }
 
-// begin counts a call in and returns the nice wanted from now.
-func (n *niceState) begin(now time.Time) int {
+// begin counts a call in, one with a deadline or not, and returns the
+// nice wanted from now.
+func (n *niceState) begin(now time.Time, deadline bool) int {
 	n.inHand++
 	switch {
-	case n.inHand > 1:
+	case n.inHand > 1 || deadline:
 		n.busyAt, n.want = now, busyNice
 	case n.want != aloneNice && now.Sub(n.busyAt) >= calmAfter:
 		n.want = aloneNice
@@ -46,8 +44,13 @@ func (n *niceState) begin(now time.Time) int {
 	return n.want
 }
 
-// end counts a call out.
-func (n *niceState) end() { n.inHand-- }
+// end counts a call out: the calm after a deadline call starts at its end.
+func (n *niceState) end(now time.Time, deadline bool) {
+	n.inHand--
+	if deadline {
+		n.busyAt = now
+	}
+}
 
 // niceGovernor applies niceState's decisions to the supervisor's threads,
 // from a goroutine of its own: renicing every thread takes a few system
@@ -69,25 +72,30 @@ func newNiceGovernor(apply func(int) error, failed func(int, error)) *niceGovern
 	return &niceGovernor{st: niceState{want: busyNice}, applied: busyNice, now: time.Now, apply: apply, failed: failed}
 }
 
-// begin counts a call in; end, which it returns, counts it out.
-func (g *niceGovernor) begin() (end func()) {
+// begin counts a call in, one with a deadline or not; end, which it
+// returns, counts it out.
+func (g *niceGovernor) begin(deadline bool) (end func()) {
 	if g == nil || g.apply == nil {
 		return func() {}
 	}
 	g.mu.Lock()
-	want := g.st.begin(g.now())
-	if want != g.applied && !g.applying {
+	g.st.begin(g.now(), deadline)
+	g.startLocked()
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		g.st.end(g.now(), deadline)
+		g.mu.Unlock()
+	}
+}
+
+// startLocked starts applying the wanted nice if it is not the applied one
+// and no one is applying it yet; g.mu held.
+func (g *niceGovernor) startLocked() {
+	if g.st.want != g.applied && !g.applying {
 		g.applying = true
 		go g.run()
 	}
-	g.mu.Unlock()
-	return g.end
-}
-
-func (g *niceGovernor) end() {
-	g.mu.Lock()
-	g.st.end()
-	g.mu.Unlock()
 }
 
 // run applies the wanted nice until it is the applied one. A failure is

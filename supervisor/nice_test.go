@@ -10,30 +10,37 @@ func TestNiceState(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	n := niceState{want: busyNice}
 	steps := []struct {
-		name  string
-		at    time.Duration // after t0
-		begin bool          // else end
-		want  int
+		name     string
+		at       time.Duration // after t0
+		begin    bool          // else end
+		deadline bool
+		want     int
 	}{
-		{"a lone call at start relaxes", 0, true, aloneNice},
-		{"a second call in hand", time.Millisecond, true, busyNice},
-		{"one ends", 2 * time.Millisecond, false, busyNice},
-		{"the other ends", 3 * time.Millisecond, false, busyNice},
-		{"a lone call within calmAfter stays busy", calmAfter, true, busyNice},
-		{"", calmAfter + time.Millisecond, false, busyNice},
-		{"a lone call calmAfter after the last two", calmAfter + time.Millisecond, true, aloneNice},
-		{"", calmAfter + 2*time.Millisecond, false, aloneNice},
-		{"lone calls stay alone", 10 * calmAfter, true, aloneNice},
-		{"a call while one is in hand", 10 * calmAfter, true, busyNice},
-		{"", 10 * calmAfter, false, busyNice},
-		{"", 10 * calmAfter, false, busyNice},
+		{"a lone call at start relaxes", 0, true, false, aloneNice},
+		{"a second call in hand", time.Millisecond, true, false, busyNice},
+		{"one ends", 2 * time.Millisecond, false, false, busyNice},
+		{"the other ends", 3 * time.Millisecond, false, false, busyNice},
+		{"a lone call within calmAfter stays busy", calmAfter, true, false, busyNice},
+		{"", calmAfter + time.Millisecond, false, false, busyNice},
+		{"a lone call calmAfter after the last two", calmAfter + time.Millisecond, true, false, aloneNice},
+		{"", calmAfter + 2*time.Millisecond, false, false, aloneNice},
+		{"lone calls stay alone", 10 * calmAfter, true, false, aloneNice},
+		{"a call while one is in hand", 10 * calmAfter, true, false, busyNice},
+		{"", 10 * calmAfter, false, false, busyNice},
+		{"", 10 * calmAfter, false, false, busyNice},
+		{"a lone call with a deadline", 20 * calmAfter, true, true, busyNice},
+		{"it ends, a long run later", 22 * calmAfter, false, true, busyNice},
+		{"a lone call just under calmAfter after its end", 23*calmAfter - time.Millisecond, true, false, busyNice},
+		{"", 23 * calmAfter, false, false, busyNice},
+		{"a lone call calmAfter after its end", 23 * calmAfter, true, false, aloneNice},
+		{"", 23 * calmAfter, false, false, aloneNice},
 	}
 	for _, s := range steps {
 		got := n.want
 		if s.begin {
-			got = n.begin(t0.Add(s.at))
+			got = n.begin(t0.Add(s.at), s.deadline)
 		} else {
-			n.end()
+			n.end(t0.Add(s.at), s.deadline)
 		}
 		if got != s.want {
 			t.Fatalf("%s (%v): nice %d, want %d", s.name, s.at, got, s.want)
@@ -68,16 +75,16 @@ func TestNiceGovernor(t *testing.T) {
 		}
 	}
 
-	end := g.begin() // alone: relax
+	end := g.begin(false) // alone: relax
 	next(aloneNice)
 	end()
-	end1 := g.begin()
-	end2 := g.begin() // two in hand
+	end1 := g.begin(false)
+	end2 := g.begin(false) // two in hand
 	next(busyNice)
 	end1()
 	end2()
 	now = now.Add(calmAfter)
-	g.begin()()
+	g.begin(false)()
 	next(aloneNice)
 	for {
 		g.mu.Lock()
@@ -103,9 +110,9 @@ func TestNiceGovernor(t *testing.T) {
 
 func TestNiceGovernorOff(t *testing.T) {
 	var g *niceGovernor
-	g.begin()() // a supervisor without one (tests, no CAP_SYS_NICE)
+	g.begin(false)() // a supervisor without one (tests, no CAP_SYS_NICE)
 	g = newNiceGovernor(nil, nil)
-	g.begin()()
+	g.begin(false)()
 	if g.applying {
 		t.Fatal("a governor without apply started applying")
 	}
