@@ -324,8 +324,8 @@ func placement(r *report, exp expect, supPid int) {
 	}
 	if supPid > 0 {
 		members["supervisor"] = append(members["supervisor"], supPid)
-		// -5 with calls queueing, 0 serving one at a time (supervisor's
-		// nice.go).
+		// -5 with calls queueing or a deadline call in hand, 0 serving
+		// best-effort calls one at a time (supervisor's nice.go).
 		checkProc(r, l+"supervisor", supPid, exp.base+"/supervisor", exp.hk, "SCHED_OTHER", -5, 0)
 	}
 	checkMembers(r, exp, members, supPid > 0)
