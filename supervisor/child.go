@@ -284,7 +284,7 @@ func (s *Supervisor) spawn(ctx context.Context, c *child, gen int, offCore bool)
 			c.log.Debug("warm-up idle policy", "err", err)
 		}
 	} else {
-		if c.core >= 0 && s.nice != nil {
+		if c.core >= 0 && s.nice.Load() != nil {
 			// Set, not inherited: the supervisor's own nice changes with
 			// its load (nice.go). Without a governor it is fixed, and
 			// the lane inherits it.

@@ -81,8 +81,8 @@ func (s *Supervisor) startIsolation(ctx context.Context) (stop func()) {
 	if err := isolate.SetNice(os.Getpid(), supervisorNice); err != nil {
 		s.log.Warn("supervisor priority on the housekeeping CPUs not raised", "nice", supervisorNice, "err", err)
 	} else {
-		s.nice = newNiceGovernor(func(n int) error { return isolate.SetNice(os.Getpid(), n) },
-			func(n int, err error) { s.log.Warn("supervisor nice not changed", "nice", n, "err", err) })
+		s.nice.Store(newNiceGovernor(func(n int) error { return isolate.SetNice(os.Getpid(), n) },
+			func(n int, err error) { s.log.Warn("supervisor nice not changed", "nice", n, "err", err) }))
 	}
 	s.iso.cg.Store(cg) // read without the lock, from the control socket's handlers too
 	stopNotify := s.startNotify(ctx)

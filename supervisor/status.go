@@ -64,7 +64,11 @@ type Status struct {
 	// better isolation rungs not taken, with the kernel's reasons.
 	Supervisor isolate.Placement `json:"supervisor_placement"`
 	Skipped    []string          `json:"isolation_skipped,omitempty"`
-	Counters   counters          `json:"counters"`
+	// SupervisorNice is the nice the supervisor set itself last: -5 with
+	// calls queueing or a deadline call in hand, 0 serving best-effort
+	// calls one at a time (nice.go); absent when it cannot set one.
+	SupervisorNice *int     `json:"supervisor_nice,omitempty"`
+	Counters       counters `json:"counters"`
 	// Dispatch counts preemptions, resumes, quantum rotations, kills and
 	// lost lanes; RestartCostMs is the measured lane start that admission
 	// charges a kill leaving a core without a free lane.
@@ -115,6 +119,10 @@ func (s *Supervisor) Status() any {
 		s.fillPlacement(&out.Procs[i], procs[i], pids[i])
 	}
 	out.Supervisor, out.Skipped = s.supervisorIsolation(), s.isolationSkipped()
+	if g := s.nice.Load(); g != nil {
+		n := g.nice()
+		out.SupervisorNice = &n
+	}
 	out.CalibQueue = s.CalibrationQueue()
 	out.ModuleDir = s.mdir.status()
 	return out

@@ -248,8 +248,9 @@ type Supervisor struct {
 	met    *metrics
 	iso    isolation // cgroups and systemd notify; isolation.go
 	// nice sets the supervisor's nice by the calls in hand (nice.go);
-	// nil until startIsolation, and when the nice cannot be set.
-	nice *niceGovernor
+	// nil until startIsolation, and when the nice cannot be set. Atomic:
+	// the control socket serves /status before startIsolation.
+	nice atomic.Pointer[niceGovernor]
 
 	disp     *dispatch.Dispatcher // admission, lanes, deadlines; its own lock
 	mu       sync.Mutex           // guards everything below, and child fields; taken before disp's
