@@ -219,7 +219,9 @@ func (s *Supervisor) refused(name string, err error, ts ...*task) {
 
 // Call admits, runs and answers one call (POST /call).
 func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpapi.CallResult, err error) {
-	defer s.nice.Load().begin(spec.Deadline > 0)()
+	nice := s.nice.Load()
+	nice.begin(spec.Deadline > 0)
+	defer nice.end(spec.Deadline > 0)
 	if spec.Then != nil {
 		return s.callChain(ctx, spec)
 	}

@@ -72,21 +72,24 @@ func newNiceGovernor(apply func(int) error, failed func(int, error)) *niceGovern
 	return &niceGovernor{st: niceState{want: busyNice}, applied: busyNice, now: time.Now, apply: apply, failed: failed}
 }
 
-// begin counts a call in, one with a deadline or not; end, which it
-// returns, counts it out.
-func (g *niceGovernor) begin(deadline bool) (end func()) {
+// begin counts a call in, one with a deadline or not; end counts it out.
+func (g *niceGovernor) begin(deadline bool) {
 	if g == nil || g.apply == nil {
-		return func() {}
+		return
 	}
 	g.mu.Lock()
 	g.st.begin(g.now(), deadline)
 	g.startLocked()
 	g.mu.Unlock()
-	return func() {
-		g.mu.Lock()
-		g.st.end(g.now(), deadline)
-		g.mu.Unlock()
+}
+
+func (g *niceGovernor) end(deadline bool) {
+	if g == nil || g.apply == nil {
+		return
 	}
+	g.mu.Lock()
+	g.st.end(g.now(), deadline)
+	g.mu.Unlock()
 }
 
 // startLocked starts applying the wanted nice if it is not the applied one

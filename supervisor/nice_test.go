@@ -75,16 +75,17 @@ func TestNiceGovernor(t *testing.T) {
 		}
 	}
 
-	end := g.begin(false) // alone: relax
+	g.begin(false) // alone: relax
 	next(aloneNice)
-	end()
-	end1 := g.begin(false)
-	end2 := g.begin(false) // two in hand
+	g.end(false)
+	g.begin(false)
+	g.begin(false) // two in hand
 	next(busyNice)
-	end1()
-	end2()
+	g.end(false)
+	g.end(false)
 	now = now.Add(calmAfter)
-	g.begin(false)()
+	g.begin(false)
+	g.end(false)
 	next(aloneNice)
 	for {
 		g.mu.Lock()
@@ -110,9 +111,11 @@ func TestNiceGovernor(t *testing.T) {
 
 func TestNiceGovernorOff(t *testing.T) {
 	var g *niceGovernor
-	g.begin(false)() // a supervisor without one (tests, no CAP_SYS_NICE)
+	g.begin(false) // a supervisor without one (tests, no CAP_SYS_NICE)
+	g.end(false)
 	g = newNiceGovernor(nil, nil)
-	g.begin(false)()
+	g.begin(false)
+	g.end(false)
 	if g.applying {
 		t.Fatal("a governor without apply started applying")
 	}
