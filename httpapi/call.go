@@ -577,7 +577,7 @@ func (h *handler) call(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		errOut := strings.ToValidUTF8(string(res.Stderr), "\uFFFD")
 		a.Stderr = &errOut
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeCallAnswer(w, &a)
 }
 
 type testAnswer struct {
