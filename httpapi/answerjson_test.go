@@ -30,7 +30,7 @@ func TestCallAnswerJSON(t *testing.T) {
 		TaskID: "17", TaskName: "fib \"abc\"\\\n\u2028\xff<&>", Worker: "worker-1:2", CPU: 1, Lane: 2, Preempted: true,
 		DeadlineMet: ptr(false), DeadlineMs: 35, EstimateMs: 1e-7, EstimateSource: "learned",
 		TimingsUs: timings{Queue: 3, Instantiate: 4, Exec: 5, Total: 12, Stopped: 1, Start: 7},
-		Stdout: ptr("out\x01"), Stderr: ptr(""),
+		Stdout:    ptr("out\x01"), Stderr: ptr(""),
 		output: output{Output: ptr("héllo\t"), OutputBase64: ptr("AA=="), OutputTruncated: true, OutputBytes: 9,
 			OutputKept: 4, StderrTruncated: true, StderrBytes: 1 << 40, ExitCode: ptr(-3)}}
 	for name, a := range map[string]callAnswer{
