@@ -43,6 +43,7 @@ check-fixtures:
 # it is run once more. A real failure writes its input and fails.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := FuzzRead:./ipc/ FuzzCompile:./engine/ FuzzParams:./wasmval/ FuzzFlex:./wasmval/ FuzzDecodeCall:./httpapi/ FuzzDecodeRegister:./httpapi/ FuzzRunHeaders:./httpapi/ FuzzDeadlineAt:./httpapi/
+FUZZ_TARGETS += FuzzDecodeCallFast:./httpapi/ FuzzCallAnswerJSON:./httpapi/
 FUZZ_TARGETS += FuzzDecodePair:./examples/traffic/framegen/ FuzzStageDecode:./examples/traffic/
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \

@@ -77,10 +77,13 @@ func bodyError(body []byte, err error) error {
 // arrival, the zero of its deadline clock.
 func DecodeCall(body []byte, arrived time.Time) (CallSpec, error) {
 	var b callBody
-	// Unmarshal, not a Decoder: a Decoder copies the body into a buffer
-	// of its own, megabytes for a body with an input.
-	if err := json.Unmarshal(body, &b); err != nil {
-		return CallSpec{}, bodyError(body, err)
+	if !decodeCallFast(body, &b) {
+		b = callBody{}
+		// Unmarshal, not a Decoder: a Decoder copies the body into a
+		// buffer of its own, megabytes for a body with an input.
+		if err := json.Unmarshal(body, &b); err != nil {
+			return CallSpec{}, bodyError(body, err)
+		}
 	}
 	if b.WasmName == "" {
 		return CallSpec{}, errorf(apierr.BadRequest, "wasm_name is missing")
