@@ -297,6 +297,7 @@ func (s *Supervisor) Call(ctx context.Context, spec httpapi.CallSpec) (_ *httpap
 	}
 	admitted = true
 	s.mu.Lock()
+	s.recordFinished(2) // while the job runs (recordFinished)
 	s.count.Admitted++
 	if spec.Deadline == 0 {
 		s.met.admission.WithLabelValues("best_effort").Inc()
@@ -537,10 +538,6 @@ func (s *Supervisor) finish(t *task, o outcome) {
 	if s.names[t.name] == t {
 		delete(s.names, t.name)
 	}
-	state := "done"
-	if o.err != nil {
-		state = "failed: " + o.err.Error()
-	}
 	// Met or missed: calls that ran, or whose deadline passed in the queue.
 	if !t.deadline.IsZero() && (o.ran || o.kind == dispatch.Expired) {
 		if o.err == nil && !o.finished.After(t.deadline) {
@@ -549,16 +546,59 @@ func (s *Supervisor) finish(t *task, o outcome) {
 			s.count.Missed++
 		}
 	}
-	tl := s.timelineOf(t, state)
-	if o.err == nil {
-		s.warm.add(t.arrived, admittedAt(tl.Events, t.arrived), o.started, time.Duration(o.instNs))
+	s.unrecorded = append(s.unrecorded, finishedCall{t: t, err: o.err, cpu: o.cpu, started: o.started,
+		finished: o.finished, instNs: o.instNs})
+}
+
+// finishedCall is a call answered but not yet in /uname's and
+// /warm-start-latency's records: what they need of its outcome (not its
+// output, which may be megabytes).
+type finishedCall struct {
+	t                 *task
+	err               error
+	cpu               int
+	started, finished time.Time
+	instNs            int64
+}
+
+// recordFinished puts up to n calls (all: n < 0) that finish left
+// unrecorded in the records of /uname and /warm-start-latency, oldest
+// first; s.mu held.
+//
+// Recording a call, its timeline built and kept, is a few microseconds
+// its client need not wait for (docs/benchmarks.md, "Sixth pass"). So
+// finish leaves it to the next admission, which records two while its
+// job runs on its lane, and to whoever reads or adds to the records:
+// they record all first, so what they see is as if each call had been
+// recorded as it finished.
+func (s *Supervisor) recordFinished(n int) {
+	if n < 0 || n > len(s.unrecorded) {
+		n = len(s.unrecorded)
 	}
-	tl.CPU = o.cpu
-	if !t.deadline.IsZero() && o.err == nil {
-		met := !o.finished.After(t.deadline)
-		tl.DeadlineMet = &met
+	for i := range n {
+		o := &s.unrecorded[i]
+		t := o.t
+		state := "done"
+		if o.err != nil {
+			state = "failed: " + o.err.Error()
+		}
+		tl := s.timelineOf(t, state)
+		if o.err == nil {
+			s.warm.add(t.arrived, admittedAt(tl.Events, t.arrived), o.started, time.Duration(o.instNs))
+		}
+		tl.CPU = o.cpu
+		if !t.deadline.IsZero() && o.err == nil {
+			met := !o.finished.After(t.deadline)
+			tl.DeadlineMet = &met
+		}
+		s.recent.add(tl)
+		s.unrecorded[i] = finishedCall{} // let the task go
 	}
-	s.recent.add(tl)
+	if n == len(s.unrecorded) {
+		s.unrecorded = s.unrecorded[:0]
+	} else {
+		s.unrecorded = s.unrecorded[n:]
+	}
 }
 
 // recordRefusal keeps the timeline of a call refused before admission for
@@ -581,6 +621,7 @@ func (s *Supervisor) recordRefusal(spec httpapi.CallSpec, err error) {
 		tl.DeadlineAt = &at
 	}
 	s.mu.Lock()
+	s.recordFinished(-1)
 	s.recent.add(tl)
 	s.mu.Unlock()
 }

@@ -425,6 +425,7 @@ func (s *Supervisor) finishChain(ch *chainCall, os []outcome, failed int, err er
 		met := !last.finished.After(ch.deadline)
 		tl.DeadlineMet = &met
 	}
+	s.recordFinished(-1)
 	s.recent.add(tl)
 }
 

@@ -229,3 +229,45 @@ func TestConfigHTTPLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordFinished: a call is recorded for /uname and
+// /warm-start-latency after its answer, by the next admission (two at a
+// time) or by whoever reads the records, in the order the calls finished.
+func TestRecordFinished(t *testing.T) {
+	r := newHonRig(t, 1, honRestart)
+	r.autoAnswer(hms)
+	for _, name := range []string{"rf1", "rf2", "rf3", "rf1"} {
+		if _, err := r.call(name, 1, 0, 0).wait(); err != nil {
+			t.Fatalf("%s: got %v, want a result", name, err)
+		}
+	}
+	unrecorded := func() int {
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		return len(r.s.unrecorded)
+	}
+	// Each admission recorded up to two of the calls before it: rf1 none,
+	// rf2 one, rf3 one, the second rf1 one. Its own is left.
+	if n := unrecorded(); n != 1 {
+		t.Errorf("after four calls in a row: %d unrecorded, want 1 (the last)", n)
+	}
+	if !strings.HasPrefix(r.s.WarmStart(), "cnt: 4,") {
+		t.Errorf("warm-start-latency: got %q, want cnt: 4", r.s.WarmStart())
+	}
+	if n := unrecorded(); n != 0 {
+		t.Errorf("after /warm-start-latency: %d unrecorded, want 0", n)
+	}
+	// The second rf1 is the one /uname shows: recorded after the first.
+	if _, err := r.call("rf4", 1, 0, 0).wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"rf1", "rf4"} {
+		v, err := r.s.Timeline(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if tl := v.(Timeline); tl.State != "done" || (name == "rf1" && tl.ID != 4) {
+			t.Errorf("%s: got task %d %q, want done (rf1: the second, task 4)", name, tl.ID, tl.State)
+		}
+	}
+}

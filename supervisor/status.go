@@ -269,6 +269,7 @@ func (s *Supervisor) Module(name string) (any, error) {
 func (s *Supervisor) Timeline(name string) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.recordFinished(-1)
 	if t, ok := s.names[name]; ok {
 		if t.chain != nil {
 			return s.chainTimeline(t.chain, "in flight", nil), nil
@@ -295,6 +296,7 @@ func (s *Supervisor) Timeline(name string) (any, error) {
 func (s *Supervisor) WarmStart() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.recordFinished(-1)
 	w := s.warm
 	n := time.Duration(max(w.n, 1))
 	return fmt.Sprintf("cnt: %d, start_latency: %dµs, sched_latency: %dµs, queue_latency: %dµs", w.n,

@@ -252,20 +252,23 @@ type Supervisor struct {
 	// the control socket serves /status before startIsolation.
 	nice atomic.Pointer[niceGovernor]
 
-	disp     *dispatch.Dispatcher // admission, lanes, deadlines; its own lock
-	mu       sync.Mutex           // guards everything below, and child fields; taken before disp's
-	est      *sched.Estimator
-	workers  []*child // lanes, by core then lane (Supervisor.lane)
-	benchd   *child
-	tasks    map[uint64]*task // in flight
-	names    map[string]*task // in-flight unique names
-	recent   recentTasks      // finished, for /uname
-	nextID   uint64
-	wake     chan struct{} // closed and replaced when a child changes state
-	shutting bool
-	count    counters
-	warm     warmStats
-	ready    bool
+	disp    *dispatch.Dispatcher // admission, lanes, deadlines; its own lock
+	mu      sync.Mutex           // guards everything below, and child fields; taken before disp's
+	est     *sched.Estimator
+	workers []*child // lanes, by core then lane (Supervisor.lane)
+	benchd  *child
+	tasks   map[uint64]*task // in flight
+	names   map[string]*task // in-flight unique names
+	recent  recentTasks      // finished, for /uname
+	// unrecorded are finished calls not yet in recent and warm
+	// (recordFinished).
+	unrecorded []finishedCall
+	nextID     uint64
+	wake       chan struct{} // closed and replaced when a child changes state
+	shutting   bool
+	count      counters
+	warm       warmStats
+	ready      bool
 	// starts are the last lane start times; their maximum is what
 	// admission charges a kill that leaves a core without a lane.
 	starts []time.Duration
