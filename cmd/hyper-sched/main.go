@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hyper-sched/hyper-sched/benchd"
 	"github.com/hyper-sched/hyper-sched/coreworker"
+	"github.com/hyper-sched/hyper-sched/internal/rawsock"
 	"github.com/hyper-sched/hyper-sched/isolate"
 	"github.com/hyper-sched/hyper-sched/supervisor"
 )
@@ -116,11 +118,12 @@ func child(ctx context.Context, role, title string, stderr io.Writer) int {
 	if err := os.WriteFile("/proc/self/comm", []byte(supervisor.ChildComm(title)), 0); err != nil {
 		log.Debug("set process name", "err", err)
 	}
-	conn := os.NewFile(3, "supervisor")
-	if conn == nil {
+	f := os.NewFile(3, "supervisor")
+	if f == nil {
 		fmt.Fprintln(stderr, "hyper-sched: no supervisor socket on fd 3; this role is started by the supervisor")
 		return 2
 	}
+	conn := supervisorConn(f)
 	// The supervisor closing the socket is the stop signal; SIGTERM from a
 	// process-group kill is ignored so that in-flight work ends cleanly.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -128,6 +131,24 @@ func child(ctx context.Context, role, title string, stderr io.Writer) int {
 		return coreworker.Run(ctx, conn, log)
 	}
 	return benchd.Run(ctx, conn, log)
+}
+
+// supervisorConn makes the socket on fd 3 a connection whose reads and
+// writes are raw system calls and that waits in the runtime's poller
+// (rawsock). As the blocking descriptor os/exec hands a child, every read
+// that waited for the next frame was a read(2) in the runtime's syscall
+// state: its P was handed to another thread, the frame that ended the wait
+// was run on that thread after a wake-up, and the lane's sysmon, woken,
+// checked on the process every 20 µs for a millisecond, taking the CPU
+// from the spinning lane each time (docs/benchmarks.md, "Sixth pass"). A
+// descriptor that is not a socket is used as it is.
+func supervisorConn(f *os.File) io.ReadWriter {
+	nc, err := net.FileConn(f) // a non-blocking duplicate, in the poller
+	if err != nil {
+		return f
+	}
+	f.Close()
+	return rawsock.Wrap(nc)
 }
 
 // errShowVersion is parseFlags' answer to --version: print the version
