@@ -56,21 +56,17 @@ func Run(ctx context.Context, conn io.ReadWriter, role string, log *slog.Logger,
 	return 0
 }
 
-// procs is the GOMAXPROCS of a child: one wasm call at a time on one CPU.
-// A coreworker has two Ps all the same: with one, sysmon takes the P from
-// a goroutine in a syscall (no P is idle) and wakes another thread, so a
-// lane that polls its socket in a loop of syscalls moved between threads
-// on nearly every job, and a third of the jobs reached it 30–50 µs late
-// (docs/benchmarks.md, issue 15). benchd keeps one: its compile budget
-// counts the process's CPU time, which a second P's parallel GC work
-// raised past the budget of a 3 MiB Go module under -race; the job it
-// measures runs alone on its CPU either way.
-func procs(role string) int {
-	if role == "coreworker" {
-		return 2
-	}
-	return 1
-}
+// childProcs is the GOMAXPROCS of a child: one, for one wasm call at a time on
+// one CPU. Lanes had two while the read that waited for their next frame was
+// a read(2) in the runtime's syscall state: with one P, sysmon took it from
+// the waiting goroutine and the frame was run on another thread after a
+// wake-up. Since they wait in the runtime's poller (supervisorConn in
+// cmd/hyper-sched), one P has the lower tail: the daemon's own p99 lower in
+// six rounds of six, no second P's GC worker or idle thread to wake on the
+// lane's CPU (docs/benchmarks.md, issue 15, sixth pass). benchd's compile
+// budget counts the process's CPU time, which a second P's parallel GC work
+// raised past the budget of a 3 MiB Go module under -race.
+const childProcs = 1
 
 // laneGCPercent is a coreworker's GOGC. Every call allocates ~14 KB of Go
 // heap (wazero's instance), and a lane's live heap is small (its modules'
@@ -102,7 +98,7 @@ func accept(ctx context.Context, c *ipc.Conn, role string, log *slog.Logger,
 			return nil, err
 		}
 	}
-	runtime.GOMAXPROCS(procs(role))
+	runtime.GOMAXPROCS(childProcs)
 	debug.SetGCPercent(gcPercent(role))
 	if err := h.Limits.Check(); err != nil {
 		return nil, err
