@@ -29,18 +29,9 @@ wrk_rounds=${WRK_ROUNDS:-6}
 wrk_secs=${WRK_SECS:-4}
 client_cpus=${CLIENT_CPUS:-0}
 ports=(${OLD_PORT:-3961} ${NEW_PORT:-3962} ${GO_PORT:-3963})
-tmp=$(mktemp -d /tmp/hs-ab.XXXXXX)
-mkdir -p "$tmp/modules"
-cp "$root/testdata/fib.wasm" "$tmp/modules/"
-
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_tmp hs-ab
 
 for i in 0 1; do
 	name=$([[ $i == 0 ]] && echo old || echo new)
@@ -87,11 +78,7 @@ print(f"new/old client p50 by round: {' '.join(f'{x:.3f}' for x in r)}; median {
 EOF
 
 if command -v wrk >/dev/null && ((wrk_rounds > 0)); then
-	cat >"$tmp/noop.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"wasm_name":"fib.wasm","export_func":"noop","params":[],"results_length":"0"}'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+	bench_noop_lua "$tmp/noop.lua"
 	echo "== wrk, 128 connections, $wrk_rounds rounds of ${wrk_secs}s each, order rotating"
 	names=(old new go-baseline)
 	for r in $(seq "$wrk_rounds"); do

@@ -32,18 +32,9 @@ http_cpus=${HTTP_CPUS:-0}
 out=${OUT:-$root/bench/results/overhead-ipc}
 [[ $(id -u) == 0 ]] || { echo "bench/overhead.sh: needs root (cgroups)" >&2; exit 1; }
 mkdir -p "$out"
-tmp=$(mktemp -d /tmp/hs-overhead.XXXXXX)
-mkdir -p "$tmp/modules"
-cp "$root/testdata/fib.wasm" "$tmp/modules/"
-
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_tmp hs-overhead
 
 wait_ok() { # URL CURL_ARGS...
 	local url=$1
@@ -133,11 +124,7 @@ for c in ("1c", "128c"):
         print(f"{c:5s} ratio hyper-sched/go-baseline: p50 {med['hyper-sched'][0] / med['go-baseline'][0]:.3f}, throughput {med['hyper-sched'][1] / med['go-baseline'][1]:.3f}")
 EOF
 if command -v wrk >/dev/null; then
-	cat >"$tmp/noop.lua" <<'EOF'
-wrk.method = "POST"
-wrk.body = '{"wasm_name":"fib.wasm","export_func":"noop","params":[],"results_length":"0"}'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+	bench_noop_lua "$tmp/noop.lua"
 	for r in $(seq 2); do
 		for t in hyper-sched:$hs go-baseline:$gb; do
 			echo "-- wrk ${t%%:*} round $r"
