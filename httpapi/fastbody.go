@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"encoding/json"
+
 	"github.com/hyper-sched/hyper-sched/wasmval"
 )
 
@@ -25,72 +27,49 @@ func decodeCallFast(body []byte, b *callBody) bool {
 	if !s.byte('{') {
 		return false
 	}
-	var seen uint16
-	if s.peek() == '}' {
+	if s.skipSpace(); s.peek() == '}' {
 		s.i++
 		return s.end()
 	}
+	var seen uint16 // the fields read, by their number below
 	for {
 		key, ok := s.plainString()
 		if !ok || !s.byte(':') {
 			return false
 		}
-		f := fastField(key)
-		if f < 0 || seen&(1<<f) != 0 {
+		var f int
+		switch string(key) {
+		case "wasm_name":
+			f, ok = 0, s.str(&b.WasmName)
+		case "task_unique_name":
+			f, ok = 1, s.str(&b.TaskName)
+		case "export_func":
+			f, ok = 2, s.str(&b.ExportFunc)
+		case "param_type":
+			f, ok = 3, s.stringOrList(&b.ParamType)
+		case "params":
+			f, ok = 4, s.stringOrList(&b.Params)
+		case "results_length":
+			f, ok = 5, s.flex(&b.ResultsLength)
+		case "expected_execution_time":
+			f, ok = 6, s.flex(&b.Expected)
+		case "expected_deadline":
+			f, ok = 7, s.flex(&b.Deadline)
+		case "deadline_at":
+			f, ok = 8, s.flex(&b.DeadlineAt)
+		case "capture_output":
+			f, ok = 9, s.boolean(&b.CaptureOutput)
+		case "allow_late":
+			f, ok = 10, s.boolean(&b.AllowLate)
+		default:
+			// Left to encoding/json, which also matches keys regardless
+			// of case and ignores unknown ones.
+			return false
+		}
+		if !ok || seen&(1<<f) != 0 {
 			return false
 		}
 		seen |= 1 << f
-		switch f {
-		case fWasmName, fTaskName, fExportFunc:
-			v, ok := s.plainString()
-			if !ok {
-				return false
-			}
-			switch f {
-			case fWasmName:
-				b.WasmName = string(v)
-			case fTaskName:
-				b.TaskName = string(v)
-			default:
-				b.ExportFunc = string(v)
-			}
-		case fParamType, fParams:
-			start := s.skipSpace()
-			if !s.stringOrList() {
-				return false
-			}
-			raw := append([]byte(nil), body[start:s.i]...)
-			if f == fParamType {
-				b.ParamType = raw
-			} else {
-				b.Params = raw
-			}
-		case fResultsLength, fExpected, fDeadline, fDeadlineAt:
-			v, ok := s.flex()
-			if !ok {
-				return false
-			}
-			switch f {
-			case fResultsLength:
-				b.ResultsLength = v
-			case fExpected:
-				b.Expected = v
-			case fDeadline:
-				b.Deadline = v
-			default:
-				b.DeadlineAt = v
-			}
-		case fCaptureOutput, fAllowLate:
-			v, ok := s.boolean()
-			if !ok {
-				return false
-			}
-			if f == fCaptureOutput {
-				b.CaptureOutput = v
-			} else {
-				b.AllowLate = v
-			}
-		}
 		switch s.skipSpace(); s.peek() {
 		case ',':
 			s.i++
@@ -101,50 +80,6 @@ func decodeCallFast(body []byte, b *callBody) bool {
 			return false
 		}
 	}
-}
-
-const (
-	fWasmName = iota
-	fTaskName
-	fExportFunc
-	fParamType
-	fParams
-	fResultsLength
-	fExpected
-	fDeadline
-	fDeadlineAt
-	fCaptureOutput
-	fAllowLate
-)
-
-// fastField is the field key names, or -1 for one decodeCallFast leaves to
-// encoding/json (which also matches keys regardless of case).
-func fastField(key []byte) int {
-	switch string(key) {
-	case "wasm_name":
-		return fWasmName
-	case "task_unique_name":
-		return fTaskName
-	case "export_func":
-		return fExportFunc
-	case "param_type":
-		return fParamType
-	case "params":
-		return fParams
-	case "results_length":
-		return fResultsLength
-	case "expected_execution_time":
-		return fExpected
-	case "expected_deadline":
-		return fDeadline
-	case "deadline_at":
-		return fDeadlineAt
-	case "capture_output":
-		return fCaptureOutput
-	case "allow_late":
-		return fAllowLate
-	}
-	return -1
 }
 
 // scanner reads the JSON decodeCallFast covers; every method reports
@@ -250,21 +185,41 @@ func (s *scanner) digits() bool {
 	return s.i > start
 }
 
-// flex reads a plain string or a number, after white space, as
+// str reads a plain string, after white space, into dst.
+func (s *scanner) str(dst *string) bool {
+	v, ok := s.plainString()
+	*dst = string(v)
+	return ok
+}
+
+// flex reads a plain string or a number, after white space, into dst as
 // wasmval.Flex holds it: the string's contents or the number's literal.
-func (s *scanner) flex() (wasmval.Flex, bool) {
+func (s *scanner) flex(dst *wasmval.Flex) bool {
+	var v []byte
+	var ok bool
 	if s.skipSpace(); s.peek() == '"' {
-		v, ok := s.plainString()
-		return wasmval.Flex(v), ok
+		v, ok = s.plainString()
+	} else {
+		v, ok = s.number()
 	}
-	v, ok := s.number()
-	return wasmval.Flex(v), ok
+	*dst = wasmval.Flex(v)
+	return ok
 }
 
 // stringOrList reads a plain string, or a list of plain strings and
-// numbers, after white space.
-func (s *scanner) stringOrList() bool {
-	if s.skipSpace(); s.peek() == '"' {
+// numbers, after white space, and copies its JSON into dst.
+func (s *scanner) stringOrList(dst *json.RawMessage) bool {
+	start := s.skipSpace()
+	if !s.value() {
+		return false
+	}
+	*dst = append(json.RawMessage(nil), s.b[start:s.i]...)
+	return true
+}
+
+// value reads what stringOrList does.
+func (s *scanner) value() bool {
+	if s.peek() == '"' {
 		_, ok := s.plainString()
 		return ok
 	}
@@ -295,8 +250,8 @@ func (s *scanner) stringOrList() bool {
 	}
 }
 
-// boolean reads true or false after white space.
-func (s *scanner) boolean() (bool, bool) {
+// boolean reads true or false, after white space, into dst.
+func (s *scanner) boolean(dst *bool) bool {
 	s.skipSpace()
 	for _, w := range [...]struct {
 		word string
@@ -304,8 +259,9 @@ func (s *scanner) boolean() (bool, bool) {
 	}{{"true", true}, {"false", false}} {
 		if len(s.b)-s.i >= len(w.word) && string(s.b[s.i:s.i+len(w.word)]) == w.word {
 			s.i += len(w.word)
-			return w.v, true
+			*dst = w.v
+			return true
 		}
 	}
-	return false, false
+	return false
 }
