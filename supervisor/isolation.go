@@ -32,9 +32,9 @@ type isolation struct {
 func (iso *isolation) cgroups() *isolate.Cgroups { return iso.cg.Load() }
 
 // supervisorNice is the supervisor's nice value while it has calls
-// queueing or a deadline call in hand (nice.go): it reads the lanes' answers and sends their next
-// jobs, so on the housekeeping CPUs it goes before benchd, lanes warming
-// up and other processes (docs/isolation.md).
+// queueing or a deadline call in hand (nice.go): it reads the lanes'
+// answers and sends their next jobs, so on the housekeeping CPUs it goes
+// before benchd, lanes warming up and other processes (docs/isolation.md).
 const supervisorNice = -5
 
 // laneNice is a SCHED_OTHER lane's nice value, the busy supervisor's: where
